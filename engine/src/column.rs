@@ -1,0 +1,291 @@
+//! Column blocks: encoding and decoding of the values of one block of a stream.
+//!
+//! Numbers (`__time`, long and double columns, dictionary ids, multi-value lengths) are stored
+//! with pcodec, which finds deltas, common multiples and narrow ranges on its own and beats zstd
+//! on numeric data at a fraction of its cost; it falls back to plain bytes if pco declines.
+//! Byte strings (sketches) are length-prefixed and zstd-compressed.
+//!
+//! Decoders are only handed bytes whose checksum has already been checked, and still check that
+//! they produce exactly the number of values the directory promised.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::segment::format::Codec;
+
+/// pco compression level: 4 keeps encoding fast (ingest throughput) at nearly the ratio of the
+/// default level 8 on time-series data.
+pub const PCO_LEVEL: usize = 4;
+
+/// zstd level for byte blocks.
+pub const ZSTD_LEVEL: i32 = 3;
+
+/// A value type that a numeric block can hold.
+pub trait BlockValue: pco::data_types::Number + Copy + Default {
+    /// Size of one value in plain encoding.
+    const SIZE: usize;
+    /// Append the plain little-endian encoding.
+    fn put_le(&self, out: &mut Vec<u8>);
+    /// Read from plain little-endian bytes (`b.len() == SIZE`).
+    fn get_le(b: &[u8]) -> Self;
+}
+
+macro_rules! block_value {
+    ($t:ty, $n:expr) => {
+        impl BlockValue for $t {
+            const SIZE: usize = $n;
+            fn put_le(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get_le(b: &[u8]) -> Self {
+                let mut a = [0u8; $n];
+                a.copy_from_slice(b);
+                <$t>::from_le_bytes(a)
+            }
+        }
+    };
+}
+block_value!(i64, 8);
+block_value!(u32, 4);
+block_value!(f64, 8);
+
+/// Encode a block of numbers; returns the codec used and the bytes.
+pub fn encode_numbers<T: BlockValue>(values: &[T]) -> (Codec, Vec<u8>) {
+    if values.is_empty() {
+        return (Codec::Plain, Vec::new());
+    }
+    let config = pco::ChunkConfig::default().with_compression_level(PCO_LEVEL);
+    match pco::standalone::simple_compress(values, &config) {
+        Ok(bytes) if bytes.len() < values.len() * T::SIZE => (Codec::Pco, bytes),
+        _ => {
+            let mut out = Vec::with_capacity(values.len() * T::SIZE);
+            for v in values {
+                v.put_le(&mut out);
+            }
+            (Codec::Plain, out)
+        }
+    }
+}
+
+/// Decode a block of numbers, checking that exactly `n` values come out.
+pub fn decode_numbers<T: BlockValue>(
+    codec: Codec,
+    bytes: &[u8],
+    n: usize,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<T>> {
+    let values: Vec<T> = match codec {
+        Codec::Plain => {
+            if bytes.len() != n * T::SIZE {
+                return Err(Error::corruption(
+                    path,
+                    format!("{what} plain block size"),
+                    n * T::SIZE,
+                    bytes.len(),
+                ));
+            }
+            bytes.chunks_exact(T::SIZE).map(T::get_le).collect()
+        }
+        Codec::Pco => {
+            if n == 0 {
+                Vec::new()
+            } else {
+                pco::standalone::simple_decompress(bytes).map_err(|e| {
+                    Error::corruption(path, format!("{what} pco block"), "a valid pco chunk", e)
+                })?
+            }
+        }
+        Codec::Zstd => {
+            let plain = zstd_decode(bytes, n * T::SIZE, path, what)?;
+            return decode_numbers(Codec::Plain, &plain, n, path, what);
+        }
+    };
+    if values.len() != n {
+        return Err(Error::corruption(
+            path,
+            format!("{what} block value count"),
+            n,
+            values.len(),
+        ));
+    }
+    Ok(values)
+}
+
+/// Encode a block of byte strings (length-prefixed, zstd).
+pub fn encode_blobs<B: AsRef<[u8]>>(items: &[B]) -> Result<(Codec, Vec<u8>)> {
+    let total: usize = items.iter().map(|b| b.as_ref().len() + 4).sum();
+    let mut plain = Vec::with_capacity(total);
+    for b in items {
+        let b = b.as_ref();
+        let len = u32::try_from(b.len())
+            .map_err(|_| Error::invalid(format!("value of {} bytes is too large", b.len())))?;
+        plain.extend_from_slice(&len.to_le_bytes());
+        plain.extend_from_slice(b);
+    }
+    let bytes = zstd::bulk::compress(&plain, ZSTD_LEVEL)
+        .map_err(|e| Error::internal(format!("zstd compression failed: {e}")))?;
+    let mut out = Vec::with_capacity(bytes.len() + 8);
+    out.extend_from_slice(&(plain.len() as u64).to_le_bytes());
+    out.extend_from_slice(&bytes);
+    Ok((Codec::Zstd, out))
+}
+
+/// Decode a block of byte strings, checking that exactly `n` come out.
+pub fn decode_blobs(
+    codec: Codec,
+    bytes: &[u8],
+    n: usize,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<Vec<u8>>> {
+    let plain = match codec {
+        Codec::Zstd => {
+            if bytes.len() < 8 {
+                return Err(Error::corruption(
+                    path,
+                    format!("{what} blob block header"),
+                    "8 bytes",
+                    bytes.len(),
+                ));
+            }
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&bytes[..8]);
+            let len = u64::from_le_bytes(len);
+            // A block never holds more than BLOCK_ROWS sketches of a few KiB each.
+            const MAX_BLOB_BLOCK: u64 = 1 << 32;
+            if len > MAX_BLOB_BLOCK {
+                return Err(Error::corruption(
+                    path,
+                    format!("{what} blob block size"),
+                    format!("at most {MAX_BLOB_BLOCK}"),
+                    len,
+                ));
+            }
+            zstd_decode(&bytes[8..], len as usize, path, what)?
+        }
+        Codec::Plain => bytes.to_vec(),
+        Codec::Pco => {
+            return Err(Error::corruption(
+                path,
+                format!("{what} blob block codec"),
+                "zstd or plain",
+                "pco",
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(n);
+    let mut pos = 0usize;
+    while pos < plain.len() {
+        if plain.len() - pos < 4 {
+            return Err(Error::corruption(
+                path,
+                format!("{what} blob length"),
+                "4 bytes",
+                plain.len() - pos,
+            ));
+        }
+        let mut l = [0u8; 4];
+        l.copy_from_slice(&plain[pos..pos + 4]);
+        let l = u32::from_le_bytes(l) as usize;
+        pos += 4;
+        if plain.len() - pos < l {
+            return Err(Error::corruption(
+                path,
+                format!("{what} blob bytes"),
+                l,
+                plain.len() - pos,
+            ));
+        }
+        out.push(plain[pos..pos + l].to_vec());
+        pos += l;
+    }
+    if out.len() != n {
+        return Err(Error::corruption(
+            path,
+            format!("{what} blob count"),
+            n,
+            out.len(),
+        ));
+    }
+    Ok(out)
+}
+
+fn zstd_decode(bytes: &[u8], expected_len: usize, path: &Path, what: &str) -> Result<Vec<u8>> {
+    let out = zstd::bulk::decompress(bytes, expected_len).map_err(|e| {
+        Error::corruption(path, format!("{what} zstd block"), "a valid zstd frame", e)
+    })?;
+    if out.len() != expected_len {
+        return Err(Error::corruption(
+            path,
+            format!("{what} zstd block size"),
+            expected_len,
+            out.len(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Order-preserving map of an f64 to u64 (total order, -0.0 < 0.0, NaN last); used for block
+/// min/max of double columns so they compare as integers.
+pub fn f64_to_ordered(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+/// Inverse of [`f64_to_ordered`].
+pub fn ordered_to_f64(o: u64) -> f64 {
+    let b = if o >> 63 == 1 { o & !(1 << 63) } else { !o };
+    f64::from_bits(b)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip() {
+        let p = Path::new("t");
+        let v: Vec<i64> = (0..10_000).map(|i| i * 10_000 + (i % 7)).collect();
+        let (c, b) = encode_numbers(&v);
+        assert_eq!(c, Codec::Pco);
+        assert!(b.len() < v.len() * 2);
+        assert_eq!(decode_numbers::<i64>(c, &b, v.len(), p, "x").unwrap(), v);
+        let f: Vec<f64> = (0..1000).map(|i| i as f64 * 0.25 - 3.0).collect();
+        let (c, b) = encode_numbers(&f);
+        assert_eq!(decode_numbers::<f64>(c, &b, f.len(), p, "x").unwrap(), f);
+        let e: Vec<u32> = vec![];
+        let (c, b) = encode_numbers(&e);
+        assert!(decode_numbers::<u32>(c, &b, 0, p, "x").unwrap().is_empty());
+        assert!(decode_numbers::<u32>(c, &b, 1, p, "x").is_err());
+    }
+
+    #[test]
+    fn blobs_round_trip() {
+        let p = Path::new("t");
+        let items = vec![b"abc".to_vec(), vec![], vec![7u8; 1000]];
+        let (c, b) = encode_blobs(&items).unwrap();
+        assert_eq!(decode_blobs(c, &b, 3, p, "x").unwrap(), items);
+        assert!(decode_blobs(c, &b, 2, p, "x").is_err());
+    }
+
+    #[test]
+    fn ordered_floats() {
+        let xs = [
+            f64::NEG_INFINITY,
+            -2.5,
+            -0.0,
+            0.0,
+            1e-300,
+            3.0,
+            f64::INFINITY,
+        ];
+        for w in xs.windows(2) {
+            assert!(f64_to_ordered(w[0]) < f64_to_ordered(w[1]), "{w:?}");
+        }
+        for x in xs {
+            assert_eq!(ordered_to_f64(f64_to_ordered(x)).to_bits(), x.to_bits());
+        }
+    }
+}

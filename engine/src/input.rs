@@ -1,0 +1,362 @@
+//! Input rows: turning JSON objects and Arrow record batches into the values a segment writer
+//! (or, later, the realtime index) takes.
+//!
+//! A row is presented as its timestamp plus one [`InputValue`] per *input field* of the schema:
+//! first one per dimension (in declared order), then one per metric (in declared order; `count`
+//! gets [`InputValue::Null`]). Conversion to the column's type happens in the writer, so JSON and
+//! Arrow share one set of rules and one set of error messages.
+
+use std::borrow::Cow;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::schema::{DataSchema, json_type};
+
+/// One input value before conversion to a column type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputValue<'a> {
+    /// Missing or null.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Long(i64),
+    /// A floating-point number.
+    Double(f64),
+    /// A string.
+    Str(Cow<'a, str>),
+    /// A list (multi-value dimensions, several values for a sketch).
+    List(Vec<InputValue<'a>>),
+}
+
+impl<'a> InputValue<'a> {
+    /// Convert a JSON value; objects and nested lists are errors naming the field.
+    pub fn from_json(v: &'a Value, field: &str) -> Result<InputValue<'a>> {
+        Ok(match v {
+            Value::Null => InputValue::Null,
+            Value::Bool(b) => InputValue::Bool(*b),
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64() {
+                    InputValue::Long(i)
+                } else if let Some(f) = n.as_f64() {
+                    InputValue::Double(f)
+                } else {
+                    return Err(Error::invalid(format!(
+                        "field `{field}`: number {n} is out of range"
+                    )));
+                }
+            }
+            Value::String(s) => InputValue::Str(Cow::Borrowed(s)),
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::Array(_) | Value::Object(_) => {
+                            return Err(Error::invalid(format!(
+                                "field `{field}`: lists may hold only strings, numbers, booleans or null, found {}",
+                                json_type(item)
+                            )));
+                        }
+                        other => out.push(InputValue::from_json(other, field)?),
+                    }
+                }
+                InputValue::List(out)
+            }
+            Value::Object(_) => {
+                return Err(Error::invalid(format!(
+                    "field `{field}`: expected a scalar or a list, found an object"
+                )));
+            }
+        })
+    }
+
+    /// A short description for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            InputValue::Null => "null".into(),
+            InputValue::Bool(b) => b.to_string(),
+            InputValue::Long(i) => i.to_string(),
+            InputValue::Double(f) => f.to_string(),
+            InputValue::Str(s) => {
+                let s: String = s.chars().take(64).collect();
+                format!("{s:?}")
+            }
+            InputValue::List(l) => format!("a list of {} values", l.len()),
+        }
+    }
+}
+
+/// The input field names of a schema, in the order rows present them.
+pub fn input_fields(schema: &DataSchema) -> Vec<Option<&str>> {
+    schema
+        .dimensions
+        .iter()
+        .map(|d| Some(d.name.as_str()))
+        .chain(schema.metrics.iter().map(|m| m.field_name.as_deref()))
+        .collect()
+}
+
+/// Read one JSON object row: its timestamp and its input values (into `out`, cleared first).
+pub fn json_row<'a>(
+    schema: &DataSchema,
+    row: &'a Map<String, Value>,
+    out: &mut Vec<InputValue<'a>>,
+) -> Result<i64> {
+    out.clear();
+    let ts = &schema.timestamp_spec;
+    let time = match row.get(&ts.column) {
+        None | Some(Value::Null) => ts.missing_value.ok_or_else(|| {
+            Error::invalid(format!(
+                "timestamp field `{}` is missing or null",
+                ts.column
+            ))
+        })?,
+        Some(v) => ts
+            .format
+            .parse_json(v)
+            .map_err(|e| Error::invalid(format!("timestamp field `{}`: {e}", ts.column)))?,
+    };
+    for field in input_fields(schema) {
+        let v = match field.and_then(|f| row.get(f).map(|v| (f, v))) {
+            None => InputValue::Null,
+            Some((f, v)) => InputValue::from_json(v, f)?,
+        };
+        out.push(v);
+    }
+    Ok(time)
+}
+
+/// Rows of an Arrow record batch, with its columns matched to the schema's fields by name.
+///
+/// Fields absent from the batch read as null. Supported column types: integers, floats,
+/// booleans, UTF-8 (plain, large, view), dictionary-encoded strings, timestamps (for the time
+/// column) and lists of those (multi-value dimensions).
+#[derive(Debug)]
+pub struct ArrowRows<'s> {
+    schema: &'s DataSchema,
+    time: ArrayRef,
+    fields: Vec<Option<ArrayRef>>,
+    num_rows: usize,
+}
+
+impl<'s> ArrowRows<'s> {
+    /// Match `batch`'s columns to `schema`.
+    pub fn new(schema: &'s DataSchema, batch: &RecordBatch) -> Result<ArrowRows<'s>> {
+        let ts = &schema.timestamp_spec;
+        let time = batch.column_by_name(&ts.column).cloned();
+        let time = match time {
+            Some(t) => t,
+            None if ts.missing_value.is_some() => {
+                arrow_array::new_null_array(&DataType::Int64, batch.num_rows())
+            }
+            None => {
+                return Err(Error::invalid(format!(
+                    "timestamp column `{}` is not in the input (columns: {})",
+                    ts.column,
+                    batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        };
+        check_supported(time.data_type(), &ts.column, true)?;
+        let mut fields = Vec::new();
+        for f in input_fields(schema) {
+            let col = f.and_then(|f| batch.column_by_name(f).cloned());
+            if let (Some(c), Some(name)) = (&col, f) {
+                check_supported(c.data_type(), name, false)?;
+            }
+            fields.push(col);
+        }
+        Ok(ArrowRows {
+            schema,
+            time,
+            fields,
+            num_rows: batch.num_rows(),
+        })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.num_rows
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.num_rows == 0
+    }
+
+    /// Read row `i`: its timestamp and input values (into `out`, cleared first).
+    pub fn row<'b>(&'b self, i: usize, out: &mut Vec<InputValue<'b>>) -> Result<i64> {
+        out.clear();
+        let ts = &self.schema.timestamp_spec;
+        let time = if self.time.is_null(i) {
+            ts.missing_value.ok_or_else(|| {
+                Error::invalid(format!("timestamp column `{}` is null", ts.column))
+            })?
+        } else {
+            arrow_time(&self.time, i, self.schema)?
+        };
+        for col in &self.fields {
+            out.push(match col {
+                None => InputValue::Null,
+                Some(c) => arrow_value(c, i),
+            });
+        }
+        Ok(time)
+    }
+}
+
+fn check_supported(dt: &DataType, name: &str, time: bool) -> Result<()> {
+    let ok = match dt {
+        DataType::Null
+        | DataType::Boolean
+        | DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Utf8
+        | DataType::LargeUtf8
+        | DataType::Utf8View => true,
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => true,
+        DataType::Dictionary(_, v) => matches!(
+            v.as_ref(),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        ),
+        DataType::List(f) | DataType::LargeList(f) if !time => {
+            check_supported(f.data_type(), name, false).is_ok()
+                && !matches!(f.data_type(), DataType::List(_) | DataType::LargeList(_))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "column `{name}` has Arrow type {dt}, which cannot be ingested"
+        )))
+    }
+}
+
+fn arrow_time(a: &ArrayRef, i: usize, schema: &DataSchema) -> Result<i64> {
+    let ts = &schema.timestamp_spec;
+    let err = |e: Error| Error::invalid(format!("timestamp column `{}`: {e}", ts.column));
+    Ok(match a.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            a.as_primitive::<TimestampMillisecondType>().value(i)
+        }
+        DataType::Timestamp(TimeUnit::Second, _) => a
+            .as_primitive::<TimestampSecondType>()
+            .value(i)
+            .checked_mul(1000)
+            .ok_or_else(|| err(Error::invalid("timestamp out of range")))?,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => a
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(i)
+            .div_euclid(1000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => a
+            .as_primitive::<TimestampNanosecondType>()
+            .value(i)
+            .div_euclid(1_000_000),
+        DataType::Date32 => {
+            i64::from(a.as_primitive::<arrow_array::types::Date32Type>().value(i)) * 86_400_000
+        }
+        DataType::Date64 => a.as_primitive::<arrow_array::types::Date64Type>().value(i),
+        _ => match arrow_value(a, i) {
+            InputValue::Long(v) => ts.format.parse_i64(v).map_err(err)?,
+            InputValue::Double(v) => ts.format.parse_json(&serde_json::json!(v)).map_err(err)?,
+            InputValue::Str(s) => ts.format.parse_str(&s).map_err(err)?,
+            other => {
+                return Err(err(Error::invalid(format!(
+                    "cannot read {} as a timestamp",
+                    other.describe()
+                ))));
+            }
+        },
+    })
+}
+
+fn arrow_value(a: &ArrayRef, i: usize) -> InputValue<'_> {
+    if a.is_null(i) {
+        return InputValue::Null;
+    }
+    match a.data_type() {
+        DataType::Boolean => InputValue::Bool(a.as_boolean().value(i)),
+        DataType::Int8 => InputValue::Long(a.as_primitive::<Int8Type>().value(i).into()),
+        DataType::Int16 => InputValue::Long(a.as_primitive::<Int16Type>().value(i).into()),
+        DataType::Int32 => InputValue::Long(a.as_primitive::<Int32Type>().value(i).into()),
+        DataType::Int64 => InputValue::Long(a.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt8 => InputValue::Long(a.as_primitive::<UInt8Type>().value(i).into()),
+        DataType::UInt16 => InputValue::Long(a.as_primitive::<UInt16Type>().value(i).into()),
+        DataType::UInt32 => InputValue::Long(a.as_primitive::<UInt32Type>().value(i).into()),
+        DataType::UInt64 => {
+            let v = a.as_primitive::<UInt64Type>().value(i);
+            match i64::try_from(v) {
+                Ok(v) => InputValue::Long(v),
+                Err(_) => InputValue::Double(v as f64),
+            }
+        }
+        DataType::Float32 => InputValue::Double(a.as_primitive::<Float32Type>().value(i).into()),
+        DataType::Float64 => InputValue::Double(a.as_primitive::<Float64Type>().value(i)),
+        DataType::Utf8 => InputValue::Str(Cow::Borrowed(a.as_string::<i32>().value(i))),
+        DataType::LargeUtf8 => InputValue::Str(Cow::Borrowed(a.as_string::<i64>().value(i))),
+        DataType::Utf8View => InputValue::Str(Cow::Borrowed(a.as_string_view().value(i))),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            InputValue::Long(a.as_primitive::<TimestampMillisecondType>().value(i))
+        }
+        DataType::Dictionary(k, _) => {
+            macro_rules! dict {
+                ($t:ty) => {{
+                    let d = a.as_dictionary::<$t>();
+                    match usize::try_from(d.keys().value(i)) {
+                        Ok(key) if key < d.values().len() => arrow_value(d.values(), key),
+                        _ => InputValue::Null,
+                    }
+                }};
+            }
+            match k.as_ref() {
+                DataType::Int8 => dict!(Int8Type),
+                DataType::Int16 => dict!(Int16Type),
+                DataType::Int32 => dict!(Int32Type),
+                DataType::Int64 => dict!(Int64Type),
+                DataType::UInt8 => dict!(UInt8Type),
+                DataType::UInt16 => dict!(UInt16Type),
+                DataType::UInt32 => dict!(UInt32Type),
+                DataType::UInt64 => dict!(UInt64Type),
+                _ => InputValue::Null,
+            }
+        }
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            let offsets = l.value_offsets();
+            let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+            InputValue::List((s..e).map(|j| arrow_value(l.values(), j)).collect())
+        }
+        DataType::LargeList(_) => {
+            let l = a.as_list::<i64>();
+            let offsets = l.value_offsets();
+            let (s, e) = (offsets[i] as usize, offsets[i + 1] as usize);
+            InputValue::List((s..e).map(|j| arrow_value(l.values(), j)).collect())
+        }
+        _ => InputValue::Null,
+    }
+}

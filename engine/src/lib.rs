@@ -1,0 +1,25 @@
+//! Basalt engine: the storage and query core of Basalt, with no network code.
+//!
+//! - [`schema`]: datasource specs in Druid's `dataSchema` JSON shape, and input-row parsing.
+//! - [`time`]: intervals, granularities and timestamp parsing (UTC milliseconds).
+//! - [`aggregate`]: metric aggregators shared by ingest-time rollup and (later) queries.
+//! - [`segment`]: the immutable, memory-mapped segment format: writer, reader, verify.
+//! - [`column`], [`dictionary`], [`bitmap`]: the on-disk structures a segment is made of.
+//! - [`catalog`]: the embedded, crash-safe catalog of published segments.
+//! - [`timeline`]: versioned intervals; which segments a query sees.
+//! - [`storage`]: the data directory, segment files and atomic publishing.
+
+pub mod aggregate;
+pub mod bitmap;
+pub mod catalog;
+pub mod column;
+pub mod dictionary;
+pub mod error;
+pub mod input;
+pub mod schema;
+pub mod segment;
+pub mod storage;
+pub mod time;
+pub mod timeline;
+
+pub use error::{Error, Result};

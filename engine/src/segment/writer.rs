@@ -1,0 +1,1485 @@
+//! Building one immutable segment: rows in, a segment file out.
+//!
+//! Rows are appended column-wise (strings interned into per-column dictionaries as they arrive).
+//! [`SegmentWriter::finish`] then
+//! 1. sorts the dictionaries and maps arrival ids to sorted ids,
+//! 2. sorts the rows by the schema's sort order (packed into one `u128` key per row when the key
+//!    columns fit, otherwise a column-by-column comparison),
+//! 3. merges runs of equal keys when rollup is on (metrics combined in arrival order),
+//! 4. encodes every column in blocks of [`BLOCK_ROWS`] rows (in parallel), builds dictionaries
+//!    and bitmap indexes, and writes the file with its directory and footer.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+use arrow_array::RecordBatch;
+use datasketches::hll::HllSketch;
+use roaring::RoaringBitmap;
+
+use crate::aggregate::{
+    combine_double, combine_long, combine_pair, hll_update_str, merge_hll, new_hll,
+};
+use crate::bitmap::{encode_bitmap, encode_bitmap_index};
+use crate::column::{BlockValue, encode_blobs, encode_numbers, f64_to_ordered};
+use crate::dictionary::encode_dictionary;
+use crate::error::{Error, Result};
+use crate::input::{ArrowRows, InputValue, json_row};
+use crate::schema::{DataSchema, DimensionType, MetricKind, MultiValueHandling, TIME_COLUMN};
+use crate::segment::format::{
+    BLOCK_ROWS, BlockMeta, ByteRange, Codec, ColumnKind, ColumnMeta, ColumnType, Directory,
+    PartMeta, PartRole, StreamMeta, StreamRole, encode_footer, encode_header,
+};
+use crate::time::Interval;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// What one finished segment holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentStats {
+    /// Rows appended.
+    pub rows_in: u64,
+    /// Rows stored after rollup.
+    pub rows_out: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+/// The outcome of appending a batch: how many rows were taken, and why the others were not.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchReport {
+    /// Rows appended.
+    pub accepted: u64,
+    /// Rows rejected, with their index in the batch and the reason.
+    pub rejected: Vec<(usize, String)>,
+}
+
+#[derive(Debug)]
+struct StringDim {
+    dict: FastMap<Box<str>, u32>,
+    /// Arrival-ordered values; arrival id `k` (1-based) is `values[k - 1]`.
+    values: Vec<Box<str>>,
+    /// One id per row (0 = null) while the column is single-valued.
+    ids: Vec<u32>,
+    /// Set once a row with several values arrives: `offsets[r]..offsets[r + 1]` indexes `multi`.
+    offsets: Option<Vec<u32>>,
+    multi: Vec<u32>,
+}
+
+impl StringDim {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.dict.get(s) {
+            return *id;
+        }
+        self.values.push(s.into());
+        let id = self.values.len() as u32;
+        self.dict.insert(s.into(), id);
+        id
+    }
+
+    fn go_multi(&mut self) {
+        if self.offsets.is_some() {
+            return;
+        }
+        let mut offsets = Vec::with_capacity(self.ids.len() + 1);
+        offsets.push(0u32);
+        for &id in &self.ids {
+            if id != 0 {
+                self.multi.push(id);
+            }
+            offsets.push(self.multi.len() as u32);
+        }
+        self.offsets = Some(offsets);
+        self.ids = Vec::new();
+    }
+
+    fn row_ids(&self, r: usize) -> &[u32] {
+        match &self.offsets {
+            Some(o) => &self.multi[o[r] as usize..o[r + 1] as usize],
+            None => {
+                if self.ids[r] == 0 {
+                    &[]
+                } else {
+                    std::slice::from_ref(&self.ids[r])
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum DimCol {
+    Str(StringDim),
+    Long {
+        values: Vec<i64>,
+        nulls: RoaringBitmap,
+    },
+    Double {
+        values: Vec<f64>,
+        nulls: RoaringBitmap,
+    },
+}
+
+#[derive(Debug)]
+enum MetricCol {
+    Long {
+        values: Vec<i64>,
+        nulls: RoaringBitmap,
+    },
+    Double {
+        values: Vec<f64>,
+        nulls: RoaringBitmap,
+    },
+    LongPair {
+        times: Vec<i64>,
+        values: Vec<i64>,
+        nulls: RoaringBitmap,
+    },
+    DoublePair {
+        times: Vec<i64>,
+        values: Vec<f64>,
+        nulls: RoaringBitmap,
+    },
+    Hll {
+        sketches: Vec<Option<HllSketch>>,
+        lg_k: u8,
+    },
+}
+
+/// Builds one segment for one interval of one datasource.
+#[derive(Debug)]
+pub struct SegmentWriter {
+    schema: DataSchema,
+    interval: Interval,
+    times: Vec<i64>,
+    dims: Vec<DimCol>,
+    metrics: Vec<MetricCol>,
+}
+
+/// Converted value of one dimension of a row, checked before anything is appended.
+enum DimValue<'a> {
+    Null,
+    Str(Cow<'a, str>),
+    Multi(Vec<Cow<'a, str>>),
+    Long(i64),
+    Double(f64),
+}
+
+/// Converted value of one metric input of a row.
+enum MetricValue<'a> {
+    Null,
+    Long(i64),
+    Double(f64),
+    Strs(Vec<Cow<'a, str>>),
+}
+
+fn to_string_value<'a>(v: &InputValue<'a>, field: &str) -> Result<Option<Cow<'a, str>>> {
+    Ok(match v {
+        InputValue::Null => None,
+        InputValue::Str(s) => Some(s.clone()),
+        InputValue::Long(i) => Some(Cow::Owned(i.to_string())),
+        InputValue::Double(f) => Some(Cow::Owned(format_double(*f))),
+        InputValue::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        InputValue::List(_) => {
+            return Err(Error::invalid(format!(
+                "field `{field}`: nested lists are not allowed"
+            )));
+        }
+    })
+}
+
+/// Druid-style rendering of a double as a string dimension value.
+fn format_double(f: f64) -> String {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{f:.1}")
+    } else {
+        f.to_string()
+    }
+}
+
+fn to_long(v: &InputValue<'_>, field: &str) -> Result<Option<i64>> {
+    let bad = || {
+        Error::invalid(format!(
+            "field `{field}`: cannot read {} as a long",
+            v.describe()
+        ))
+    };
+    Ok(match v {
+        InputValue::Null => None,
+        InputValue::Long(i) => Some(*i),
+        InputValue::Double(f) => {
+            if f.is_finite() && f.abs() < 9.2e18 {
+                Some(f.trunc() as i64)
+            } else {
+                return Err(bad());
+            }
+        }
+        InputValue::Bool(b) => Some(i64::from(*b)),
+        InputValue::Str(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                None
+            } else if let Ok(i) = t.parse::<i64>() {
+                Some(i)
+            } else {
+                match t.parse::<f64>() {
+                    Ok(f) if f.is_finite() && f.abs() < 9.2e18 => Some(f.trunc() as i64),
+                    _ => return Err(bad()),
+                }
+            }
+        }
+        InputValue::List(l) if l.len() == 1 => to_long(&l[0], field)?,
+        InputValue::List(l) if l.is_empty() => None,
+        InputValue::List(_) => return Err(bad()),
+    })
+}
+
+fn to_double(v: &InputValue<'_>, field: &str) -> Result<Option<f64>> {
+    let bad = || {
+        Error::invalid(format!(
+            "field `{field}`: cannot read {} as a double",
+            v.describe()
+        ))
+    };
+    let f = match v {
+        InputValue::Null => return Ok(None),
+        InputValue::Long(i) => *i as f64,
+        InputValue::Double(f) => *f,
+        InputValue::Bool(b) => f64::from(u8::from(*b)),
+        InputValue::Str(s) => {
+            let t = s.trim();
+            if t.is_empty() {
+                return Ok(None);
+            }
+            t.parse::<f64>().map_err(|_| bad())?
+        }
+        InputValue::List(l) if l.len() == 1 => return to_double(&l[0], field),
+        InputValue::List(l) if l.is_empty() => return Ok(None),
+        InputValue::List(_) => return Err(bad()),
+    };
+    if f.is_nan() {
+        return Err(Error::invalid(format!(
+            "field `{field}`: NaN is not a value"
+        )));
+    }
+    // -0.0 and 0.0 are one value (keeps rollup and sorting consistent).
+    Ok(Some(if f == 0.0 { 0.0 } else { f }))
+}
+
+impl SegmentWriter {
+    /// Start a segment of `schema`'s datasource for `interval`.
+    pub fn new(schema: &DataSchema, interval: Interval) -> Result<SegmentWriter> {
+        if interval.is_empty() {
+            return Err(Error::invalid(format!(
+                "segment interval {interval} is empty"
+            )));
+        }
+        let dims = schema
+            .dimensions
+            .iter()
+            .map(|d| match d.kind {
+                DimensionType::String => DimCol::Str(StringDim {
+                    dict: FastMap::default(),
+                    values: Vec::new(),
+                    ids: Vec::new(),
+                    offsets: None,
+                    multi: Vec::new(),
+                }),
+                DimensionType::Long => DimCol::Long {
+                    values: Vec::new(),
+                    nulls: RoaringBitmap::new(),
+                },
+                DimensionType::Double => DimCol::Double {
+                    values: Vec::new(),
+                    nulls: RoaringBitmap::new(),
+                },
+            })
+            .collect();
+        let metrics = schema
+            .metrics
+            .iter()
+            .map(|m| match m.kind {
+                MetricKind::Count
+                | MetricKind::LongSum
+                | MetricKind::LongMin
+                | MetricKind::LongMax => MetricCol::Long {
+                    values: Vec::new(),
+                    nulls: RoaringBitmap::new(),
+                },
+                MetricKind::DoubleSum | MetricKind::DoubleMin | MetricKind::DoubleMax => {
+                    MetricCol::Double {
+                        values: Vec::new(),
+                        nulls: RoaringBitmap::new(),
+                    }
+                }
+                MetricKind::LongFirst | MetricKind::LongLast => MetricCol::LongPair {
+                    times: Vec::new(),
+                    values: Vec::new(),
+                    nulls: RoaringBitmap::new(),
+                },
+                MetricKind::DoubleFirst | MetricKind::DoubleLast => MetricCol::DoublePair {
+                    times: Vec::new(),
+                    values: Vec::new(),
+                    nulls: RoaringBitmap::new(),
+                },
+                MetricKind::HllSketch => MetricCol::Hll {
+                    sketches: Vec::new(),
+                    lg_k: m.lg_k,
+                },
+            })
+            .collect();
+        Ok(SegmentWriter {
+            schema: schema.clone(),
+            interval,
+            times: Vec::new(),
+            dims,
+            metrics,
+        })
+    }
+
+    /// Rows appended so far.
+    pub fn num_rows(&self) -> usize {
+        self.times.len()
+    }
+
+    /// The segment's interval.
+    pub fn interval(&self) -> Interval {
+        self.interval
+    }
+
+    /// Append one row given as its event time and one input value per input field (see
+    /// [`crate::input`]). On error nothing is appended and the reason names the field.
+    pub fn push(&mut self, time: i64, fields: &[InputValue<'_>]) -> Result<()> {
+        let n_dims = self.schema.dimensions.len();
+        if fields.len() != n_dims + self.schema.metrics.len() {
+            return Err(Error::internal(format!(
+                "row has {} input values, schema needs {}",
+                fields.len(),
+                n_dims + self.schema.metrics.len()
+            )));
+        }
+        if !self.interval.contains(time) {
+            return Err(Error::invalid(format!(
+                "timestamp {} is outside the segment interval {}",
+                crate::time::format_iso_millis(time),
+                self.interval
+            )));
+        }
+        if self.times.len() >= u32::MAX as usize - 1 {
+            return Err(Error::ResourcesExhausted(
+                "a segment holds at most 2^32 - 2 rows".into(),
+            ));
+        }
+        // Convert everything first so a bad field rejects the row without side effects.
+        let mut dim_values: Vec<DimValue<'_>> = Vec::with_capacity(n_dims);
+        for (spec, v) in self.schema.dimensions.iter().zip(fields) {
+            let name = spec.name.as_str();
+            dim_values.push(match spec.kind {
+                DimensionType::String => match v {
+                    InputValue::List(items) => {
+                        let mut strs = Vec::with_capacity(items.len());
+                        for it in items {
+                            if let Some(s) = to_string_value(it, name)? {
+                                strs.push(s);
+                            }
+                        }
+                        match spec.multi_value_handling {
+                            MultiValueHandling::SortedArray => strs.sort(),
+                            MultiValueHandling::SortedSet => {
+                                strs.sort();
+                                strs.dedup();
+                            }
+                            MultiValueHandling::Array => {}
+                        }
+                        match strs.len() {
+                            0 => DimValue::Null,
+                            1 => DimValue::Str(strs.swap_remove(0)),
+                            _ => DimValue::Multi(strs),
+                        }
+                    }
+                    other => match to_string_value(other, name)? {
+                        None => DimValue::Null,
+                        Some(s) => DimValue::Str(s),
+                    },
+                },
+                DimensionType::Long => match to_long(v, name)? {
+                    None => DimValue::Null,
+                    Some(i) => DimValue::Long(i),
+                },
+                DimensionType::Double => match to_double(v, name)? {
+                    None => DimValue::Null,
+                    Some(f) => DimValue::Double(f),
+                },
+            });
+        }
+        let mut metric_values: Vec<MetricValue<'_>> = Vec::with_capacity(self.metrics.len());
+        for (spec, v) in self.schema.metrics.iter().zip(&fields[n_dims..]) {
+            let name = spec.field_name.as_deref().unwrap_or(&spec.name);
+            metric_values.push(match spec.kind {
+                MetricKind::Count => MetricValue::Long(1),
+                MetricKind::HllSketch => {
+                    let mut strs = Vec::new();
+                    match v {
+                        InputValue::List(items) => {
+                            for it in items {
+                                if let Some(s) = to_string_value(it, name)? {
+                                    strs.push(s);
+                                }
+                            }
+                        }
+                        other => {
+                            if let Some(s) = to_string_value(other, name)? {
+                                strs.push(s);
+                            }
+                        }
+                    }
+                    MetricValue::Strs(strs)
+                }
+                k if k.is_long() => match to_long(v, name)? {
+                    None => MetricValue::Null,
+                    Some(i) => MetricValue::Long(i),
+                },
+                _ => match to_double(v, name)? {
+                    None => MetricValue::Null,
+                    Some(f) => MetricValue::Double(f),
+                },
+            });
+        }
+        let hll_lg: Vec<u8> = self.schema.metrics.iter().map(|m| m.lg_k).collect();
+        // Sketches are the one allocation that can fail; make them before appending anything.
+        let mut sketches: Vec<Option<HllSketch>> = Vec::new();
+        for (i, mv) in metric_values.iter().enumerate() {
+            if let MetricValue::Strs(strs) = mv {
+                if strs.is_empty() {
+                    sketches.push(None);
+                } else {
+                    let mut s = new_hll(hll_lg[i])?;
+                    for v in strs {
+                        hll_update_str(&mut s, v);
+                    }
+                    sketches.push(Some(s));
+                }
+            }
+        }
+
+        // Append.
+        let row = self.times.len() as u32;
+        let granularity = self.schema.granularity.query_granularity;
+        self.times.push(granularity.truncate(time));
+        for (col, v) in self.dims.iter_mut().zip(dim_values) {
+            match (col, v) {
+                (DimCol::Str(d), DimValue::Null | DimValue::Long(_) | DimValue::Double(_)) => {
+                    match &mut d.offsets {
+                        Some(o) => o.push(d.multi.len() as u32),
+                        None => d.ids.push(0),
+                    }
+                }
+                (DimCol::Str(d), DimValue::Str(s)) => {
+                    let id = d.intern(&s);
+                    match &mut d.offsets {
+                        Some(o) => {
+                            d.multi.push(id);
+                            o.push(d.multi.len() as u32);
+                        }
+                        None => d.ids.push(id),
+                    }
+                }
+                (DimCol::Str(d), DimValue::Multi(strs)) => {
+                    d.go_multi();
+                    for s in &strs {
+                        let id = d.intern(s);
+                        d.multi.push(id);
+                    }
+                    let len = d.multi.len() as u32;
+                    if let Some(o) = &mut d.offsets {
+                        o.push(len);
+                    }
+                }
+                (DimCol::Long { values, nulls }, v) => match v {
+                    DimValue::Long(i) => values.push(i),
+                    _ => {
+                        values.push(0);
+                        nulls.insert(row);
+                    }
+                },
+                (DimCol::Double { values, nulls }, v) => match v {
+                    DimValue::Double(f) => values.push(f),
+                    _ => {
+                        values.push(0.0);
+                        nulls.insert(row);
+                    }
+                },
+            }
+        }
+        let mut sketches = sketches.into_iter();
+        for (col, v) in self.metrics.iter_mut().zip(metric_values) {
+            match col {
+                MetricCol::Long { values, nulls } => match v {
+                    MetricValue::Long(i) => values.push(i),
+                    _ => {
+                        values.push(0);
+                        nulls.insert(row);
+                    }
+                },
+                MetricCol::Double { values, nulls } => match v {
+                    MetricValue::Double(f) => values.push(f),
+                    _ => {
+                        values.push(0.0);
+                        nulls.insert(row);
+                    }
+                },
+                MetricCol::LongPair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    times.push(time);
+                    match v {
+                        MetricValue::Long(i) => values.push(i),
+                        _ => {
+                            values.push(0);
+                            nulls.insert(row);
+                        }
+                    }
+                }
+                MetricCol::DoublePair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    times.push(time);
+                    match v {
+                        MetricValue::Double(f) => values.push(f),
+                        _ => {
+                            values.push(0.0);
+                            nulls.insert(row);
+                        }
+                    }
+                }
+                MetricCol::Hll { sketches: s, .. } => s.push(sketches.next().flatten()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Append one JSON object row (timestamp read per the schema's `timestampSpec`).
+    pub fn push_json(&mut self, row: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        let mut values = Vec::new();
+        let time = json_row(&self.schema, row, &mut values)?;
+        self.push(time, &values)
+    }
+
+    /// Append an Arrow record batch; columns are matched to the schema by name. Rows that fail
+    /// are reported (with their index and reason) and skipped; the others are appended.
+    /// A batch whose columns cannot be used at all is an error and appends nothing.
+    pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<BatchReport> {
+        let schema = self.schema.clone();
+        let rows = ArrowRows::new(&schema, batch)?;
+        let mut report = BatchReport::default();
+        let mut values = Vec::new();
+        for i in 0..rows.len() {
+            let res = rows.row(i, &mut values).and_then(|t| self.push(t, &values));
+            match res {
+                Ok(()) => report.accepted += 1,
+                Err(e) => report.rejected.push((i, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sort, roll up, encode and write the segment to `path` (created or truncated).
+    pub fn finish(self, path: &Path) -> Result<SegmentStats> {
+        let rows_in = self.times.len() as u64;
+        let built = self.build()?;
+        let rows_out = built.num_rows;
+        let bytes = write_file(path, built)?;
+        Ok(SegmentStats {
+            rows_in,
+            rows_out,
+            bytes,
+        })
+    }
+
+    fn build(self) -> Result<Built> {
+        let n = self.times.len();
+        let schema = self.schema;
+
+        // 1. Sorted dictionaries: remap arrival ids to sorted ids.
+        let mut sorted_dicts: Vec<Option<Vec<u32>>> = Vec::new();
+        for d in &self.dims {
+            if let DimCol::Str(s) = d {
+                let mut order: Vec<u32> = (0..s.values.len() as u32).collect();
+                order.sort_unstable_by(|&a, &b| s.values[a as usize].cmp(&s.values[b as usize]));
+                let mut remap = vec![0u32; s.values.len() + 1];
+                for (rank, &a) in order.iter().enumerate() {
+                    remap[a as usize + 1] = rank as u32 + 1;
+                }
+                sorted_dicts.push(Some(remap));
+            } else {
+                sorted_dicts.push(None);
+            }
+        }
+
+        // 2. Sort rows.
+        let order = sort_rows(&schema, &self.times, &self.dims, &sorted_dicts, n);
+
+        // 3. Group runs of equal keys when rolling up.
+        let groups: Vec<(usize, usize)> = if schema.granularity.rollup && n > 0 {
+            let mut g = Vec::new();
+            let mut start = 0usize;
+            for i in 1..n {
+                let (a, b) = (order.perm[i - 1] as usize, order.perm[i] as usize);
+                let equal = match &order.keys {
+                    Some(k) => k[i - 1] == k[i],
+                    None => {
+                        compare_rows(&schema, &self.times, &self.dims, &sorted_dicts, a, b)
+                            == Ordering::Equal
+                    }
+                };
+                if !equal {
+                    g.push((start, i));
+                    start = i;
+                }
+            }
+            g.push((start, n));
+            g
+        } else {
+            (0..n).map(|i| (i, i + 1)).collect()
+        };
+        let perm = order.perm;
+        let reps: Vec<u32> = groups.iter().map(|&(s, _)| perm[s]).collect();
+        let out_rows = reps.len();
+
+        // 4. Output columns.
+        let mut columns: Vec<OutColumn> = Vec::new();
+        let times: Vec<i64> = reps.iter().map(|&r| self.times[r as usize]).collect();
+        let (min_time, max_time) = match (times.iter().min(), times.iter().max()) {
+            (Some(a), Some(b)) => (*a, *b),
+            _ => (self.interval.start, self.interval.start),
+        };
+        columns.push(OutColumn {
+            name: TIME_COLUMN.into(),
+            kind: ColumnKind::Time,
+            data: OutData::Long {
+                values: times,
+                nulls: RoaringBitmap::new(),
+            },
+        });
+        for ((spec, col), sd) in schema
+            .dimensions
+            .iter()
+            .zip(self.dims)
+            .zip(sorted_dicts.iter_mut())
+        {
+            let data = match col {
+                DimCol::Str(s) => {
+                    let remap = match sd.take() {
+                        Some(r) => r,
+                        None => return Err(Error::internal("missing dictionary remap")),
+                    };
+                    let mut sorted: Vec<(u32, Box<str>)> = s
+                        .values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (remap[i + 1], v))
+                        .collect();
+                    sorted.sort_unstable_by_key(|(r, _)| *r);
+                    let dictionary: Vec<Box<str>> = sorted.into_iter().map(|(_, v)| v).collect();
+                    match &s.offsets {
+                        None => OutData::Str {
+                            dictionary,
+                            ids: reps
+                                .iter()
+                                .map(|&r| remap[s.ids[r as usize] as usize])
+                                .collect(),
+                            index: spec.create_bitmap_index,
+                        },
+                        Some(o) => {
+                            let mut lengths = Vec::with_capacity(out_rows);
+                            let mut values = Vec::new();
+                            for &r in &reps {
+                                let (a, b) = (o[r as usize] as usize, o[r as usize + 1] as usize);
+                                lengths.push((b - a) as u32);
+                                values.extend(s.multi[a..b].iter().map(|&id| remap[id as usize]));
+                            }
+                            OutData::Multi {
+                                dictionary,
+                                lengths,
+                                values,
+                                index: spec.create_bitmap_index,
+                            }
+                        }
+                    }
+                }
+                DimCol::Long { values, nulls } => {
+                    let (values, nulls) = gather(&reps, &values, &nulls);
+                    OutData::Long { values, nulls }
+                }
+                DimCol::Double { values, nulls } => {
+                    let (values, nulls) = gather(&reps, &values, &nulls);
+                    OutData::Double { values, nulls }
+                }
+            };
+            columns.push(OutColumn {
+                name: spec.name.clone(),
+                kind: ColumnKind::Dimension,
+                data,
+            });
+        }
+        for (spec, col) in schema.metrics.iter().zip(self.metrics) {
+            let kind = spec.kind;
+            let data = match col {
+                MetricCol::Long { values, nulls } => {
+                    let mut out = Vec::with_capacity(out_rows);
+                    let mut out_nulls = RoaringBitmap::new();
+                    for (o, &(s, e)) in groups.iter().enumerate() {
+                        let mut acc = None;
+                        for &r in &perm[s..e] {
+                            let v = (!nulls.contains(r)).then(|| values[r as usize]);
+                            acc = combine_long(kind, acc, v);
+                        }
+                        match acc {
+                            Some(v) => out.push(v),
+                            None => {
+                                out.push(0);
+                                out_nulls.insert(o as u32);
+                            }
+                        }
+                    }
+                    OutData::Long {
+                        values: out,
+                        nulls: out_nulls,
+                    }
+                }
+                MetricCol::Double { values, nulls } => {
+                    let mut out = Vec::with_capacity(out_rows);
+                    let mut out_nulls = RoaringBitmap::new();
+                    for (o, &(s, e)) in groups.iter().enumerate() {
+                        let mut acc = None;
+                        for &r in &perm[s..e] {
+                            let v = (!nulls.contains(r)).then(|| values[r as usize]);
+                            acc = combine_double(kind, acc, v);
+                        }
+                        match acc {
+                            Some(v) => out.push(v),
+                            None => {
+                                out.push(0.0);
+                                out_nulls.insert(o as u32);
+                            }
+                        }
+                    }
+                    OutData::Double {
+                        values: out,
+                        nulls: out_nulls,
+                    }
+                }
+                MetricCol::LongPair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    let (t, v, nl) = combine_pairs(kind, &groups, &perm, &times, &values, &nulls);
+                    OutData::LongPair {
+                        times: t,
+                        values: v,
+                        nulls: nl,
+                    }
+                }
+                MetricCol::DoublePair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    let (t, v, nl) = combine_pairs(kind, &groups, &perm, &times, &values, &nulls);
+                    OutData::DoublePair {
+                        times: t,
+                        values: v,
+                        nulls: nl,
+                    }
+                }
+                MetricCol::Hll { mut sketches, lg_k } => {
+                    let mut out = Vec::with_capacity(out_rows);
+                    for &(s, e) in &groups {
+                        let members: Vec<&HllSketch> = perm[s..e]
+                            .iter()
+                            .filter_map(|&r| sketches[r as usize].as_ref())
+                            .collect();
+                        let bytes = match members.len() {
+                            0 => Vec::new(),
+                            1 => members[0].serialize(),
+                            _ => merge_hll(lg_k, members)?.serialize(),
+                        };
+                        out.push(bytes);
+                    }
+                    sketches.clear();
+                    OutData::Hll { values: out }
+                }
+            };
+            columns.push(OutColumn {
+                name: spec.name.clone(),
+                kind: ColumnKind::Metric,
+                data,
+            });
+        }
+        let sort_order = schema
+            .sort_order()
+            .into_iter()
+            .map(|k| match k {
+                None => TIME_COLUMN.to_string(),
+                Some(i) => schema.dimensions[i].name.clone(),
+            })
+            .collect();
+        Ok(Built {
+            datasource: schema.data_source.clone(),
+            interval: self.interval,
+            schema_json: schema.to_json().to_string(),
+            sort_order,
+            rollup: schema.granularity.rollup,
+            num_rows: out_rows as u64,
+            min_time,
+            max_time,
+            columns,
+        })
+    }
+}
+
+fn gather<T: Copy>(reps: &[u32], values: &[T], nulls: &RoaringBitmap) -> (Vec<T>, RoaringBitmap) {
+    let out: Vec<T> = reps.iter().map(|&r| values[r as usize]).collect();
+    let mut out_nulls = RoaringBitmap::new();
+    if !nulls.is_empty() {
+        for (o, &r) in reps.iter().enumerate() {
+            if nulls.contains(r) {
+                out_nulls.insert(o as u32);
+            }
+        }
+    }
+    (out, out_nulls)
+}
+
+type PairColumns<T> = (Vec<i64>, Vec<T>, RoaringBitmap);
+
+fn combine_pairs<T: Copy + Default>(
+    kind: MetricKind,
+    groups: &[(usize, usize)],
+    perm: &[u32],
+    times: &[i64],
+    values: &[T],
+    nulls: &RoaringBitmap,
+) -> PairColumns<T> {
+    let mut ot = Vec::with_capacity(groups.len());
+    let mut ov = Vec::with_capacity(groups.len());
+    let mut on = RoaringBitmap::new();
+    for (o, &(s, e)) in groups.iter().enumerate() {
+        let mut acc = None;
+        for &r in &perm[s..e] {
+            let v = (!nulls.contains(r)).then(|| (times[r as usize], values[r as usize]));
+            acc = combine_pair(kind, acc, v);
+        }
+        match acc {
+            Some((t, v)) => {
+                ot.push(t);
+                ov.push(v);
+            }
+            None => {
+                ot.push(0);
+                ov.push(T::default());
+                on.insert(o as u32);
+            }
+        }
+    }
+    (ot, ov, on)
+}
+
+struct SortOrder {
+    perm: Vec<u32>,
+    /// Packed keys in sorted order, when the key columns fit in 128 bits.
+    keys: Option<Vec<u128>>,
+}
+
+fn bits_for(max_code: u64) -> u32 {
+    64 - max_code.leading_zeros()
+}
+
+/// Per-row order-preserving codes of one key column (0 = null), with the bits they need.
+fn key_codes(
+    key: Option<usize>,
+    times: &[i64],
+    dims: &[DimCol],
+    sorted_dicts: &[Option<Vec<u32>>],
+) -> Option<(Vec<u64>, u32)> {
+    match key {
+        None => {
+            let min = times.iter().copied().min().unwrap_or(0);
+            let codes: Vec<u64> = times.iter().map(|&t| t.wrapping_sub(min) as u64).collect();
+            let max = codes.iter().copied().max().unwrap_or(0);
+            Some((codes, bits_for(max)))
+        }
+        Some(i) => match &dims[i] {
+            DimCol::Str(s) => {
+                if s.offsets.is_some() {
+                    return None;
+                }
+                let remap = &sorted_dicts[i].as_ref()?;
+                let codes: Vec<u64> = s.ids.iter().map(|&id| remap[id as usize] as u64).collect();
+                Some((codes, bits_for(s.values.len() as u64)))
+            }
+            DimCol::Long { values, nulls } => {
+                let (mut min, mut max) = (i64::MAX, i64::MIN);
+                for (r, &v) in values.iter().enumerate() {
+                    if !nulls.contains(r as u32) {
+                        min = min.min(v);
+                        max = max.max(v);
+                    }
+                }
+                if min > max {
+                    return Some((vec![0; values.len()], 0));
+                }
+                let range = (max as i128 - min as i128 + 1) as u128;
+                if range > u64::MAX as u128 {
+                    return None;
+                }
+                let codes = values
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &v)| {
+                        if nulls.contains(r as u32) {
+                            0
+                        } else {
+                            (v as i128 - min as i128 + 1) as u64
+                        }
+                    })
+                    .collect();
+                Some((codes, bits_for(range as u64)))
+            }
+            DimCol::Double { values, nulls } => {
+                let (mut min, mut max) = (u64::MAX, 0u64);
+                for (r, &v) in values.iter().enumerate() {
+                    if !nulls.contains(r as u32) {
+                        let o = f64_to_ordered(v);
+                        min = min.min(o);
+                        max = max.max(o);
+                    }
+                }
+                if min > max {
+                    return Some((vec![0; values.len()], 0));
+                }
+                let range = max - min;
+                if range == u64::MAX {
+                    return None;
+                }
+                let codes = values
+                    .iter()
+                    .enumerate()
+                    .map(|(r, &v)| {
+                        if nulls.contains(r as u32) {
+                            0
+                        } else {
+                            f64_to_ordered(v) - min + 1
+                        }
+                    })
+                    .collect();
+                Some((codes, bits_for(range + 1)))
+            }
+        },
+    }
+}
+
+fn sort_rows(
+    schema: &DataSchema,
+    times: &[i64],
+    dims: &[DimCol],
+    sorted_dicts: &[Option<Vec<u32>>],
+    n: usize,
+) -> SortOrder {
+    let order = schema.sort_order();
+    let mut cols = Vec::with_capacity(order.len());
+    let mut total_bits = 0u32;
+    let mut packable = true;
+    for &k in &order {
+        match key_codes(k, times, dims, sorted_dicts) {
+            Some((codes, bits)) => {
+                total_bits += bits;
+                cols.push((codes, bits));
+            }
+            None => {
+                packable = false;
+                break;
+            }
+        }
+    }
+    if packable && total_bits <= 128 {
+        let mut keyed: Vec<(u128, u32)> = (0..n)
+            .map(|r| {
+                let mut key = 0u128;
+                for (codes, bits) in &cols {
+                    if *bits > 0 {
+                        key = (key << *bits) | codes[r] as u128;
+                    }
+                }
+                (key, r as u32)
+            })
+            .collect();
+        keyed.sort_unstable();
+        let perm = keyed.iter().map(|&(_, r)| r).collect();
+        let keys = keyed.into_iter().map(|(k, _)| k).collect();
+        return SortOrder {
+            perm,
+            keys: Some(keys),
+        };
+    }
+    let mut perm: Vec<u32> = (0..n as u32).collect();
+    // Stable, so equal keys keep arrival order (first/last tie rule).
+    perm.sort_by(|&a, &b| compare_rows(schema, times, dims, sorted_dicts, a as usize, b as usize));
+    SortOrder { perm, keys: None }
+}
+
+fn compare_rows(
+    schema: &DataSchema,
+    times: &[i64],
+    dims: &[DimCol],
+    sorted_dicts: &[Option<Vec<u32>>],
+    a: usize,
+    b: usize,
+) -> Ordering {
+    for k in schema.sort_order() {
+        let ord = match k {
+            None => times[a].cmp(&times[b]),
+            Some(i) => match &dims[i] {
+                DimCol::Str(s) => {
+                    let remap = match &sorted_dicts[i] {
+                        Some(r) => r,
+                        None => return Ordering::Equal,
+                    };
+                    let ra = s.row_ids(a).iter().map(|&id| remap[id as usize]);
+                    let rb = s.row_ids(b).iter().map(|&id| remap[id as usize]);
+                    ra.cmp(rb)
+                }
+                DimCol::Long { values, nulls } => {
+                    let va = (!nulls.contains(a as u32)).then(|| values[a]);
+                    let vb = (!nulls.contains(b as u32)).then(|| values[b]);
+                    va.cmp(&vb)
+                }
+                DimCol::Double { values, nulls } => {
+                    let va = (!nulls.contains(a as u32)).then(|| f64_to_ordered(values[a]));
+                    let vb = (!nulls.contains(b as u32)).then(|| f64_to_ordered(values[b]));
+                    va.cmp(&vb)
+                }
+            },
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    Ordering::Equal
+}
+
+#[derive(Debug)]
+enum OutData {
+    Long {
+        values: Vec<i64>,
+        nulls: RoaringBitmap,
+    },
+    Double {
+        values: Vec<f64>,
+        nulls: RoaringBitmap,
+    },
+    Str {
+        dictionary: Vec<Box<str>>,
+        ids: Vec<u32>,
+        index: bool,
+    },
+    Multi {
+        dictionary: Vec<Box<str>>,
+        lengths: Vec<u32>,
+        values: Vec<u32>,
+        index: bool,
+    },
+    LongPair {
+        times: Vec<i64>,
+        values: Vec<i64>,
+        nulls: RoaringBitmap,
+    },
+    DoublePair {
+        times: Vec<i64>,
+        values: Vec<f64>,
+        nulls: RoaringBitmap,
+    },
+    Hll {
+        values: Vec<Vec<u8>>,
+    },
+}
+
+#[derive(Debug)]
+struct OutColumn {
+    name: String,
+    kind: ColumnKind,
+    data: OutData,
+}
+
+#[derive(Debug)]
+struct Built {
+    datasource: String,
+    interval: Interval,
+    schema_json: String,
+    sort_order: Vec<String>,
+    rollup: bool,
+    num_rows: u64,
+    min_time: i64,
+    max_time: i64,
+    columns: Vec<OutColumn>,
+}
+
+/// One column encoded in memory, before its bytes get file offsets.
+#[derive(Debug)]
+struct EncodedColumn {
+    name: String,
+    kind: ColumnKind,
+    column_type: ColumnType,
+    null_count: u64,
+    cardinality: u32,
+    parts: Vec<(PartRole, Vec<u8>)>,
+    streams: Vec<(StreamRole, Vec<EncodedBlock>)>,
+}
+
+#[derive(Debug)]
+struct EncodedBlock {
+    codec: Codec,
+    bytes: Vec<u8>,
+    num_values: u32,
+    min: u64,
+    max: u64,
+}
+
+fn encode_stream<T: BlockValue>(
+    values: &[T],
+    nulls: Option<&RoaringBitmap>,
+    bits: impl Fn(T) -> u64,
+    cmp_key: impl Fn(T) -> u64 + Copy,
+) -> Vec<EncodedBlock> {
+    values
+        .chunks(BLOCK_ROWS)
+        .enumerate()
+        .map(|(b, chunk)| {
+            let base = (b * BLOCK_ROWS) as u32;
+            let mut min: Option<T> = None;
+            let mut max: Option<T> = None;
+            for (i, &v) in chunk.iter().enumerate() {
+                if nulls.is_some_and(|n| n.contains(base + i as u32)) {
+                    continue;
+                }
+                if min.is_none_or(|m| cmp_key(v) < cmp_key(m)) {
+                    min = Some(v);
+                }
+                if max.is_none_or(|m| cmp_key(v) > cmp_key(m)) {
+                    max = Some(v);
+                }
+            }
+            let (codec, bytes) = encode_numbers(chunk);
+            EncodedBlock {
+                codec,
+                bytes,
+                num_values: chunk.len() as u32,
+                min: min.map(&bits).unwrap_or(0),
+                max: max.map(&bits).unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+fn long_stream(values: &[i64], nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
+    encode_stream(values, nulls, |v| v as u64, |v| (v as u64) ^ (1 << 63))
+}
+
+fn double_stream(values: &[f64], nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
+    encode_stream(values, nulls, f64::to_bits, f64_to_ordered)
+}
+
+fn id_stream(values: &[u32]) -> Vec<EncodedBlock> {
+    encode_stream(values, None, u64::from, u64::from)
+}
+
+fn bitmaps_for(ids_per_row: impl Iterator<Item = (u32, u32)>, count: usize) -> Vec<RoaringBitmap> {
+    let mut bitmaps = vec![RoaringBitmap::new(); count];
+    for (row, id) in ids_per_row {
+        if let Some(b) = bitmaps.get_mut(id as usize) {
+            b.insert(row);
+        }
+    }
+    bitmaps
+}
+
+fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
+    let mut parts = Vec::new();
+    let mut streams = Vec::new();
+    let null_count: u64;
+    let mut cardinality = 0u32;
+    let null_part = |nulls: &RoaringBitmap, parts: &mut Vec<(PartRole, Vec<u8>)>| -> Result<u64> {
+        if !nulls.is_empty() {
+            parts.push((PartRole::NullBitmap, encode_bitmap(nulls)?));
+        }
+        Ok(nulls.len())
+    };
+    let column_type = match col.data {
+        OutData::Long { values, nulls } => {
+            null_count = null_part(&nulls, &mut parts)?;
+            streams.push((StreamRole::Long, long_stream(&values, Some(&nulls))));
+            ColumnType::Long
+        }
+        OutData::Double { values, nulls } => {
+            null_count = null_part(&nulls, &mut parts)?;
+            streams.push((StreamRole::Double, double_stream(&values, Some(&nulls))));
+            ColumnType::Double
+        }
+        OutData::Str {
+            dictionary,
+            ids,
+            index,
+        } => {
+            cardinality = dictionary.len() as u32;
+            null_count = ids.iter().filter(|&&id| id == 0).count() as u64;
+            parts.push((PartRole::Dictionary, encode_dictionary(&dictionary)?));
+            if index {
+                let rows = ids.iter().enumerate().map(|(r, &id)| (r as u32, id));
+                let bitmaps = bitmaps_for(rows, dictionary.len() + 1);
+                parts.push((PartRole::BitmapIndex, encode_bitmap_index(&bitmaps)?));
+            }
+            streams.push((StreamRole::Ids, id_stream(&ids)));
+            ColumnType::String
+        }
+        OutData::Multi {
+            dictionary,
+            lengths,
+            values,
+            index,
+        } => {
+            cardinality = dictionary.len() as u32;
+            null_count = lengths.iter().filter(|&&l| l == 0).count() as u64;
+            parts.push((PartRole::Dictionary, encode_dictionary(&dictionary)?));
+            if index {
+                let mut bitmaps = vec![RoaringBitmap::new(); dictionary.len() + 1];
+                let mut pos = 0usize;
+                for (r, &l) in lengths.iter().enumerate() {
+                    if l == 0 {
+                        bitmaps[0].insert(r as u32);
+                    }
+                    for &id in &values[pos..pos + l as usize] {
+                        if let Some(b) = bitmaps.get_mut(id as usize) {
+                            b.insert(r as u32);
+                        }
+                    }
+                    pos += l as usize;
+                }
+                parts.push((PartRole::BitmapIndex, encode_bitmap_index(&bitmaps)?));
+            }
+            // The values stream is blocked by rows: block i holds the values of block i's rows.
+            let mut value_blocks = Vec::new();
+            let mut pos = 0usize;
+            for chunk in lengths.chunks(BLOCK_ROWS) {
+                let total: usize = chunk.iter().map(|&l| l as usize).sum();
+                let mut blocks = id_stream(&values[pos..pos + total]);
+                let block = match blocks.len() {
+                    0 => EncodedBlock {
+                        codec: Codec::Plain,
+                        bytes: Vec::new(),
+                        num_values: 0,
+                        min: 0,
+                        max: 0,
+                    },
+                    1 => blocks.remove(0),
+                    _ => {
+                        // More than BLOCK_ROWS values: encode as one block anyway.
+                        let slice = &values[pos..pos + total];
+                        let (codec, bytes) = encode_numbers(slice);
+                        EncodedBlock {
+                            codec,
+                            bytes,
+                            num_values: total as u32,
+                            min: slice.iter().copied().min().map(u64::from).unwrap_or(0),
+                            max: slice.iter().copied().max().map(u64::from).unwrap_or(0),
+                        }
+                    }
+                };
+                value_blocks.push(block);
+                pos += total;
+            }
+            streams.push((StreamRole::Lengths, id_stream(&lengths)));
+            streams.push((StreamRole::Ids, value_blocks));
+            ColumnType::MultiString
+        }
+        OutData::LongPair {
+            times,
+            values,
+            nulls,
+        } => {
+            null_count = null_part(&nulls, &mut parts)?;
+            streams.push((StreamRole::PairTime, long_stream(&times, Some(&nulls))));
+            streams.push((StreamRole::Long, long_stream(&values, Some(&nulls))));
+            ColumnType::LongPair
+        }
+        OutData::DoublePair {
+            times,
+            values,
+            nulls,
+        } => {
+            null_count = null_part(&nulls, &mut parts)?;
+            streams.push((StreamRole::PairTime, long_stream(&times, Some(&nulls))));
+            streams.push((StreamRole::Double, double_stream(&values, Some(&nulls))));
+            ColumnType::DoublePair
+        }
+        OutData::Hll { values } => {
+            null_count = values.iter().filter(|v| v.is_empty()).count() as u64;
+            let mut blocks = Vec::new();
+            for chunk in values.chunks(BLOCK_ROWS) {
+                let (codec, bytes) = encode_blobs(chunk)?;
+                blocks.push(EncodedBlock {
+                    codec,
+                    bytes,
+                    num_values: chunk.len() as u32,
+                    min: 0,
+                    max: 0,
+                });
+            }
+            streams.push((StreamRole::Blob, blocks));
+            ColumnType::HllSketch
+        }
+    };
+    Ok(EncodedColumn {
+        name: col.name,
+        kind: col.kind,
+        column_type,
+        null_count,
+        cardinality,
+        parts,
+        streams,
+    })
+}
+
+/// Encode columns on all cores.
+fn encode_columns(columns: Vec<OutColumn>) -> Result<Vec<EncodedColumn>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(columns.len().max(1));
+    let slots: Vec<parking_lot::Mutex<Option<OutColumn>>> = columns
+        .into_iter()
+        .map(|c| parking_lot::Mutex::new(Some(c)))
+        .collect();
+    let results: Vec<parking_lot::Mutex<Option<Result<EncodedColumn>>>> = (0..slots.len())
+        .map(|_| parking_lot::Mutex::new(None))
+        .collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                    if i >= slots.len() {
+                        break;
+                    }
+                    if let Some(col) = slots[i].lock().take() {
+                        *results[i].lock() = Some(encode_column(col));
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| {
+            r.into_inner()
+                .unwrap_or_else(|| Err(Error::internal("a column was not encoded")))
+        })
+        .collect()
+}
+
+struct CountingWriter<W: Write> {
+    inner: W,
+    pos: u64,
+}
+
+impl<W: Write> CountingWriter<W> {
+    fn put(&mut self, bytes: &[u8], path: &Path) -> Result<ByteRange> {
+        let offset = self.pos;
+        self.inner
+            .write_all(bytes)
+            .map_err(|e| Error::io(path, e))?;
+        self.pos += bytes.len() as u64;
+        Ok(ByteRange {
+            offset,
+            len: bytes.len() as u64,
+            crc: crc32c::crc32c(bytes),
+        })
+    }
+}
+
+fn write_file(path: &Path, built: Built) -> Result<u64> {
+    let encoded = encode_columns(built.columns)?;
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = CountingWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        pos: 0,
+    };
+    w.put(&encode_header(), path)?;
+    let mut metas = Vec::with_capacity(encoded.len());
+    for col in encoded {
+        let mut parts = Vec::with_capacity(col.parts.len());
+        for (role, bytes) in &col.parts {
+            parts.push(PartMeta {
+                role: *role,
+                range: w.put(bytes, path)?,
+            });
+        }
+        let mut streams = Vec::with_capacity(col.streams.len());
+        for (role, blocks) in &col.streams {
+            let mut metas = Vec::with_capacity(blocks.len());
+            for b in blocks {
+                metas.push(BlockMeta {
+                    range: w.put(&b.bytes, path)?,
+                    codec: b.codec,
+                    num_values: b.num_values,
+                    min: b.min,
+                    max: b.max,
+                });
+            }
+            streams.push(StreamMeta {
+                role: *role,
+                blocks: metas,
+            });
+        }
+        metas.push(ColumnMeta {
+            name: col.name,
+            kind: col.kind,
+            column_type: col.column_type,
+            null_count: col.null_count,
+            cardinality: col.cardinality,
+            streams,
+            parts,
+        });
+    }
+    let directory = Directory {
+        datasource: built.datasource,
+        interval_start: built.interval.start,
+        interval_end: built.interval.end,
+        num_rows: built.num_rows,
+        min_time: built.min_time,
+        max_time: built.max_time,
+        schema_json: built.schema_json,
+        sort_order: built.sort_order,
+        rollup: built.rollup,
+        columns: metas,
+        extensions: Vec::new(),
+    };
+    let dir_range = w.put(&directory.encode(), path)?;
+    w.put(&encode_footer(&dir_range), path)?;
+    let total = w.pos;
+    let file = w
+        .inner
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
+    file.sync_data().map_err(|e| Error::io(path, e))?;
+    Ok(total)
+}
