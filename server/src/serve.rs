@@ -1,0 +1,104 @@
+//! `basalt serve`: the server on embedded defaults.
+//!
+//! Today it opens (or creates) the data directory with its embedded catalog and answers Druid's
+//! status endpoints over HTTP; query, ingestion and gRPC endpoints are added on this skeleton.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use basalt_engine::storage::DataDir;
+use serde_json::json;
+
+/// Arguments of `basalt serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Data directory (segments, catalog); created if missing.
+    #[arg(long, env = "BASALT_DATA_DIR", default_value = "./basalt-data")]
+    pub data_dir: PathBuf,
+    /// HTTP listen address.
+    #[arg(long, env = "BASALT_HTTP_ADDR", default_value = "127.0.0.1:8888")]
+    pub http_addr: SocketAddr,
+}
+
+struct AppState {
+    data: DataDir,
+    started: Instant,
+}
+
+/// Run the server until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let data = DataDir::open(&args.data_dir)
+        .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+    let state = Arc::new(AppState {
+        data,
+        started: Instant::now(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let app = Router::new()
+            .route("/status", get(status))
+            .route("/status/health", get(health))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind(args.http_addr)
+            .await
+            .with_context(|| format!("binding HTTP to {}", args.http_addr))?;
+        tracing::info!(
+            http = %listener.local_addr()?,
+            data_dir = %args.data_dir.display(),
+            "basalt serving"
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("HTTP server")?;
+        tracing::info!("basalt stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let timeline = state.data.timeline();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "datasources": timeline.datasources().len(),
+        "segments": timeline.num_segments(None),
+    }))
+}
+
+async fn health() -> Json<bool> {
+    Json(true)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,188 @@
+//! Helpers for end-to-end tests: find the `basalt` binary, start a server on a free loopback
+//! port with a temporary data directory, and talk HTTP to it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the `basalt` binary built by cargo for this test run.
+///
+/// Uses `BASALT_BIN` when set; otherwise the workspace's target directory (`CARGO_TARGET_DIR`
+/// or `target/`) in the profile the tests were built with.
+pub fn basalt_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("BASALT_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    // Integration test executables live in <target>/<profile>/deps/.
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().and_then(|d| d.parent()).map(Path::to_path_buf))
+        .unwrap_or_else(|| target.join("debug"));
+    let bin = profile_dir.join(format!("basalt{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "the basalt binary is not at {}; run `cargo build -p basalt-server` or `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Run `basalt` with arguments; returns (exit code, stdout, stderr).
+pub fn run_basalt(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(basalt_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running basalt {args:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A running `basalt serve` with a temporary data directory; killed on drop.
+#[derive(Debug)]
+pub struct TestServer {
+    child: Child,
+    /// HTTP address.
+    pub http: SocketAddr,
+    /// Data directory (kept while the server lives).
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Start a server and wait until `/status/health` answers.
+    pub fn start() -> TestServer {
+        let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .unwrap_or_else(|e| panic!("address: {e}"));
+        let child = Command::new(basalt_bin())
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("--http-addr")
+            .arg(http.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting basalt serve: {e}"));
+        let mut server = TestServer {
+            child,
+            http,
+            data_dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = server.get("/status/health") {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("basalt serve exited early with {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "basalt serve did not become healthy in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "basalt did not stop within 20 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// HTTP GET; returns (status, body).
+    pub fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        http_request(self.http, "GET", path, None)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad HTTP response: {text:.200}")))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    // Undo chunked transfer encoding if used.
+    let body = if text
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(&body)
+    } else {
+        body
+    };
+    Ok((status, body))
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    out
+}
