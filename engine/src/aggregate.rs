@@ -2,7 +2,8 @@
 //!
 //! Null semantics follow SQL (Druid's default since 28): a sum, min or max over no non-null input
 //! is null; `count` counts rows; first/last ignore null inputs and keep the value with the
-//! earliest (latest) event timestamp, the earlier-arrived row winning ties.
+//! earliest (latest) event timestamp; on equal timestamps `first` keeps the earlier-arrived
+//! row and `last` the later-arrived one.
 
 use datasketches::hll::{HllSketch, HllType, HllUnion};
 
@@ -88,8 +89,20 @@ pub fn deserialize_hll(bytes: &[u8]) -> Result<HllSketch> {
 
 /// Update a sketch with a string value. Numbers are added by their canonical string form so
 /// `"42"` and `42` count as one value.
+///
+/// The value is hashed as its raw UTF-8 bytes (MurmurHash3 x64-128, as Apache DataSketches in
+/// Java and C++ do) and empty strings are skipped, so sketches merge with Druid's.
 pub fn hll_update_str(s: &mut HllSketch, value: &str) {
-    s.update(value);
+    if !value.is_empty() {
+        s.update(datasketches::hash::value::raw_bytes::from_str(value));
+    }
+}
+
+/// Update a union with a string value, hashed as [`hll_update_str`] does.
+pub fn hll_union_update_str(u: &mut HllUnion, value: &str) {
+    if !value.is_empty() {
+        u.update_value(datasketches::hash::value::raw_bytes::from_str(value));
+    }
 }
 
 #[cfg(test)]

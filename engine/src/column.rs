@@ -91,9 +91,15 @@ pub fn decode_numbers<T: BlockValue>(
             if n == 0 {
                 Vec::new()
             } else {
-                pco::standalone::simple_decompress(bytes).map_err(|e| {
+                // pco preallocates from the chunk's own (untrusted) count hint, up to 4 GiB;
+                // cap it at what the directory promised.
+                let corrupt = |e: pco::errors::PcoError| {
                     Error::corruption(path, format!("{what} pco block"), "a valid pco chunk", e)
-                })?
+                };
+                let (fd, rest) = pco::standalone::FileDecompressor::new(bytes).map_err(corrupt)?;
+                fd.with_max_prealloc(n.saturating_mul(T::SIZE))
+                    .simple_decompress(rest)
+                    .map_err(corrupt)?
             }
         }
         Codec::Zstd => {

@@ -49,6 +49,14 @@ pub enum Error {
     #[error("resources exhausted: {0}")]
     ResourcesExhausted(String),
 
+    /// A query ran past its timeout.
+    #[error("query timeout: {0}")]
+    Timeout(String),
+
+    /// A query was cancelled by its client.
+    #[error("query cancelled: {0}")]
+    Cancelled(String),
+
     /// An operating-system I/O failure, with the path it concerned.
     #[error("i/o error on {path}: {source}")]
     Io {

@@ -323,6 +323,27 @@ fn arrow_value(a: &ArrayRef, i: usize) -> InputValue<'_> {
         DataType::Timestamp(TimeUnit::Millisecond, _) => {
             InputValue::Long(a.as_primitive::<TimestampMillisecondType>().value(i))
         }
+        DataType::Timestamp(TimeUnit::Second, _) => InputValue::Long(
+            a.as_primitive::<TimestampSecondType>()
+                .value(i)
+                .saturating_mul(1000),
+        ),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => InputValue::Long(
+            a.as_primitive::<TimestampMicrosecondType>()
+                .value(i)
+                .div_euclid(1000),
+        ),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => InputValue::Long(
+            a.as_primitive::<TimestampNanosecondType>()
+                .value(i)
+                .div_euclid(1_000_000),
+        ),
+        DataType::Date32 => InputValue::Long(
+            i64::from(a.as_primitive::<arrow_array::types::Date32Type>().value(i)) * 86_400_000,
+        ),
+        DataType::Date64 => {
+            InputValue::Long(a.as_primitive::<arrow_array::types::Date64Type>().value(i))
+        }
         DataType::Dictionary(k, _) => {
             macro_rules! dict {
                 ($t:ty) => {{

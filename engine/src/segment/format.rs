@@ -30,6 +30,8 @@ pub const DIRECTORY_VERSION: u32 = 1;
 pub const HEADER_SIZE: usize = SEGMENT_MAGIC.len() + 4 + 4;
 /// Offset of the format version in the header.
 pub const HEADER_VERSION_OFFSET: usize = SEGMENT_MAGIC.len();
+/// Offset of the flags in the header (version 1 defines none: readers reject non-zero flags).
+pub const HEADER_FLAGS_OFFSET: usize = HEADER_VERSION_OFFSET + 4;
 /// Size of the footer: directory offset and length, directory checksum, version, magic.
 pub const FOOTER_SIZE: usize = 8 + 8 + 4 + 4 + SEGMENT_MAGIC.len();
 /// Offset of the format version inside the footer.

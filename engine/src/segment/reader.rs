@@ -24,8 +24,8 @@ use crate::error::{Error, Result};
 use crate::schema::{DataSchema, TIME_COLUMN};
 use crate::segment::format::{
     BLOCK_ROWS, ByteRange, ColumnKind, ColumnMeta, ColumnType, Directory, FOOTER_MAGIC_OFFSET,
-    FOOTER_SIZE, FOOTER_VERSION_OFFSET, FORMAT_VERSION, HEADER_SIZE, HEADER_VERSION_OFFSET,
-    OLDEST_SUPPORTED_FORMAT_VERSION, PartRole, SEGMENT_MAGIC, StreamRole,
+    FOOTER_SIZE, FOOTER_VERSION_OFFSET, FORMAT_VERSION, HEADER_FLAGS_OFFSET, HEADER_SIZE,
+    HEADER_VERSION_OFFSET, OLDEST_SUPPORTED_FORMAT_VERSION, PartRole, SEGMENT_MAGIC, StreamRole,
 };
 use crate::time::Interval;
 
@@ -107,6 +107,15 @@ impl Segment {
         }
         let head_version = le_u32(&bytes[HEADER_VERSION_OFFSET..]);
         check_version(&path, head_version, "header")?;
+        let flags = le_u32(&bytes[HEADER_FLAGS_OFFSET..]);
+        if flags != 0 {
+            return Err(Error::Incompatible {
+                path: path.clone(),
+                reason: format!(
+                    "header flags {flags:#x} are not understood by this build (format version {FORMAT_VERSION} defines none)"
+                ),
+            });
+        }
         let footer = &bytes[len - FOOTER_SIZE..];
         if footer[FOOTER_MAGIC_OFFSET..] != SEGMENT_MAGIC {
             return Err(Error::corruption(
@@ -248,6 +257,54 @@ impl Segment {
             }
             for p in &c.parts {
                 self.check_range(&p.range, &format!("column `{}` {}", c.name, p.role.name()))?;
+            }
+            let mut seen_roles: Vec<PartRole> = Vec::with_capacity(c.parts.len());
+            for p in &c.parts {
+                let allowed = match p.role {
+                    PartRole::Dictionary | PartRole::BitmapIndex => {
+                        matches!(c.column_type, ColumnType::String | ColumnType::MultiString)
+                    }
+                    PartRole::NullBitmap => matches!(
+                        c.column_type,
+                        ColumnType::Long
+                            | ColumnType::Double
+                            | ColumnType::LongPair
+                            | ColumnType::DoublePair
+                    ),
+                };
+                if !allowed || seen_roles.contains(&p.role) {
+                    return Err(self.corrupt(
+                        format!("column `{}` parts", c.name),
+                        format!(
+                            "at most one {} for a {} column",
+                            p.role.name(),
+                            c.column_type.name()
+                        ),
+                        "a duplicate or misplaced part",
+                    ));
+                }
+                seen_roles.push(p.role);
+            }
+            let numeric = matches!(
+                c.column_type,
+                ColumnType::Long
+                    | ColumnType::Double
+                    | ColumnType::LongPair
+                    | ColumnType::DoublePair
+            );
+            if numeric && (c.null_count > 0) != c.part(PartRole::NullBitmap).is_some() {
+                return Err(self.corrupt(
+                    format!("column `{}` null bitmap presence", c.name),
+                    format!(
+                        "present exactly when the null count ({}) is non-zero",
+                        c.null_count
+                    ),
+                    if c.part(PartRole::NullBitmap).is_some() {
+                        "present"
+                    } else {
+                        "absent"
+                    },
+                ));
             }
             let is_string = matches!(c.column_type, ColumnType::String | ColumnType::MultiString);
             if is_string != c.part(PartRole::Dictionary).is_some() {

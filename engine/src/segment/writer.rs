@@ -278,6 +278,17 @@ impl SegmentWriter {
                 "segment interval {interval} is empty"
             )));
         }
+        // Rows are stored with `__time` truncated to the query granularity, so the interval
+        // must start and end on its bucket boundaries or a truncated time could fall outside.
+        let qg = schema.granularity.query_granularity;
+        if qg.truncate(interval.start) != interval.start
+            || qg.truncate(interval.end) != interval.end
+        {
+            return Err(Error::invalid(format!(
+                "segment interval {interval} is not aligned to queryGranularity `{}`",
+                qg.name()
+            )));
+        }
         let dims = schema
             .dimensions
             .iter()
@@ -1245,7 +1256,7 @@ fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
             if index {
                 let rows = ids.iter().enumerate().map(|(r, &id)| (r as u32, id));
                 let bitmaps = bitmaps_for(rows, dictionary.len() + 1);
-                parts.push((PartRole::BitmapIndex, encode_bitmap_index(&bitmaps)?));
+                parts.push((PartRole::BitmapIndex, encode_bitmap_index(bitmaps)?));
             }
             streams.push((StreamRole::Ids, id_stream(&ids)));
             ColumnType::String
@@ -1273,7 +1284,7 @@ fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
                     }
                     pos += l as usize;
                 }
-                parts.push((PartRole::BitmapIndex, encode_bitmap_index(&bitmaps)?));
+                parts.push((PartRole::BitmapIndex, encode_bitmap_index(bitmaps)?));
             }
             // The values stream is blocked by rows: block i holds the values of block i's rows.
             let mut value_blocks = Vec::new();
