@@ -3,6 +3,7 @@
 //! The binary is glue: it parses the command line into configuration, makes one engine call per
 //! request or command, and renders the answer. All storage logic lives in `basalt-engine`.
 
+mod http;
 mod segment_cmd;
 mod serve;
 

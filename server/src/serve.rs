@@ -1,7 +1,7 @@
 //! `basalt serve`: the server on embedded defaults.
 //!
-//! Today it opens (or creates) the data directory with its embedded catalog and answers Druid's
-//! status endpoints over HTTP; query, ingestion and gRPC endpoints are added on this skeleton.
+//! It opens (or creates) the data directory with its embedded catalog and serves the HTTP API
+//! (Druid's native query endpoint and status endpoints) until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
-use basalt_engine::storage::DataDir;
-use serde_json::json;
+use basalt_engine::engine::Engine;
+
+use crate::http::{AppState, router};
 
 /// Arguments of `basalt serve`.
 #[derive(Debug, clap::Args)]
@@ -27,17 +25,12 @@ pub struct ServeArgs {
     pub http_addr: SocketAddr,
 }
 
-struct AppState {
-    data: DataDir,
-    started: Instant,
-}
-
 /// Run the server until SIGINT or SIGTERM.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let data = DataDir::open(&args.data_dir)
+    let engine = Engine::open(&args.data_dir)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
     let state = Arc::new(AppState {
-        data,
+        engine,
         started: Instant::now(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -45,10 +38,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let app = Router::new()
-            .route("/status", get(status))
-            .route("/status/health", get(health))
-            .with_state(state);
+        let app = router(state);
         let listener = tokio::net::TcpListener::bind(args.http_addr)
             .await
             .with_context(|| format!("binding HTTP to {}", args.http_addr))?;
@@ -65,20 +55,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn status(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let timeline = state.data.timeline();
-    Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSeconds": state.started.elapsed().as_secs(),
-        "datasources": timeline.datasources().len(),
-        "segments": timeline.num_segments(None),
-    }))
-}
-
-async fn health() -> Json<bool> {
-    Json(true)
 }
 
 async fn shutdown_signal() {

@@ -66,9 +66,13 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Start a server and wait until `/status/health` answers.
+    /// Start a server on a new empty data directory and wait until it is healthy.
     pub fn start() -> TestServer {
-        let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        TestServer::start_in(tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}")))
+    }
+
+    /// Start a server on an existing data directory and wait until `/status/health` answers.
+    pub fn start_in(data_dir: tempfile::TempDir) -> TestServer {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .unwrap_or_else(|e| panic!("address: {e}"));
@@ -124,6 +128,11 @@ impl TestServer {
     /// HTTP GET; returns (status, body).
     pub fn get(&self, path: &str) -> std::io::Result<(u16, String)> {
         http_request(self.http, "GET", path, None)
+    }
+
+    /// HTTP POST of a JSON body; returns (status, body).
+    pub fn post(&self, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        http_request(self.http, "POST", path, Some(body))
     }
 }
 

@@ -1,0 +1,382 @@
+//! The engine handle: one data directory, its catalog and timeline, open segments, and the
+//! entry points the server calls (`query_json`, `explain_json`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::query::exec::groupby_exec::GroupByExec;
+use crate::query::exec::metadata_exec::{
+    DataSourceMetadataExec, SegmentMetadataExec, TimeBoundaryExec,
+};
+use crate::query::exec::scan_exec::ScanExec;
+use crate::query::exec::search_exec::SearchExec;
+use crate::query::exec::timeseries_exec::TimeseriesExec;
+use crate::query::exec::topn_exec::TopNExec;
+use crate::query::exec::{ExecContext, SegmentTask};
+use crate::query::spec::{Query, QueryBase};
+use crate::schema::TIME_COLUMN;
+use crate::segment::{Segment, SegmentId, SegmentRef};
+use crate::storage::DataDir;
+use crate::time::Interval;
+
+/// The Basalt engine over one data directory.
+#[derive(Debug)]
+pub struct Engine {
+    data: DataDir,
+    open_segments: Mutex<HashMap<SegmentId, SegmentRef>>,
+}
+
+impl Engine {
+    /// Open (or create) a data directory.
+    pub fn open(path: &Path) -> Result<Engine> {
+        Ok(Engine {
+            data: DataDir::open(path)?,
+            open_segments: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The data directory (catalog, timeline, publishing).
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data
+    }
+
+    fn segment(&self, record: &crate::catalog::SegmentRecord) -> Result<SegmentRef> {
+        if let Some(s) = self.open_segments.lock().get(&record.id) {
+            return Ok(s.clone());
+        }
+        let seg = Arc::new(Segment::open(&self.data.segment_path(record))?);
+        let mut cache = self.open_segments.lock();
+        // Forget segments that are no longer used so their files can be unmapped.
+        if cache.len() > 4096 {
+            let timeline = self.data.timeline();
+            cache.retain(|id, _| {
+                timeline
+                    .lookup(&id.datasource, id.interval)
+                    .iter()
+                    .any(|v| &v.record.id == id)
+            });
+        }
+        cache.insert(record.id.clone(), seg.clone());
+        Ok(seg)
+    }
+
+    /// The segments a query reads: visible parts ∩ query intervals, in time order.
+    fn tasks(&self, base: &QueryBase) -> Result<Vec<SegmentTask>> {
+        let ds = &base.data_source;
+        let timeline = self.data.timeline();
+        let known = self.data.catalog().get_datasource(ds)?.is_some()
+            || timeline.datasources().iter().any(|d| d == ds);
+        if !known {
+            return Err(Error::NotFound(format!("datasource `{ds}` does not exist")));
+        }
+        let mut by_id: Vec<(SegmentId, crate::catalog::SegmentRecord, Vec<Interval>)> = Vec::new();
+        for iv in &base.intervals {
+            for v in timeline.lookup(ds, *iv) {
+                let Some(part) = v.visible.intersect(iv) else {
+                    continue;
+                };
+                match by_id.iter_mut().find(|(id, _, _)| *id == v.record.id) {
+                    Some((_, _, ivs)) => ivs.push(part),
+                    None => by_id.push((v.record.id.clone(), v.record.clone(), vec![part])),
+                }
+            }
+        }
+        by_id.sort_by(|a, b| {
+            (a.0.interval.start, a.0.version, a.0.partition).cmp(&(
+                b.0.interval.start,
+                b.0.version,
+                b.0.partition,
+            ))
+        });
+        by_id
+            .into_iter()
+            .map(|(id, record, intervals)| {
+                Ok(SegmentTask {
+                    segment: self.segment(&record)?,
+                    id: id.to_string(),
+                    intervals,
+                })
+            })
+            .collect()
+    }
+
+    /// Known columns of a datasource: from its registered spec and its visible segments.
+    fn known_columns(&self, ds: &str, tasks: &[SegmentTask]) -> Result<BTreeSet<String>> {
+        let mut cols = BTreeSet::new();
+        cols.insert(TIME_COLUMN.to_string());
+        if let Some(spec) = self.data.catalog().get_datasource(ds)?
+            && let Ok(schema) = crate::schema::DataSchema::from_json(&spec)
+        {
+            cols.extend(schema.dimensions.iter().map(|d| d.name.clone()));
+            cols.extend(schema.metrics.iter().map(|m| m.name.clone()));
+        }
+        for t in tasks {
+            cols.extend(t.segment.columns().iter().map(|c| c.name.clone()));
+        }
+        // Segments that the query's intervals do not touch still define the schema.
+        for r in self.data.timeline().segments(ds).iter().take(64) {
+            if let Ok(seg) = self.segment(r) {
+                cols.extend(seg.columns().iter().map(|c| c.name.clone()));
+            }
+        }
+        Ok(cols)
+    }
+
+    fn validate_columns(&self, q: &Query, tasks: &[SegmentTask]) -> Result<()> {
+        let base = q.base();
+        let known = self.known_columns(&base.data_source, tasks)?;
+        if known.len() <= 1 {
+            // Nothing ingested yet and no registered spec: nothing to check against.
+            return Ok(());
+        }
+        let check = |col: &str, path: &str| -> Result<()> {
+            if known.contains(col) {
+                Ok(())
+            } else {
+                Err(Error::invalid(format!(
+                    "{path}: unknown column `{col}` in datasource `{}` (columns: {})",
+                    base.data_source,
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        if let Some(f) = &base.filter {
+            let mut cols = Vec::new();
+            f.columns(&mut cols);
+            for c in cols {
+                check(&c, "filter")?;
+            }
+        }
+        let aggs = match q {
+            Query::Timeseries { aggregations, .. }
+            | Query::TopN { aggregations, .. }
+            | Query::GroupBy { aggregations, .. } => aggregations.as_slice(),
+            _ => &[],
+        };
+        for (i, a) in aggs.iter().enumerate() {
+            if let Some(f) = &a.field {
+                check(f, &format!("aggregations[{i}].fieldName"))?;
+            }
+            let mut cols = Vec::new();
+            a.columns(&mut cols);
+            for c in cols {
+                check(&c, &format!("aggregations[{i}]"))?;
+            }
+        }
+        match q {
+            Query::TopN { dimension, .. } => check(&dimension.dimension, "dimension")?,
+            Query::GroupBy { dimensions, .. } => {
+                for (i, d) in dimensions.iter().enumerate() {
+                    check(&d.dimension, &format!("dimensions[{i}]"))?;
+                }
+            }
+            Query::Scan { columns, .. } => {
+                for (i, c) in columns.iter().enumerate() {
+                    check(c, &format!("columns[{i}]"))?;
+                }
+            }
+            Query::Search {
+                dimensions: Some(ds),
+                ..
+            } => {
+                for (i, c) in ds.iter().enumerate() {
+                    check(c, &format!("searchDimensions[{i}]"))?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn exec_context(base: &QueryBase, cancelled: Option<Arc<AtomicBool>>) -> ExecContext {
+        ExecContext {
+            deadline: base
+                .context
+                .timeout_ms
+                .filter(|&t| t > 0)
+                .map(|t| Instant::now() + Duration::from_millis(t)),
+            cancelled,
+            query_id: base.context.query_id.clone(),
+        }
+    }
+
+    /// Run a Druid native query given as JSON text; the result is Druid's response JSON.
+    pub fn query_json(&self, text: &str) -> Result<Value> {
+        let q = Query::from_json(text)?;
+        self.query(&q, None)
+    }
+
+    /// Run a parsed query; `cancelled` stops it when set.
+    pub fn query(&self, q: &Query, cancelled: Option<Arc<AtomicBool>>) -> Result<Value> {
+        let base = q.base();
+        let ctx = Self::exec_context(base, cancelled);
+        let tasks = self.tasks(base)?;
+        self.validate_columns(q, &tasks)?;
+        ctx.check()?;
+        let filter = base.filter.as_ref();
+        let all_timestamp = base.intervals.first().map(|i| i.start).unwrap_or(0);
+        match q {
+            Query::Timeseries {
+                granularity,
+                aggregations,
+                post_aggregations,
+                descending,
+                ..
+            } => TimeseriesExec {
+                intervals: &base.intervals,
+                filter,
+                granularity,
+                aggregations,
+                post_aggregations,
+                descending: *descending,
+                skip_empty_buckets: base.context.skip_empty_buckets,
+            }
+            .execute(&tasks, &ctx),
+            Query::TopN {
+                granularity,
+                dimension,
+                threshold,
+                metric,
+                aggregations,
+                post_aggregations,
+                ..
+            } => TopNExec {
+                filter,
+                granularity,
+                dimension,
+                threshold: *threshold,
+                metric,
+                aggregations,
+                post_aggregations,
+                max_groups: base.context.max_group_by_rows,
+                all_timestamp,
+            }
+            .execute(&tasks, &ctx),
+            Query::GroupBy {
+                granularity,
+                dimensions,
+                aggregations,
+                post_aggregations,
+                having,
+                limit_spec,
+                subtotals,
+                ..
+            } => GroupByExec {
+                filter,
+                granularity,
+                dimensions,
+                aggregations,
+                post_aggregations,
+                having: having.as_ref(),
+                limit_spec,
+                subtotals: subtotals.as_deref(),
+                max_groups: base.context.max_group_by_rows,
+                all_timestamp,
+            }
+            .execute(&tasks, &ctx),
+            Query::Scan {
+                columns,
+                limit,
+                offset,
+                order,
+                compacted,
+                ..
+            } => ScanExec {
+                filter,
+                columns,
+                limit: *limit,
+                offset: *offset,
+                order: *order,
+                compacted: *compacted,
+                max_rows: base.context.max_scan_rows,
+            }
+            .execute(&tasks, &ctx),
+            Query::TimeBoundary { bound, .. } => TimeBoundaryExec {
+                filter,
+                bound: bound.as_deref(),
+            }
+            .execute(&tasks, &ctx),
+            Query::SegmentMetadata { merge, .. } => {
+                SegmentMetadataExec { merge: *merge }.execute(&tasks, &ctx)
+            }
+            Query::Search {
+                granularity,
+                dimensions,
+                needles,
+                case_sensitive,
+                limit,
+                ..
+            } => SearchExec {
+                filter,
+                granularity,
+                dimensions: dimensions.as_deref(),
+                needles,
+                case_sensitive: *case_sensitive,
+                limit: *limit,
+                all_timestamp,
+            }
+            .execute(&tasks, &ctx),
+            Query::DataSourceMetadata { .. } => DataSourceMetadataExec.execute(&tasks, &ctx),
+        }
+    }
+
+    /// Explain a query: the segments chosen, how the filter is evaluated in each, and the
+    /// operators.
+    pub fn explain_json(&self, text: &str) -> Result<Value> {
+        let q = Query::from_json(text)?;
+        let base = q.base();
+        let tasks = self.tasks(base)?;
+        self.validate_columns(&q, &tasks)?;
+        let operator = match &q {
+            Query::Timeseries { .. } => "TimeseriesExec",
+            Query::TopN { .. } => "TopNExec",
+            Query::GroupBy { .. } => "GroupByExec",
+            Query::Scan { .. } => "ScanExec",
+            Query::TimeBoundary { .. } => "TimeBoundaryExec",
+            Query::SegmentMetadata { .. } => "SegmentMetadataExec",
+            Query::Search { .. } => "SearchExec",
+            Query::DataSourceMetadata { .. } => "DataSourceMetadataExec",
+        };
+        let segments: Vec<Value> = tasks
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "rows": t.segment.num_rows(),
+                    "visible": t.intervals.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                    "timeFilter": if t.intervals.iter().any(|iv| iv.start <= t.segment.directory().min_time && t.segment.directory().max_time < iv.end) {
+                        "whole segment"
+                    } else {
+                        "block min/max of __time"
+                    },
+                    "filter": base.filter.as_ref().map(|f| f.explain(&t.segment)),
+                })
+            })
+            .collect();
+        let mut operators = vec![json!({"name": "SegmentScanExec", "segments": tasks.len()})];
+        if base.filter.is_some() {
+            operators.push(json!({"name": "FilterExec"}));
+        }
+        if matches!(
+            q,
+            Query::Timeseries { .. } | Query::TopN { .. } | Query::GroupBy { .. }
+        ) {
+            operators.push(json!({"name": "AggregateExec", "parallel": true}));
+        }
+        operators.push(json!({"name": operator}));
+        Ok(json!({
+            "queryType": q.type_name(),
+            "dataSource": base.data_source,
+            "intervals": base.intervals.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+            "operators": operators,
+            "segments": segments,
+        }))
+    }
+}

@@ -1,0 +1,659 @@
+//! Query-time aggregators: parsing, per-row accumulation over decoded blocks, merging of
+//! partial states across segments, and finalization into JSON.
+//!
+//! Combination rules are the ones rollup uses ([`crate::aggregate`]), so a query over rolled-up
+//! rows equals the query over the raw rows.
+
+use std::sync::Arc;
+
+use datasketches::hll::{HllSketch, HllType, HllUnion};
+use roaring::RoaringBitmap;
+use serde_json::Value;
+
+use crate::aggregate::{combine_double, combine_long, combine_pair};
+use crate::error::{Error, Result};
+use crate::query::filter::{Filter, Num};
+use crate::query::json::Obj;
+use crate::schema::{DEFAULT_HLL_LG_K, MetricKind};
+use crate::segment::Segment;
+use crate::segment::format::{ColumnMeta, ColumnType, StreamRole};
+
+/// What an aggregator computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AggKind {
+    /// Rows counted.
+    Count,
+    /// A long-valued aggregate (sum, min, max).
+    Long(MetricKind),
+    /// A double-valued aggregate (sum, min, max).
+    Double(MetricKind),
+    /// Long first/last.
+    LongPair(MetricKind),
+    /// Double first/last.
+    DoublePair(MetricKind),
+    /// Distinct count by HLL: over a sketch column (`hyperUnique`, `HLLSketchMerge`) or over
+    /// dimension values (`HLLSketchBuild`, `cardinality`).
+    Hll {
+        /// Round the estimate to a long.
+        round: bool,
+        /// For `cardinality`: the dimensions whose values are counted.
+        fields: Vec<String>,
+        /// For `cardinality` with `byRow`: count distinct combinations.
+        by_row: bool,
+        /// `lgK` of the union.
+        lg_k: u8,
+    },
+}
+
+/// One aggregator of a query.
+#[derive(Clone, Debug)]
+pub struct AggregatorSpec {
+    /// Output name.
+    pub name: String,
+    /// What it computes.
+    pub kind: AggKind,
+    /// Input column (absent for count and cardinality).
+    pub field: Option<String>,
+    /// Only rows matching this filter are aggregated (`filtered` aggregator).
+    pub filter: Option<Arc<Filter>>,
+}
+
+impl AggregatorSpec {
+    /// Parse one Druid aggregator object.
+    pub fn parse(v: &Value, path: &str) -> Result<AggregatorSpec> {
+        let o = Obj::new(v, path)?;
+        let t = o.req_str("type")?;
+        if t == "filtered" {
+            o.check_known(&["type", "filter", "aggregator", "name"])?;
+            let filter = Filter::parse(
+                o.get("filter").ok_or_else(|| {
+                    Error::invalid(format!("{}: required field is missing", o.child("filter")))
+                })?,
+                &o.child("filter"),
+            )?;
+            let inner = AggregatorSpec::parse(
+                o.get("aggregator").ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{}: required field is missing",
+                        o.child("aggregator")
+                    ))
+                })?,
+                &o.child("aggregator"),
+            )?;
+            let filter = match inner.filter {
+                Some(f) => Filter::And(vec![filter, (*f).clone()]),
+                None => filter,
+            };
+            return Ok(AggregatorSpec {
+                name: o.opt_str("name")?.map(str::to_string).unwrap_or(inner.name),
+                kind: inner.kind,
+                field: inner.field,
+                filter: Some(Arc::new(filter)),
+            });
+        }
+        let name = o.req_str("name")?.to_string();
+        let round = o.opt_bool("round")?.unwrap_or(false);
+        let lg_k = match o.opt_u64("lgK")? {
+            None => DEFAULT_HLL_LG_K,
+            Some(k @ 4..=21) => k as u8,
+            Some(k) => {
+                return Err(Error::invalid(format!(
+                    "{}: must be from 4 to 21, found {k}",
+                    o.child("lgK")
+                )));
+            }
+        };
+        let metric = |k: MetricKind| -> AggKind {
+            if k.is_first_last() {
+                if k.is_long() {
+                    AggKind::LongPair(k)
+                } else {
+                    AggKind::DoublePair(k)
+                }
+            } else if k.is_long() {
+                AggKind::Long(k)
+            } else {
+                AggKind::Double(k)
+            }
+        };
+        let (kind, needs_field) = match t {
+            "count" => (AggKind::Count, false),
+            "longSum" => (metric(MetricKind::LongSum), true),
+            "doubleSum" | "floatSum" => (metric(MetricKind::DoubleSum), true),
+            "longMin" => (metric(MetricKind::LongMin), true),
+            "longMax" => (metric(MetricKind::LongMax), true),
+            "doubleMin" | "floatMin" => (metric(MetricKind::DoubleMin), true),
+            "doubleMax" | "floatMax" => (metric(MetricKind::DoubleMax), true),
+            "longFirst" => (metric(MetricKind::LongFirst), true),
+            "longLast" => (metric(MetricKind::LongLast), true),
+            "doubleFirst" | "floatFirst" => (metric(MetricKind::DoubleFirst), true),
+            "doubleLast" | "floatLast" => (metric(MetricKind::DoubleLast), true),
+            "hyperUnique" | "HLLSketchMerge" | "HLLSketchBuild" | "HLLSketch" => (
+                AggKind::Hll {
+                    round: round || t != "hyperUnique",
+                    fields: Vec::new(),
+                    by_row: false,
+                    lg_k,
+                },
+                true,
+            ),
+            "cardinality" => {
+                let fields = match o.opt_array("fields")? {
+                    None => {
+                        return Err(Error::invalid(format!(
+                            "{}: required field is missing",
+                            o.child("fields")
+                        )));
+                    }
+                    Some(a) => {
+                        let mut out = Vec::new();
+                        for (i, f) in a.iter().enumerate() {
+                            match f {
+                                Value::String(s) => out.push(s.clone()),
+                                Value::Object(_) => {
+                                    let fo = Obj::new(f, path)?;
+                                    out.push(fo.req_str("dimension")?.to_string());
+                                }
+                                _ => {
+                                    return Err(Error::invalid(format!(
+                                        "{}[{i}]: expected a dimension name",
+                                        o.child("fields")
+                                    )));
+                                }
+                            }
+                        }
+                        out
+                    }
+                };
+                (
+                    AggKind::Hll {
+                        round,
+                        fields,
+                        by_row: o.opt_bool("byRow")?.unwrap_or(false),
+                        lg_k,
+                    },
+                    false,
+                )
+            }
+            other => {
+                return Err(Error::invalid(format!(
+                    "{}: unsupported aggregator type `{other}`",
+                    o.child("type")
+                )));
+            }
+        };
+        let field = if needs_field {
+            Some(o.req_str("fieldName")?.to_string())
+        } else {
+            None
+        };
+        Ok(AggregatorSpec {
+            name,
+            kind,
+            field,
+            filter: None,
+        })
+    }
+
+    /// Parse a list of aggregators; names must be unique.
+    pub fn parse_list(v: Option<&Value>, path: &str) -> Result<Vec<AggregatorSpec>> {
+        let Some(v) = v else {
+            return Ok(Vec::new());
+        };
+        let arr = v
+            .as_array()
+            .ok_or_else(|| Error::invalid(format!("{path}: expected an array of aggregators")))?;
+        let mut out: Vec<AggregatorSpec> = Vec::with_capacity(arr.len());
+        for (i, a) in arr.iter().enumerate() {
+            let spec = AggregatorSpec::parse(a, &format!("{path}[{i}]"))?;
+            if out.iter().any(|x| x.name == spec.name) {
+                return Err(Error::invalid(format!(
+                    "{path}[{i}].name: duplicate output name `{}`",
+                    spec.name
+                )));
+            }
+            out.push(spec);
+        }
+        Ok(out)
+    }
+
+    /// Every column it reads.
+    pub fn columns(&self, out: &mut Vec<String>) {
+        if let Some(f) = &self.field {
+            out.push(f.clone());
+        }
+        if let AggKind::Hll { fields, .. } = &self.kind {
+            out.extend(fields.iter().cloned());
+        }
+        if let Some(f) = &self.filter {
+            f.columns(out);
+        }
+    }
+
+    /// The initial (empty) state.
+    pub fn init(&self) -> AggState {
+        match &self.kind {
+            AggKind::Count => AggState::Long(Some(0)),
+            AggKind::Long(_) => AggState::Long(None),
+            AggKind::Double(_) => AggState::Double(None),
+            AggKind::LongPair(_) => AggState::LongPair(None),
+            AggKind::DoublePair(_) => AggState::DoublePair(None),
+            AggKind::Hll { .. } => AggState::Hll(None),
+        }
+    }
+
+    /// Merge partial state `b` into `a`.
+    pub fn merge(&self, a: &mut AggState, b: AggState) -> Result<()> {
+        match (&self.kind, a, b) {
+            (AggKind::Count, AggState::Long(x), AggState::Long(y)) => {
+                *x = combine_long(MetricKind::LongSum, *x, y)
+            }
+            (AggKind::Long(k), AggState::Long(x), AggState::Long(y)) => {
+                *x = combine_long(*k, *x, y)
+            }
+            (AggKind::Double(k), AggState::Double(x), AggState::Double(y)) => {
+                *x = combine_double(*k, *x, y)
+            }
+            (AggKind::LongPair(k), AggState::LongPair(x), AggState::LongPair(y)) => {
+                *x = combine_pair(*k, *x, y)
+            }
+            (AggKind::DoublePair(k), AggState::DoublePair(x), AggState::DoublePair(y)) => {
+                *x = combine_pair(*k, *x, y)
+            }
+            (AggKind::Hll { lg_k, .. }, AggState::Hll(x), AggState::Hll(y)) => {
+                match (x.as_mut(), y) {
+                    (_, None) => {}
+                    (None, Some(u)) => *x = Some(u),
+                    (Some(a), Some(b)) => {
+                        let s = b.to_sketch(HllType::Hll8);
+                        a.update(&s);
+                        let _ = lg_k;
+                    }
+                }
+            }
+            _ => return Err(Error::internal("aggregator state kinds do not match")),
+        }
+        Ok(())
+    }
+
+    /// Final value as JSON.
+    pub fn finalize(&self, s: &AggState) -> Value {
+        match s {
+            AggState::Long(v) => v.map(Value::from).unwrap_or(Value::Null),
+            AggState::Double(v) => v.map(json_f64).unwrap_or(Value::Null),
+            AggState::LongPair(v) => v.map(|(_, x)| Value::from(x)).unwrap_or(Value::Null),
+            AggState::DoublePair(v) => v.map(|(_, x)| json_f64(x)).unwrap_or(Value::Null),
+            AggState::Hll(u) => {
+                let est = u.as_ref().map(|u| u.estimate()).unwrap_or(0.0);
+                match &self.kind {
+                    AggKind::Hll { round: true, .. } => Value::from(est.round() as i64),
+                    _ => json_f64(est),
+                }
+            }
+        }
+    }
+
+    /// Final value as a number for ordering and post-aggregation (`None` for null).
+    pub fn finalize_num(&self, s: &AggState) -> Option<f64> {
+        match s {
+            AggState::Long(v) => v.map(|x| x as f64),
+            AggState::Double(v) => *v,
+            AggState::LongPair(v) => v.map(|(_, x)| x as f64),
+            AggState::DoublePair(v) => v.map(|(_, x)| x),
+            AggState::Hll(u) => {
+                let est = u.as_ref().map(|u| u.estimate()).unwrap_or(0.0);
+                Some(match &self.kind {
+                    AggKind::Hll { round: true, .. } => est.round(),
+                    _ => est,
+                })
+            }
+        }
+    }
+}
+
+/// A JSON number for an f64 (non-finite values become null).
+pub fn json_f64(x: f64) -> Value {
+    serde_json::Number::from_f64(x)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// The running state of one aggregator for one group.
+#[derive(Debug)]
+pub enum AggState {
+    /// Count and long aggregates.
+    Long(Option<i64>),
+    /// Double aggregates.
+    Double(Option<f64>),
+    /// Long first/last: (time, value).
+    LongPair(Option<(i64, i64)>),
+    /// Double first/last: (time, value).
+    DoublePair(Option<(i64, f64)>),
+    /// HLL union.
+    Hll(Option<Box<HllUnion>>),
+}
+
+/// The decoded input of one aggregator for one block.
+#[derive(Debug)]
+pub enum AggInput {
+    /// Count: no input.
+    Count,
+    /// Every row null (absent column).
+    Null,
+    /// Long values with their null flags.
+    Long(Vec<i64>, Option<Vec<bool>>),
+    /// Double values with their null flags.
+    Double(Vec<f64>, Option<Vec<bool>>),
+    /// Numbers parsed from a string column's values: per row its dictionary id, per id its number.
+    StrNum(Vec<u32>, Arc<Vec<Option<Num>>>),
+    /// (time, value) pairs: times, long or double values, null flags.
+    PairLong(Vec<i64>, Vec<i64>, Option<Vec<bool>>),
+    /// (time, double value) pairs.
+    PairDouble(Vec<i64>, Vec<f64>, Option<Vec<bool>>),
+    /// Serialized HLL sketches per row.
+    Sketches(Vec<Vec<u8>>),
+    /// Values of dimensions to count distinct (cardinality / HLL build): per row the strings of
+    /// each field.
+    Dims(Vec<Vec<Vec<Arc<str>>>>),
+}
+
+/// Null flags of rows `base..base + n` from a segment-wide null bitmap.
+pub fn block_nulls(nulls: &RoaringBitmap, base: u32, n: usize) -> Option<Vec<bool>> {
+    if nulls.range_cardinality(base..base + n as u32) == 0 {
+        return None;
+    }
+    Some((0..n).map(|i| nulls.contains(base + i as u32)).collect())
+}
+
+/// Per-segment, per-aggregator information that does not change between blocks.
+#[derive(Debug)]
+pub struct SegmentAggContext {
+    /// Rows where the aggregator's filter is true (None = no filter).
+    pub filter_rows: Option<RoaringBitmap>,
+    /// Parsed numbers of a string column's dictionary (when summing a string column).
+    pub str_nums: Option<Arc<Vec<Option<Num>>>>,
+}
+
+impl AggregatorSpec {
+    /// Prepare the per-segment context.
+    pub fn segment_context(&self, seg: &Segment) -> Result<SegmentAggContext> {
+        let filter_rows = match &self.filter {
+            Some(f) => Some(f.evaluate(seg)?.0),
+            None => None,
+        };
+        let mut str_nums = None;
+        if let Some(field) = &self.field
+            && let Some(c) = seg.column(field)
+            && matches!(c.column_type, ColumnType::String | ColumnType::MultiString)
+            && !matches!(self.kind, AggKind::Hll { .. })
+        {
+            let dict = seg.dictionary(c)?;
+            let mut nums = vec![None];
+            for i in 0..dict.len() {
+                nums.push(dict.get(i).and_then(Num::parse));
+            }
+            str_nums = Some(Arc::new(nums));
+        }
+        Ok(SegmentAggContext {
+            filter_rows,
+            str_nums,
+        })
+    }
+
+    /// Decode this aggregator's input for block `b` of `seg`.
+    pub fn block_input(
+        &self,
+        seg: &Segment,
+        b: usize,
+        times: &[i64],
+        ctx: &SegmentAggContext,
+    ) -> Result<AggInput> {
+        let base = (b * crate::segment::format::BLOCK_ROWS) as u32;
+        let n = seg.block_rows(b);
+        if let AggKind::Count = self.kind {
+            return Ok(AggInput::Count);
+        }
+        if let AggKind::Hll { fields, .. } = &self.kind
+            && !fields.is_empty()
+        {
+            return dims_input(seg, fields, b);
+        }
+        let Some(field) = &self.field else {
+            return Ok(AggInput::Null);
+        };
+        let Some(c) = seg.column(field) else {
+            return Ok(AggInput::Null);
+        };
+        let pair = matches!(self.kind, AggKind::LongPair(_) | AggKind::DoublePair(_));
+        Ok(match c.column_type {
+            ColumnType::HllSketch => match self.kind {
+                AggKind::Hll { .. } => AggInput::Sketches(seg.read_blobs(c, b)?),
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "aggregator `{}`: column `{field}` is an HLL sketch; use hyperUnique or HLLSketchMerge",
+                        self.name
+                    )));
+                }
+            },
+            ColumnType::String | ColumnType::MultiString => {
+                if let AggKind::Hll { .. } = self.kind {
+                    return dims_input(seg, std::slice::from_ref(field), b);
+                }
+                if c.column_type == ColumnType::MultiString {
+                    return Err(Error::invalid(format!(
+                        "aggregator `{}`: column `{field}` is multi-valued and cannot be aggregated numerically",
+                        self.name
+                    )));
+                }
+                let ids = seg.read_u32s(c, StreamRole::Ids, b)?;
+                let nums = ctx
+                    .str_nums
+                    .clone()
+                    .ok_or_else(|| Error::internal("string column numbers not prepared"))?;
+                if pair {
+                    let mut vals = Vec::with_capacity(n);
+                    let mut nulls = Vec::with_capacity(n);
+                    for &id in &ids {
+                        match nums.get(id as usize).copied().flatten() {
+                            Some(Num::I(i)) => {
+                                vals.push(i as f64);
+                                nulls.push(false);
+                            }
+                            Some(Num::F(f)) => {
+                                vals.push(f);
+                                nulls.push(false);
+                            }
+                            None => {
+                                vals.push(0.0);
+                                nulls.push(true);
+                            }
+                        }
+                    }
+                    return Ok(match self.kind {
+                        AggKind::LongPair(_) => AggInput::PairLong(
+                            times.to_vec(),
+                            vals.iter().map(|&x| x as i64).collect(),
+                            Some(nulls),
+                        ),
+                        _ => AggInput::PairDouble(times.to_vec(), vals, Some(nulls)),
+                    });
+                }
+                AggInput::StrNum(ids, nums)
+            }
+            ColumnType::Long | ColumnType::Double => {
+                let nulls = block_nulls(&seg.null_bitmap(c)?, base, n);
+                let double = c.column_type == ColumnType::Double;
+                if pair {
+                    let time_vals = times.to_vec();
+                    if double {
+                        AggInput::PairDouble(time_vals, seg.read_doubles(c, b)?, nulls)
+                    } else {
+                        AggInput::PairLong(
+                            time_vals,
+                            seg.read_longs(c, StreamRole::Long, b)?,
+                            nulls,
+                        )
+                    }
+                } else if double {
+                    AggInput::Double(seg.read_doubles(c, b)?, nulls)
+                } else {
+                    AggInput::Long(seg.read_longs(c, StreamRole::Long, b)?, nulls)
+                }
+            }
+            ColumnType::LongPair | ColumnType::DoublePair => {
+                let nulls = block_nulls(&seg.null_bitmap(c)?, base, n);
+                let t = seg.read_longs(c, StreamRole::PairTime, b)?;
+                let t = if pair { t } else { Vec::new() };
+                if c.column_type == ColumnType::LongPair {
+                    let v = seg.read_longs(c, StreamRole::Long, b)?;
+                    if pair {
+                        AggInput::PairLong(t, v, nulls)
+                    } else {
+                        AggInput::Long(v, nulls)
+                    }
+                } else {
+                    let v = seg.read_doubles(c, b)?;
+                    if pair {
+                        AggInput::PairDouble(t, v, nulls)
+                    } else {
+                        AggInput::Double(v, nulls)
+                    }
+                }
+            }
+        })
+    }
+
+    /// Add row `i` of a block's input to a state.
+    #[inline]
+    pub fn update(&self, state: &mut AggState, input: &AggInput, i: usize) -> Result<()> {
+        let is_null = |nulls: &Option<Vec<bool>>| nulls.as_ref().is_some_and(|n| n[i]);
+        match (&self.kind, state) {
+            (AggKind::Count, AggState::Long(x)) => *x = Some(x.unwrap_or(0) + 1),
+            (AggKind::Long(k), AggState::Long(x)) => {
+                let v = match input {
+                    AggInput::Long(v, nulls) => (!is_null(nulls)).then(|| v[i]),
+                    AggInput::Double(v, nulls) => (!is_null(nulls)).then(|| v[i] as i64),
+                    AggInput::StrNum(ids, nums) => {
+                        match nums.get(ids[i] as usize).copied().flatten() {
+                            Some(Num::I(n)) => Some(n),
+                            Some(Num::F(f)) => Some(f as i64),
+                            None => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if v.is_some() {
+                    *x = combine_long(*k, *x, v);
+                }
+            }
+            (AggKind::Double(k), AggState::Double(x)) => {
+                let v = match input {
+                    AggInput::Long(v, nulls) => (!is_null(nulls)).then(|| v[i] as f64),
+                    AggInput::Double(v, nulls) => (!is_null(nulls)).then(|| v[i]),
+                    AggInput::StrNum(ids, nums) => {
+                        match nums.get(ids[i] as usize).copied().flatten() {
+                            Some(Num::I(n)) => Some(n as f64),
+                            Some(Num::F(f)) => Some(f),
+                            None => None,
+                        }
+                    }
+                    _ => None,
+                };
+                if v.is_some() {
+                    *x = combine_double(*k, *x, v);
+                }
+            }
+            (AggKind::LongPair(k), AggState::LongPair(x)) => {
+                let v = match input {
+                    AggInput::PairLong(t, v, nulls) => (!is_null(nulls)).then(|| (t[i], v[i])),
+                    AggInput::PairDouble(t, v, nulls) => {
+                        (!is_null(nulls)).then(|| (t[i], v[i] as i64))
+                    }
+                    _ => None,
+                };
+                if v.is_some() {
+                    *x = combine_pair(*k, *x, v);
+                }
+            }
+            (AggKind::DoublePair(k), AggState::DoublePair(x)) => {
+                let v = match input {
+                    AggInput::PairLong(t, v, nulls) => {
+                        (!is_null(nulls)).then(|| (t[i], v[i] as f64))
+                    }
+                    AggInput::PairDouble(t, v, nulls) => (!is_null(nulls)).then(|| (t[i], v[i])),
+                    _ => None,
+                };
+                if v.is_some() {
+                    *x = combine_pair(*k, *x, v);
+                }
+            }
+            (AggKind::Hll { lg_k, by_row, .. }, AggState::Hll(x)) => match input {
+                AggInput::Sketches(blobs) => {
+                    let blob = &blobs[i];
+                    if !blob.is_empty() {
+                        let s = HllSketch::deserialize(blob).map_err(|e| {
+                            Error::invalid(format!("aggregator `{}`: bad sketch: {e}", self.name))
+                        })?;
+                        union_of(x, *lg_k)?.update(&s);
+                    }
+                }
+                AggInput::Dims(rows) => {
+                    let row = &rows[i];
+                    if *by_row {
+                        let mut key = String::new();
+                        for (fi, vals) in row.iter().enumerate() {
+                            if fi > 0 {
+                                key.push('\u{1}');
+                            }
+                            for (vi, v) in vals.iter().enumerate() {
+                                if vi > 0 {
+                                    key.push('\u{2}');
+                                }
+                                key.push_str(v);
+                            }
+                        }
+                        if row.iter().any(|v| !v.is_empty()) {
+                            crate::aggregate::hll_union_update_str(union_of(x, *lg_k)?, &key);
+                        }
+                    } else {
+                        for vals in row {
+                            for v in vals {
+                                crate::aggregate::hll_union_update_str(union_of(x, *lg_k)?, v);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            },
+            _ => return Err(Error::internal("aggregator state does not match its kind")),
+        }
+        Ok(())
+    }
+}
+
+fn union_of(x: &mut Option<Box<HllUnion>>, lg_k: u8) -> Result<&mut HllUnion> {
+    if x.is_none() {
+        *x = Some(Box::new(HllUnion::new(lg_k).map_err(|e| {
+            Error::invalid(format!("cannot create an HLL union with lgK {lg_k}: {e}"))
+        })?));
+    }
+    x.as_deref_mut()
+        .ok_or_else(|| Error::internal("HLL union missing"))
+}
+
+fn dims_input(seg: &Segment, fields: &[String], b: usize) -> Result<AggInput> {
+    let n = seg.block_rows(b);
+    let mut rows: Vec<Vec<Vec<Arc<str>>>> = vec![Vec::with_capacity(fields.len()); n];
+    for f in fields {
+        let vals = crate::query::exec::column_strings(seg, seg.column(f), b)?;
+        for (i, v) in vals.into_iter().enumerate() {
+            rows[i].push(v);
+        }
+    }
+    Ok(AggInput::Dims(rows))
+}
+
+/// The column metadata an aggregator reads, if any (for EXPLAIN).
+pub fn input_column<'a>(seg: &'a Segment, spec: &AggregatorSpec) -> Option<&'a ColumnMeta> {
+    spec.field.as_deref().and_then(|f| seg.column(f))
+}

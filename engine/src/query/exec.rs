@@ -1,0 +1,668 @@
+//! Query execution over a timeline snapshot.
+//!
+//! The plan for every aggregating query (timeseries, topN, groupBy) is the same pipeline:
+//! 1. `SegmentScanExec`: the timeline snapshot gives the visible segments of the datasource
+//!    for the query intervals (pruning by interval);
+//! 2. `FilterExec`: per segment, rows = time range (block min/max of `__time`) ∩ filter
+//!    (bitmaps for string dimensions, block-skipping row checks for numbers);
+//! 3. `AggregateExec`: per segment, only blocks with matching rows are decoded; each matching
+//!    row is bucketed by granularity and grouped by its dimension values (segment-local
+//!    dictionary ids), aggregators update per-group states; segments run in parallel on all
+//!    cores and their partial states are merged by value;
+//! 4. the query type's finishing step (zero-fill, top-k, having/limit, post-aggregators) shapes
+//!    Druid's JSON response.
+
+pub mod groupby_exec;
+pub mod metadata_exec;
+pub mod scan_exec;
+pub mod search_exec;
+pub mod timeseries_exec;
+pub mod topn_exec;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
+use std::time::Instant;
+
+use roaring::RoaringBitmap;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::query::aggregator::{AggState, AggregatorSpec, SegmentAggContext};
+use crate::query::filter::{Filter, time_rows};
+use crate::query::granularity::QueryGranularity;
+use crate::segment::format::{BLOCK_ROWS, ColumnMeta, ColumnType, StreamRole};
+use crate::segment::{Segment, SegmentRef};
+use crate::time::Interval;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Deadline and cancellation of one query.
+#[derive(Clone, Debug, Default)]
+pub struct ExecContext {
+    /// When the query must stop.
+    pub deadline: Option<Instant>,
+    /// Set to cancel.
+    pub cancelled: Option<Arc<AtomicBool>>,
+    /// Query id for messages.
+    pub query_id: Option<String>,
+}
+
+impl ExecContext {
+    /// Fail if the query timed out or was cancelled.
+    pub fn check(&self) -> Result<()> {
+        if let Some(d) = self.deadline
+            && Instant::now() >= d
+        {
+            return Err(Error::Timeout(format!(
+                "query{} exceeded its timeout",
+                self.query_id
+                    .as_deref()
+                    .map(|q| format!(" `{q}`"))
+                    .unwrap_or_default()
+            )));
+        }
+        if let Some(c) = &self.cancelled
+            && c.load(AtomicOrdering::Relaxed)
+        {
+            return Err(Error::Cancelled(format!(
+                "query{} was cancelled",
+                self.query_id
+                    .as_deref()
+                    .map(|q| format!(" `{q}`"))
+                    .unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One segment to read, with the parts of time the query sees in it.
+#[derive(Clone, Debug)]
+pub struct SegmentTask {
+    /// The open segment.
+    pub segment: SegmentRef,
+    /// Segment id text (Druid style).
+    pub id: String,
+    /// Visible time ranges ∩ query intervals.
+    pub intervals: Vec<Interval>,
+}
+
+/// Run `f` over every task on all cores; results in task order.
+pub fn parallel_map<T: Sync, R: Send>(
+    tasks: &[T],
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(tasks.len());
+    if threads <= 1 {
+        return tasks.iter().map(&f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let slots: Vec<parking_lot::Mutex<Option<Result<R>>>> = (0..tasks.len())
+        .map(|_| parking_lot::Mutex::new(None))
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    if failed.load(AtomicOrdering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+                    if i >= tasks.len() {
+                        break;
+                    }
+                    let r = f(&tasks[i]);
+                    if r.is_err() {
+                        failed.store(true, AtomicOrdering::Relaxed);
+                    }
+                    *slots[i].lock() = Some(r);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut first_err = None;
+    for s in slots {
+        match s.into_inner() {
+            Some(Ok(r)) => out.push(r),
+            Some(Err(e)) if first_err.is_none() => first_err = Some(e),
+            Some(Err(_)) => {}
+            None => {}
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Rows of a task that pass the time ranges and the filter.
+pub fn task_rows(task: &SegmentTask, filter: Option<&Filter>) -> Result<RoaringBitmap> {
+    let seg = &task.segment;
+    let mut rows = if task
+        .intervals
+        .iter()
+        .any(|iv| iv.start <= seg.directory().min_time && seg.directory().max_time < iv.end)
+    {
+        let mut all = RoaringBitmap::new();
+        all.insert_range(0..seg.num_rows() as u32);
+        all
+    } else {
+        time_rows(seg, &task.intervals)?
+    };
+    if let Some(f) = filter
+        && !rows.is_empty()
+    {
+        rows &= f.evaluate(seg)?.0;
+    }
+    Ok(rows)
+}
+
+/// A grouping value, independent of any segment's dictionary.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DimValue {
+    /// Null.
+    Null,
+    /// A string.
+    Str(Arc<str>),
+    /// A long.
+    Long(i64),
+    /// A double, by its bits (normalised so -0.0 is 0.0).
+    Double(u64),
+}
+
+impl DimValue {
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        match self {
+            DimValue::Null => Value::Null,
+            DimValue::Str(s) => Value::from(&**s),
+            DimValue::Long(i) => Value::from(*i),
+            DimValue::Double(b) => crate::query::aggregator::json_f64(f64::from_bits(*b)),
+        }
+    }
+
+    /// Druid's ordering of dimension values: null first, then lexicographic (or numeric for
+    /// numbers).
+    pub fn cmp_druid(&self, other: &DimValue) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self, other) {
+            (DimValue::Null, DimValue::Null) => Ordering::Equal,
+            (DimValue::Null, _) => Ordering::Less,
+            (_, DimValue::Null) => Ordering::Greater,
+            (DimValue::Str(a), DimValue::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (DimValue::Long(a), DimValue::Long(b)) => a.cmp(b),
+            (DimValue::Double(a), DimValue::Double(b)) => {
+                f64::from_bits(*a).total_cmp(&f64::from_bits(*b))
+            }
+            (a, b) => a.cmp(b),
+        }
+    }
+}
+
+/// Per-row values of a column for one block as strings (empty = null); used for
+/// cardinality over dimensions and for search.
+pub fn column_strings(
+    seg: &Segment,
+    col: Option<&ColumnMeta>,
+    b: usize,
+) -> Result<Vec<Vec<Arc<str>>>> {
+    let n = seg.block_rows(b);
+    let Some(c) = col else {
+        return Ok(vec![Vec::new(); n]);
+    };
+    let base = (b * BLOCK_ROWS) as u32;
+    Ok(match c.column_type {
+        ColumnType::String | ColumnType::MultiString => {
+            let dict = seg.dictionary(c)?;
+            let mut cache: Vec<Option<Arc<str>>> = vec![None; dict.len() + 1];
+            let mut get = |id: u32| -> Arc<str> {
+                let slot = &mut cache[id as usize];
+                slot.get_or_insert_with(|| Arc::from(dict.get(id as usize - 1).unwrap_or_default()))
+                    .clone()
+            };
+            if c.column_type == ColumnType::String {
+                seg.read_u32s(c, StreamRole::Ids, b)?
+                    .into_iter()
+                    .map(|id| if id == 0 { Vec::new() } else { vec![get(id)] })
+                    .collect()
+            } else {
+                let lengths = seg.read_u32s(c, StreamRole::Lengths, b)?;
+                let ids = seg.read_u32s(c, StreamRole::Ids, b)?;
+                let mut pos = 0usize;
+                let mut out = Vec::with_capacity(n);
+                for l in lengths {
+                    let end = (pos + l as usize).min(ids.len());
+                    out.push(
+                        ids[pos..end]
+                            .iter()
+                            .filter(|&&id| id > 0)
+                            .map(|&id| get(id))
+                            .collect(),
+                    );
+                    pos = end;
+                }
+                out
+            }
+        }
+        ColumnType::Long | ColumnType::LongPair => {
+            let nulls = seg.null_bitmap(c)?;
+            seg.read_longs(c, StreamRole::Long, b)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if nulls.contains(base + i as u32) {
+                        Vec::new()
+                    } else {
+                        vec![Arc::from(v.to_string())]
+                    }
+                })
+                .collect()
+        }
+        ColumnType::Double | ColumnType::DoublePair => {
+            let nulls = seg.null_bitmap(c)?;
+            seg.read_doubles(c, b)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    if nulls.contains(base + i as u32) {
+                        Vec::new()
+                    } else {
+                        vec![Arc::from(v.to_string())]
+                    }
+                })
+                .collect()
+        }
+        ColumnType::HllSketch => vec![Vec::new(); n],
+    })
+}
+
+/// Grouping key of one result group: time bucket and dimension values.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    /// Bucket start.
+    pub bucket: i64,
+    /// Dimension values in query order.
+    pub dims: Vec<DimValue>,
+}
+
+/// Partial aggregation result: groups and their states.
+pub type Groups = FastMap<GroupKey, Vec<AggState>>;
+
+/// What to group by.
+#[derive(Debug)]
+pub struct Grouping<'a> {
+    /// Time bucketing.
+    pub granularity: &'a QueryGranularity,
+    /// Dimension columns (input names).
+    pub dims: &'a [String],
+    /// Aggregators.
+    pub aggs: &'a [AggregatorSpec],
+    /// Max groups (ResourcesExhausted beyond).
+    pub max_groups: u64,
+}
+
+enum DimCodes {
+    /// Per-row dictionary ids, and per id its value.
+    Ids(Vec<u32>),
+    /// Per-row list of ids.
+    Multi(Vec<u32>, Vec<u32>),
+    /// Numbers (null flagged).
+    Long(Vec<i64>, Option<Vec<bool>>),
+    Double(Vec<f64>, Option<Vec<bool>>),
+    /// Absent column.
+    Null,
+}
+
+enum DimDict {
+    Strings(Vec<Arc<str>>),
+    None,
+}
+
+fn dim_dict(seg: &Segment, c: Option<&ColumnMeta>) -> Result<DimDict> {
+    match c {
+        Some(c) if matches!(c.column_type, ColumnType::String | ColumnType::MultiString) => {
+            let dict = seg.dictionary(c)?;
+            let mut v: Vec<Arc<str>> = Vec::with_capacity(dict.len() + 1);
+            v.push(Arc::from(""));
+            for i in 0..dict.len() {
+                v.push(Arc::from(dict.get(i).ok_or_else(|| {
+                    Error::corruption(
+                        seg.path(),
+                        format!("column `{}` dictionary entry {i}", c.name),
+                        "UTF-8",
+                        "invalid",
+                    )
+                })?));
+            }
+            Ok(DimDict::Strings(v))
+        }
+        _ => Ok(DimDict::None),
+    }
+}
+
+fn dim_codes(seg: &Segment, c: Option<&ColumnMeta>, b: usize) -> Result<DimCodes> {
+    let Some(c) = c else {
+        return Ok(DimCodes::Null);
+    };
+    let base = (b * BLOCK_ROWS) as u32;
+    let n = seg.block_rows(b);
+    Ok(match c.column_type {
+        ColumnType::String => DimCodes::Ids(seg.read_u32s(c, StreamRole::Ids, b)?),
+        ColumnType::MultiString => {
+            let lengths = seg.read_u32s(c, StreamRole::Lengths, b)?;
+            let ids = seg.read_u32s(c, StreamRole::Ids, b)?;
+            let mut offsets = Vec::with_capacity(lengths.len() + 1);
+            let mut pos = 0u32;
+            offsets.push(0);
+            for l in lengths {
+                pos = pos.saturating_add(l).min(ids.len() as u32);
+                offsets.push(pos);
+            }
+            DimCodes::Multi(offsets, ids)
+        }
+        ColumnType::Long | ColumnType::LongPair => DimCodes::Long(
+            seg.read_longs(c, StreamRole::Long, b)?,
+            crate::query::aggregator::block_nulls(&seg.null_bitmap(c)?, base, n),
+        ),
+        ColumnType::Double | ColumnType::DoublePair => DimCodes::Double(
+            seg.read_doubles(c, b)?,
+            crate::query::aggregator::block_nulls(&seg.null_bitmap(c)?, base, n),
+        ),
+        ColumnType::HllSketch => {
+            return Err(Error::invalid(format!(
+                "column `{}` is an HLL sketch and cannot be grouped on",
+                c.name
+            )));
+        }
+    })
+}
+
+/// Segment-local key code of one dimension value (0 = null for strings).
+#[inline]
+fn push_codes(codes: &DimCodes, i: usize, out: &mut Vec<u64>) {
+    match codes {
+        DimCodes::Ids(ids) => out.push(ids[i] as u64),
+        DimCodes::Long(v, nulls) => {
+            if nulls.as_ref().is_some_and(|n| n[i]) {
+                out.push(u64::MAX);
+                out.push(0);
+            } else {
+                out.push(0);
+                out.push(v[i] as u64);
+            }
+        }
+        DimCodes::Double(v, nulls) => {
+            if nulls.as_ref().is_some_and(|n| n[i]) {
+                out.push(u64::MAX);
+                out.push(0);
+            } else {
+                out.push(0);
+                let x = if v[i] == 0.0 { 0.0 } else { v[i] };
+                out.push(x.to_bits());
+            }
+        }
+        DimCodes::Null => out.push(0),
+        DimCodes::Multi(..) => out.push(0),
+    }
+}
+
+/// Aggregate the matching rows of one segment task into groups.
+pub fn aggregate_task(
+    task: &SegmentTask,
+    filter: Option<&Filter>,
+    grouping: &Grouping<'_>,
+    ctx: &ExecContext,
+) -> Result<Groups> {
+    let seg = &task.segment;
+    let rows = task_rows(task, filter)?;
+    let mut out: Groups = Groups::default();
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    let time_col = seg
+        .column(crate::schema::TIME_COLUMN)
+        .ok_or_else(|| Error::internal("segment without __time"))?;
+    let dim_cols: Vec<Option<&ColumnMeta>> = grouping.dims.iter().map(|d| seg.column(d)).collect();
+    let dicts: Vec<DimDict> = dim_cols
+        .iter()
+        .map(|c| dim_dict(seg, *c))
+        .collect::<Result<_>>()?;
+    let agg_ctx: Vec<SegmentAggContext> = grouping
+        .aggs
+        .iter()
+        .map(|a| a.segment_context(seg))
+        .collect::<Result<_>>()?;
+    let multi_dims: Vec<usize> = dim_cols
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_some_and(|c| c.column_type == ColumnType::MultiString))
+        .map(|(i, _)| i)
+        .collect();
+
+    // Local groups keyed by segment-local codes: [bucket, codes...].
+    let mut local: FastMap<Box<[u64]>, usize> = FastMap::default();
+    let mut local_keys: Vec<Box<[u64]>> = Vec::new();
+    let mut states: Vec<Vec<AggState>> = Vec::new();
+    let mut key: Vec<u64> = Vec::with_capacity(1 + 2 * grouping.dims.len());
+    let mut bucket_cache: Option<(i64, i64, i64)> = None; // (start, next, bucket)
+    let mut last_key: Vec<u64> = Vec::new();
+    let mut last_group = usize::MAX;
+
+    for b in 0..seg.num_blocks() {
+        let base = (b * BLOCK_ROWS) as u32;
+        let n = seg.block_rows(b) as u32;
+        if rows.range_cardinality(base..base + n) == 0 {
+            continue;
+        }
+        ctx.check()?;
+        let times = seg.read_longs(time_col, StreamRole::Long, b)?;
+        let codes: Vec<DimCodes> = dim_cols
+            .iter()
+            .map(|c| dim_codes(seg, *c, b))
+            .collect::<Result<_>>()?;
+        let inputs: Vec<_> = grouping
+            .aggs
+            .iter()
+            .zip(&agg_ctx)
+            .map(|(a, c)| a.block_input(seg, b, &times, c))
+            .collect::<Result<_>>()?;
+        for row in rows.range(base..base + n) {
+            let i = (row - base) as usize;
+            let t = times[i];
+            let bucket = match bucket_cache {
+                Some((s, e, bk)) if t >= s && t < e => bk,
+                _ => {
+                    let s = grouping.granularity.bucket_start(t);
+                    let e = grouping.granularity.next(s);
+                    bucket_cache = Some((s, e, s));
+                    s
+                }
+            };
+            // Expand multi-value dimensions into one key per value combination.
+            let combos: Vec<Vec<(usize, u64)>> = if multi_dims.is_empty() {
+                Vec::new()
+            } else {
+                let mut combos: Vec<Vec<(usize, u64)>> = vec![Vec::new()];
+                for &d in &multi_dims {
+                    if let DimCodes::Multi(offsets, ids) = &codes[d] {
+                        let vals = &ids[offsets[i] as usize..offsets[i + 1] as usize];
+                        if vals.is_empty() {
+                            for c in &mut combos {
+                                c.push((d, 0));
+                            }
+                        } else {
+                            let mut next = Vec::with_capacity(combos.len() * vals.len());
+                            for c in &combos {
+                                for &v in vals {
+                                    let mut c2 = c.clone();
+                                    c2.push((d, v as u64));
+                                    next.push(c2);
+                                }
+                            }
+                            combos = next;
+                        }
+                    }
+                }
+                combos
+            };
+            let n_combos = combos.len().max(1);
+            for ci in 0..n_combos {
+                key.clear();
+                key.push(bucket as u64);
+                for (d, c) in codes.iter().enumerate() {
+                    if let DimCodes::Multi(..) = c {
+                        let v = combos
+                            .get(ci)
+                            .map(Vec::as_slice)
+                            .unwrap_or_default()
+                            .iter()
+                            .find(|(x, _)| *x == d)
+                            .map(|(_, v)| *v)
+                            .unwrap_or(0);
+                        key.push(v);
+                    } else {
+                        push_codes(c, i, &mut key);
+                    }
+                }
+                // Consecutive rows usually fall in the same group (rows are sorted): skip the
+                // hash lookup then.
+                let g = if last_group != usize::MAX && key == last_key {
+                    last_group
+                } else {
+                    let g = match local.get(key.as_slice()) {
+                        Some(&g) => g,
+                        None => {
+                            if local.len() as u64 >= grouping.max_groups {
+                                return Err(Error::ResourcesExhausted(format!(
+                                    "query produced more than {} groups (context maxGroupByRows)",
+                                    grouping.max_groups
+                                )));
+                            }
+                            let g = states.len();
+                            let k: Box<[u64]> = key.clone().into_boxed_slice();
+                            local.insert(k.clone(), g);
+                            local_keys.push(k);
+                            states.push(grouping.aggs.iter().map(|a| a.init()).collect());
+                            g
+                        }
+                    };
+                    last_key.clone_from(&key);
+                    last_group = g;
+                    g
+                };
+                let st = &mut states[g];
+                for (ai, a) in grouping.aggs.iter().enumerate() {
+                    if let Some(fr) = &agg_ctx[ai].filter_rows
+                        && !fr.contains(row)
+                    {
+                        continue;
+                    }
+                    a.update(&mut st[ai], &inputs[ai], i)?;
+                }
+            }
+        }
+    }
+
+    // Translate local codes into values.
+    for (k, st) in local_keys.into_iter().zip(states) {
+        let bucket = k[0] as i64;
+        let mut dims = Vec::with_capacity(grouping.dims.len());
+        let mut pos = 1usize;
+        for (d, c) in dim_cols.iter().enumerate() {
+            let ct = c.map(|c| c.column_type);
+            match ct {
+                Some(ColumnType::Long | ColumnType::LongPair) => {
+                    dims.push(if k[pos] == u64::MAX {
+                        DimValue::Null
+                    } else {
+                        DimValue::Long(k[pos + 1] as i64)
+                    });
+                    pos += 2;
+                }
+                Some(ColumnType::Double | ColumnType::DoublePair) => {
+                    dims.push(if k[pos] == u64::MAX {
+                        DimValue::Null
+                    } else {
+                        DimValue::Double(k[pos + 1])
+                    });
+                    pos += 2;
+                }
+                _ => {
+                    let id = k[pos] as usize;
+                    dims.push(match (&dicts[d], id) {
+                        (_, 0) => DimValue::Null,
+                        (DimDict::Strings(v), id) => v
+                            .get(id)
+                            .cloned()
+                            .map(DimValue::Str)
+                            .unwrap_or(DimValue::Null),
+                        (DimDict::None, _) => DimValue::Null,
+                    });
+                    pos += 1;
+                }
+            }
+        }
+        let gk = GroupKey { bucket, dims };
+        merge_into(&mut out, gk, st, grouping.aggs)?;
+    }
+    Ok(out)
+}
+
+fn merge_into(
+    out: &mut Groups,
+    key: GroupKey,
+    st: Vec<AggState>,
+    aggs: &[AggregatorSpec],
+) -> Result<()> {
+    match out.get_mut(&key) {
+        Some(existing) => {
+            for ((a, e), s) in aggs.iter().zip(existing.iter_mut()).zip(st) {
+                a.merge(e, s)?;
+            }
+        }
+        None => {
+            out.insert(key, st);
+        }
+    }
+    Ok(())
+}
+
+/// Aggregate every task in parallel and merge the partial groups.
+pub fn aggregate_all(
+    tasks: &[SegmentTask],
+    filter: Option<&Filter>,
+    grouping: &Grouping<'_>,
+    ctx: &ExecContext,
+) -> Result<Groups> {
+    let partials = parallel_map(tasks, |t| aggregate_task(t, filter, grouping, ctx))?;
+    let mut iter = partials.into_iter();
+    let mut out = iter.next().unwrap_or_default();
+    for p in iter {
+        ctx.check()?;
+        for (k, st) in p {
+            merge_into(&mut out, k, st, grouping.aggs)?;
+        }
+        if out.len() as u64 > grouping.max_groups {
+            return Err(Error::ResourcesExhausted(format!(
+                "query produced more than {} groups (context maxGroupByRows)",
+                grouping.max_groups
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Finalize a group's aggregates into a JSON object (name → value).
+pub fn finalize_row(aggs: &[AggregatorSpec], st: &[AggState]) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::with_capacity(aggs.len());
+    for (a, s) in aggs.iter().zip(st) {
+        m.insert(a.name.clone(), a.finalize(s));
+    }
+    m
+}

@@ -1,0 +1,212 @@
+//! `GroupByExec`: aggregates per combination of dimension values, with having, ordering,
+//! limit and subtotals.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::query::aggregator::AggregatorSpec;
+use crate::query::exec::{
+    DimValue, ExecContext, Grouping, SegmentTask, aggregate_all, finalize_row,
+};
+use crate::query::filter::{Filter, Num};
+use crate::query::granularity::QueryGranularity;
+use crate::query::post_aggregator::PostAggregator;
+use crate::query::spec::{DimensionSpec, Having, LimitSpec};
+
+/// The groupBy operator.
+#[derive(Debug)]
+pub struct GroupByExec<'a> {
+    /// Filter.
+    pub filter: Option<&'a Filter>,
+    /// Bucketing.
+    pub granularity: &'a QueryGranularity,
+    /// Grouping dimensions.
+    pub dimensions: &'a [DimensionSpec],
+    /// Aggregators.
+    pub aggregations: &'a [AggregatorSpec],
+    /// Post-aggregators.
+    pub post_aggregations: &'a [PostAggregator],
+    /// Having.
+    pub having: Option<&'a Having>,
+    /// Ordering and limit.
+    pub limit_spec: &'a LimitSpec,
+    /// Subtotal sets (output names).
+    pub subtotals: Option<&'a [Vec<String>]>,
+    /// Max groups.
+    pub max_groups: u64,
+    /// Timestamp reported for granularity `all`.
+    pub all_timestamp: i64,
+}
+
+struct OutRow {
+    bucket: i64,
+    dims: Vec<DimValue>,
+    event: Map<String, Value>,
+}
+
+fn cmp_json(a: Option<&Value>, b: Option<&Value>, numeric: bool) -> Ordering {
+    let a = a.unwrap_or(&Value::Null);
+    let b = b.unwrap_or(&Value::Null);
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => x
+                .as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&y.as_f64().unwrap_or(0.0)),
+        },
+        (Value::String(x), Value::String(y)) if numeric => match (Num::parse(x), Num::parse(y)) {
+            (Some(p), Some(q)) => p.cmp_num(q),
+            (None, Some(_)) => Ordering::Greater,
+            (Some(_), None) => Ordering::Less,
+            (None, None) => x.cmp(y),
+        },
+        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Value::Number(_), Value::String(_)) => Ordering::Less,
+        (Value::String(_), Value::Number(_)) => Ordering::Greater,
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+impl GroupByExec<'_> {
+    /// Name shown by EXPLAIN.
+    pub fn name(&self) -> &'static str {
+        "GroupByExec"
+    }
+
+    fn run_grouping(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+        dims: &[&DimensionSpec],
+    ) -> Result<Vec<OutRow>> {
+        let names: Vec<String> = dims.iter().map(|d| d.dimension.clone()).collect();
+        let grouping = Grouping {
+            granularity: self.granularity,
+            dims: &names,
+            aggs: self.aggregations,
+            max_groups: self.max_groups,
+        };
+        let groups = aggregate_all(tasks, self.filter, &grouping, ctx)?;
+        let mut rows = Vec::with_capacity(groups.len());
+        for (key, st) in groups {
+            let mut event = Map::new();
+            for (spec, v) in self.dimensions.iter().zip(key.dims.iter()) {
+                let _ = (spec, v);
+            }
+            for (d, v) in dims.iter().zip(key.dims.iter()) {
+                event.insert(d.output_name.clone(), v.to_json());
+            }
+            event.extend(finalize_row(self.aggregations, &st));
+            PostAggregator::apply(self.post_aggregations, &mut event);
+            if let Some(h) = self.having
+                && !h.matches(&event)
+            {
+                continue;
+            }
+            rows.push(OutRow {
+                bucket: key.bucket,
+                dims: key.dims,
+                event,
+            });
+        }
+        // Druid's natural order: by time, then by dimension values.
+        rows.sort_by(|a, b| {
+            a.bucket.cmp(&b.bucket).then_with(|| {
+                for (x, y) in a.dims.iter().zip(&b.dims) {
+                    let o = x.cmp_druid(y);
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                Ordering::Equal
+            })
+        });
+        Ok(rows)
+    }
+
+    /// Run over the segment tasks.
+    pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
+        for c in &self.limit_spec.columns {
+            let known = self.dimensions.iter().any(|d| d.output_name == c.dimension)
+                || self.aggregations.iter().any(|a| a.name == c.dimension)
+                || self
+                    .post_aggregations
+                    .iter()
+                    .any(|p| p.name() == c.dimension);
+            if !known {
+                return Err(Error::invalid(format!(
+                    "limitSpec.columns: `{}` is not a dimension, aggregation or post-aggregation of the query",
+                    c.dimension
+                )));
+            }
+        }
+        let mut rows: Vec<OutRow> = Vec::new();
+        match self.subtotals {
+            None => {
+                let dims: Vec<&DimensionSpec> = self.dimensions.iter().collect();
+                rows = self.run_grouping(tasks, ctx, &dims)?;
+            }
+            Some(sets) => {
+                for set in sets {
+                    let dims: Vec<&DimensionSpec> = self
+                        .dimensions
+                        .iter()
+                        .filter(|d| set.contains(&d.output_name))
+                        .collect();
+                    let mut part = self.run_grouping(tasks, ctx, &dims)?;
+                    for r in &mut part {
+                        for d in self.dimensions {
+                            if !set.contains(&d.output_name) {
+                                r.event.insert(d.output_name.clone(), Value::Null);
+                            }
+                        }
+                    }
+                    rows.extend(part);
+                }
+            }
+        }
+        let ls = self.limit_spec;
+        if !ls.columns.is_empty() {
+            rows.sort_by(|a, b| {
+                for c in &ls.columns {
+                    let o = cmp_json(
+                        a.event.get(&c.dimension),
+                        b.event.get(&c.dimension),
+                        c.numeric,
+                    );
+                    let o = if c.descending { o.reverse() } else { o };
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                Ordering::Equal
+            });
+        }
+        let offset = ls.offset as usize;
+        let limit = ls.limit.map(|l| l as usize).unwrap_or(usize::MAX);
+        let out: Vec<Value> = rows
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|r| {
+                let ts = if self.granularity.is_all() {
+                    self.all_timestamp
+                } else {
+                    r.bucket
+                };
+                json!({
+                    "version": "v1",
+                    "timestamp": self.granularity.format(ts),
+                    "event": Value::Object(r.event),
+                })
+            })
+            .collect();
+        Ok(Value::Array(out))
+    }
+}

@@ -1,0 +1,110 @@
+//! `TimeseriesExec`: aggregates per time bucket, zero-filling empty buckets.
+
+use serde_json::{Value, json};
+
+use crate::error::Result;
+use crate::query::aggregator::AggregatorSpec;
+use crate::query::exec::{ExecContext, Grouping, SegmentTask, aggregate_all, finalize_row};
+use crate::query::filter::Filter;
+use crate::query::granularity::QueryGranularity;
+use crate::query::post_aggregator::PostAggregator;
+use crate::time::Interval;
+
+/// Most buckets a timeseries may zero-fill.
+pub const MAX_BUCKETS: usize = 1_000_000;
+
+/// The timeseries operator.
+#[derive(Debug)]
+pub struct TimeseriesExec<'a> {
+    /// Query intervals.
+    pub intervals: &'a [Interval],
+    /// Filter.
+    pub filter: Option<&'a Filter>,
+    /// Bucketing.
+    pub granularity: &'a QueryGranularity,
+    /// Aggregators.
+    pub aggregations: &'a [AggregatorSpec],
+    /// Post-aggregators.
+    pub post_aggregations: &'a [PostAggregator],
+    /// Newest first.
+    pub descending: bool,
+    /// Omit empty buckets.
+    pub skip_empty_buckets: bool,
+}
+
+impl TimeseriesExec<'_> {
+    /// Name shown by EXPLAIN.
+    pub fn name(&self) -> &'static str {
+        "TimeseriesExec"
+    }
+
+    /// Run over the segment tasks.
+    pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
+        let grouping = Grouping {
+            granularity: self.granularity,
+            dims: &[],
+            aggs: self.aggregations,
+            max_groups: MAX_BUCKETS as u64,
+        };
+        let mut groups = aggregate_all(tasks, self.filter, &grouping, ctx)?;
+        let mut buckets: Vec<i64> = if self.granularity.is_all() {
+            // One bucket, reported at the start of the query intervals.
+            let start = self.intervals.first().map(|i| i.start).unwrap_or(0);
+            let all_key = groups.keys().next().map(|k| k.bucket);
+            if let Some(k) = all_key
+                && k != start
+                && let Some(st) = groups.remove(&crate::query::exec::GroupKey {
+                    bucket: k,
+                    dims: vec![],
+                })
+            {
+                groups.insert(
+                    crate::query::exec::GroupKey {
+                        bucket: start,
+                        dims: vec![],
+                    },
+                    st,
+                );
+            }
+            if groups.is_empty() && self.skip_empty_buckets {
+                vec![]
+            } else {
+                vec![start]
+            }
+        } else if self.skip_empty_buckets {
+            groups.keys().map(|k| k.bucket).collect()
+        } else {
+            let mut b = Vec::new();
+            for iv in self.intervals {
+                b.extend(self.granularity.bucket_starts(*iv, MAX_BUCKETS)?);
+            }
+            b.extend(groups.keys().map(|k| k.bucket));
+            b
+        };
+        buckets.sort_unstable();
+        buckets.dedup();
+        if self.descending {
+            buckets.reverse();
+        }
+        let mut out = Vec::with_capacity(buckets.len());
+        for bucket in buckets {
+            let key = crate::query::exec::GroupKey {
+                bucket,
+                dims: vec![],
+            };
+            let mut row = match groups.get(&key) {
+                Some(st) => finalize_row(self.aggregations, st),
+                None => {
+                    let empty: Vec<_> = self.aggregations.iter().map(|a| a.init()).collect();
+                    finalize_row(self.aggregations, &empty)
+                }
+            };
+            PostAggregator::apply(self.post_aggregations, &mut row);
+            out.push(json!({
+                "timestamp": self.granularity.format(bucket),
+                "result": Value::Object(row),
+            }));
+        }
+        Ok(Value::Array(out))
+    }
+}

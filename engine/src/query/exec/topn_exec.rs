@@ -1,0 +1,204 @@
+//! `TopNExec`: the top values of one dimension per time bucket.
+//!
+//! Each segment's partial groups are cut to its top `max(threshold, 1000)` values by the
+//! ordering metric before merging (Druid's over-fetch rule), then the merged groups are ranked.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::query::aggregator::AggregatorSpec;
+use crate::query::exec::{
+    DimValue, ExecContext, Grouping, Groups, SegmentTask, aggregate_task, finalize_row,
+    parallel_map,
+};
+use crate::query::filter::{Filter, Num};
+use crate::query::granularity::QueryGranularity;
+use crate::query::post_aggregator::PostAggregator;
+use crate::query::spec::{DimensionSpec, TopNMetric};
+
+/// A dimension value with its finalized row.
+type RankedRow = (DimValue, Map<String, Value>);
+
+/// Minimum values kept per segment before merging.
+pub const MIN_TOPN_OVERFETCH: usize = 1000;
+
+/// The topN operator.
+#[derive(Debug)]
+pub struct TopNExec<'a> {
+    /// Filter.
+    pub filter: Option<&'a Filter>,
+    /// Bucketing.
+    pub granularity: &'a QueryGranularity,
+    /// The dimension.
+    pub dimension: &'a DimensionSpec,
+    /// How many values per bucket.
+    pub threshold: usize,
+    /// Ordering.
+    pub metric: &'a TopNMetric,
+    /// Aggregators.
+    pub aggregations: &'a [AggregatorSpec],
+    /// Post-aggregators.
+    pub post_aggregations: &'a [PostAggregator],
+    /// Max groups.
+    pub max_groups: u64,
+    /// Timestamp reported for granularity `all` (the start of the query intervals).
+    pub all_timestamp: i64,
+}
+
+fn cmp_values(a: &Value, b: &Value) -> Ordering {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+fn cmp_dim(a: &DimValue, b: &DimValue, numeric: bool) -> Ordering {
+    if numeric {
+        let n = |v: &DimValue| match v {
+            DimValue::Str(s) => Num::parse(s),
+            DimValue::Long(i) => Some(Num::I(*i)),
+            DimValue::Double(d) => Some(Num::F(f64::from_bits(*d))),
+            DimValue::Null => None,
+        };
+        match (n(a), n(b)) {
+            (Some(x), Some(y)) => x.cmp_num(y),
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (None, None) => a.cmp_druid(b),
+        }
+    } else {
+        a.cmp_druid(b)
+    }
+}
+
+impl TopNExec<'_> {
+    /// Name shown by EXPLAIN.
+    pub fn name(&self) -> &'static str {
+        "TopNExec"
+    }
+
+    fn metric_agg(&self) -> Option<usize> {
+        match self.metric {
+            TopNMetric::Numeric { metric, .. } => {
+                self.aggregations.iter().position(|a| &a.name == metric)
+            }
+            TopNMetric::Dimension { .. } => None,
+        }
+    }
+
+    /// Keep each bucket's top `k` groups of one segment by the ordering aggregate.
+    fn trim(&self, groups: Groups, k: usize) -> Groups {
+        let Some(ai) = self.metric_agg() else {
+            return groups;
+        };
+        let inverted = matches!(self.metric, TopNMetric::Numeric { inverted: true, .. });
+        let mut per_bucket: BTreeMap<i64, Vec<_>> = BTreeMap::new();
+        for (key, st) in groups {
+            per_bucket.entry(key.bucket).or_default().push((key, st));
+        }
+        let mut out = Groups::default();
+        for (_, mut v) in per_bucket {
+            if v.len() > k {
+                v.sort_by(|(_, a), (_, b)| {
+                    let x = self.aggregations[ai].finalize_num(&a[ai]);
+                    let y = self.aggregations[ai].finalize_num(&b[ai]);
+                    let o = match (x, y) {
+                        (Some(x), Some(y)) => x.total_cmp(&y),
+                        (None, Some(_)) => Ordering::Less,
+                        (Some(_), None) => Ordering::Greater,
+                        (None, None) => Ordering::Equal,
+                    };
+                    if inverted { o } else { o.reverse() }
+                });
+                v.truncate(k);
+            }
+            out.extend(v);
+        }
+        out
+    }
+
+    /// Run over the segment tasks.
+    pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
+        if let TopNMetric::Numeric { metric, .. } = self.metric
+            && !self.aggregations.iter().any(|a| &a.name == metric)
+            && !self.post_aggregations.iter().any(|p| p.name() == metric)
+        {
+            return Err(Error::invalid(format!(
+                "metric: `{metric}` is not an aggregation or post-aggregation of the query"
+            )));
+        }
+        let dims = vec![self.dimension.dimension.clone()];
+        let grouping = Grouping {
+            granularity: self.granularity,
+            dims: &dims,
+            aggs: self.aggregations,
+            max_groups: self.max_groups,
+        };
+        let k = self.threshold.max(MIN_TOPN_OVERFETCH);
+        let partials = parallel_map(tasks, |t| {
+            aggregate_task(t, self.filter, &grouping, ctx).map(|g| self.trim(g, k))
+        })?;
+        let mut merged = Groups::default();
+        for p in partials {
+            for (key, st) in p {
+                match merged.get_mut(&key) {
+                    Some(e) => {
+                        for ((a, x), y) in self.aggregations.iter().zip(e.iter_mut()).zip(st) {
+                            a.merge(x, y)?;
+                        }
+                    }
+                    None => {
+                        merged.insert(key, st);
+                    }
+                }
+            }
+        }
+        let mut per_bucket: BTreeMap<i64, Vec<RankedRow>> = BTreeMap::new();
+        for (key, st) in merged {
+            let mut row = finalize_row(self.aggregations, &st);
+            PostAggregator::apply(self.post_aggregations, &mut row);
+            let dim = key.dims.into_iter().next().unwrap_or(DimValue::Null);
+            per_bucket.entry(key.bucket).or_default().push((dim, row));
+        }
+        let mut out = Vec::with_capacity(per_bucket.len());
+        for (bucket, mut rows) in per_bucket {
+            match self.metric {
+                TopNMetric::Numeric { metric, inverted } => rows.sort_by(|(da, a), (db, b)| {
+                    let o = cmp_values(
+                        a.get(metric).unwrap_or(&Value::Null),
+                        b.get(metric).unwrap_or(&Value::Null),
+                    );
+                    let o = if *inverted { o } else { o.reverse() };
+                    o.then_with(|| da.cmp_druid(db))
+                }),
+                TopNMetric::Dimension { numeric, inverted } => rows.sort_by(|(da, _), (db, _)| {
+                    let o = cmp_dim(da, db, *numeric);
+                    if *inverted { o.reverse() } else { o }
+                }),
+            }
+            rows.truncate(self.threshold);
+            let result: Vec<Value> = rows
+                .into_iter()
+                .map(|(dim, mut row)| {
+                    row.insert(self.dimension.output_name.clone(), dim.to_json());
+                    Value::Object(row)
+                })
+                .collect();
+            let ts = if self.granularity.is_all() {
+                self.all_timestamp
+            } else {
+                bucket
+            };
+            out.push(json!({
+                "timestamp": self.granularity.format(ts),
+                "result": result,
+            }));
+        }
+        Ok(Value::Array(out))
+    }
+}
