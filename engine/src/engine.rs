@@ -102,6 +102,7 @@ impl Engine {
                     segment: self.segment(&record)?,
                     id: id.to_string(),
                     intervals,
+                    blocks: None,
                 })
             })
             .collect()
@@ -228,6 +229,7 @@ impl Engine {
                 aggregations,
                 post_aggregations,
                 descending,
+                limit,
                 ..
             } => TimeseriesExec {
                 intervals: &base.intervals,
@@ -237,6 +239,8 @@ impl Engine {
                 post_aggregations,
                 descending: *descending,
                 skip_empty_buckets: base.context.skip_empty_buckets,
+                limit: *limit,
+                grand_total: base.context.grand_total,
             }
             .execute(&tasks, &ctx),
             Query::TopN {
@@ -279,6 +283,7 @@ impl Engine {
                 subtotals: subtotals.as_deref(),
                 max_groups: base.context.max_group_by_rows,
                 all_timestamp,
+                sort_by_dims_first: base.context.sort_by_dims_first,
             }
             .execute(&tasks, &ctx),
             Query::Scan {
@@ -303,15 +308,22 @@ impl Engine {
                 bound: bound.as_deref(),
             }
             .execute(&tasks, &ctx),
-            Query::SegmentMetadata { merge, .. } => {
-                SegmentMetadataExec { merge: *merge }.execute(&tasks, &ctx)
+            Query::SegmentMetadata {
+                merge,
+                analysis_types,
+                ..
+            } => SegmentMetadataExec {
+                merge: *merge,
+                analysis_types,
             }
+            .execute(&tasks, &ctx),
             Query::Search {
                 granularity,
                 dimensions,
                 needles,
                 case_sensitive,
                 limit,
+                sort,
                 ..
             } => SearchExec {
                 filter,
@@ -321,6 +333,7 @@ impl Engine {
                 case_sensitive: *case_sensitive,
                 limit: *limit,
                 all_timestamp,
+                sort: *sort,
             }
             .execute(&tasks, &ctx),
             Query::DataSourceMetadata { .. } => DataSourceMetadataExec.execute(&tasks, &ctx),

@@ -73,26 +73,41 @@ fn q(engine: &Engine, v: Value) -> Value {
 }
 
 #[test]
-fn timeseries_hourly_with_post_aggregator() {
+fn timeseries_fills_interior_empty_buckets_with_post_aggregator() {
     let (_d, e) = setup();
-    let r = q(
-        &e,
-        json!({
-            "queryType": "timeseries", "dataSource": "wiki", "granularity": "hour",
+    let query = |extra: Value| {
+        let mut v = json!({
+            "queryType": "timeseries", "dataSource": "wiki", "granularity": "thirty_minute",
             "intervals": ["2016-01-01T00:00:00Z/2016-01-01T03:00:00Z"],
             "aggregations": [{"type": "count", "name": "rows"}, {"type": "longSum", "name": "edits", "fieldName": "edits"}],
             "postAggregations": [{"type": "arithmetic", "name": "avg", "fn": "/", "fields": [
                 {"type": "fieldAccess", "fieldName": "edits"}, {"type": "fieldAccess", "fieldName": "rows"}]}]
-        }),
-    );
+        });
+        for (k, x) in extra.as_object().unwrap() {
+            v[k] = x.clone();
+        }
+        q(&e, v)
+    };
+    // 00:30 lies between buckets with data and is zero-filled; nothing after 01:00 is.
     assert_eq!(
-        r,
+        query(json!({})),
         json!([
             {"timestamp": "2016-01-01T00:00:00.000Z", "result": {"rows": 3, "edits": 6, "avg": 2.0}},
-            {"timestamp": "2016-01-01T01:00:00.000Z", "result": {"rows": 2, "edits": 9, "avg": 4.5}},
-            {"timestamp": "2016-01-01T02:00:00.000Z", "result": {"rows": 0, "edits": null, "avg": null}}
+            {"timestamp": "2016-01-01T00:30:00.000Z", "result": {"rows": 0, "edits": null, "avg": null}},
+            {"timestamp": "2016-01-01T01:00:00.000Z", "result": {"rows": 2, "edits": 9, "avg": 4.5}}
         ])
     );
+    assert_eq!(
+        query(
+            json!({"context": {"skipEmptyBuckets": true, "grandTotal": true}, "descending": true})
+        ),
+        json!([
+            {"timestamp": "2016-01-01T01:00:00.000Z", "result": {"rows": 2, "edits": 9, "avg": 4.5}},
+            {"timestamp": "2016-01-01T00:00:00.000Z", "result": {"rows": 3, "edits": 6, "avg": 2.0}},
+            {"timestamp": null, "result": {"rows": 5, "edits": 15, "avg": 3.0}}
+        ])
+    );
+    assert_eq!(query(json!({"limit": 1})).as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -238,4 +253,104 @@ fn bad_queries_name_the_field() {
             .contains("nosuch")
     );
     assert!(err(json!({"queryType": "groupBy", "dataSource": "wiki", "intervals": "2016/2017", "dimensions": ["zz"]})).contains("dimensions[0]"));
+}
+
+#[test]
+fn limits_cancellation_and_explain() {
+    let (_d, e) = setup();
+    let err = |v: Value| e.query_json(&v.to_string()).unwrap_err();
+    let too_many = err(
+        json!({"queryType": "groupBy", "dataSource": "wiki", "intervals": "2016/2017",
+        "granularity": "all", "dimensions": ["page"], "aggregations": [{"type": "count", "name": "c"}],
+        "context": {"maxGroupByRows": 2}}),
+    );
+    assert!(
+        matches!(too_many, basalt_engine::Error::ResourcesExhausted(_)),
+        "{too_many}"
+    );
+    let too_long = err(
+        json!({"queryType": "scan", "dataSource": "wiki", "intervals": "2016/2017",
+        "context": {"maxScanRows": 3}}),
+    );
+    assert!(
+        matches!(too_long, basalt_engine::Error::ResourcesExhausted(_)),
+        "{too_long}"
+    );
+    // The same scan with a limit within the bound works.
+    let ok = q(
+        &e,
+        json!({"queryType": "scan", "dataSource": "wiki", "intervals": "2016/2017",
+        "limit": 3, "context": {"maxScanRows": 3}}),
+    );
+    let n: usize = ok
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["events"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(n, 3);
+
+    // A cancelled query stops with a clear error.
+    let query = basalt_engine::query::Query::from_json(&json!({"queryType": "timeseries", "dataSource": "wiki",
+        "intervals": "2016/2017", "aggregations": [{"type": "count", "name": "c"}], "context": {"queryId": "q-42"}}).to_string()).unwrap();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let cancelled = e.query(&query, Some(flag)).unwrap_err();
+    assert!(
+        matches!(cancelled, basalt_engine::Error::Cancelled(_))
+            && cancelled.to_string().contains("q-42"),
+        "{cancelled}"
+    );
+
+    // EXPLAIN names the segments chosen, how the filter runs, and the operators.
+    let plan = e.explain_json(&json!({"queryType": "timeseries", "dataSource": "wiki",
+        "intervals": "2016-01-01T00:00:00Z/2016-01-01T01:00:00Z", "granularity": "all",
+        "filter": {"type": "and", "fields": [{"type": "selector", "dimension": "page", "value": "a"},
+                                             {"type": "bound", "dimension": "added", "lower": "1", "ordering": "numeric"}]},
+        "aggregations": [{"type": "count", "name": "c"}]}).to_string()).unwrap();
+    let segs = plan["segments"].as_array().unwrap();
+    assert_eq!(
+        segs.len(),
+        1,
+        "interval pruning keeps only the first hour: {plan}"
+    );
+    let f = segs[0]["filter"].as_str().unwrap();
+    assert!(
+        f.contains("page")
+            && f.contains("bitmaps")
+            && f.contains("added")
+            && f.contains("row check"),
+        "{f}"
+    );
+    let ops: Vec<&str> = plan["operators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            "SegmentScanExec",
+            "FilterExec",
+            "AggregateExec",
+            "TimeseriesExec"
+        ]
+    );
+}
+
+#[test]
+fn period_granularity_with_time_zone() {
+    let (_d, e) = setup();
+    let r = q(
+        &e,
+        json!({"queryType": "timeseries", "dataSource": "wiki", "intervals": "2016-01-01T00:00:00Z/2016-01-01T02:00:00Z",
+        "granularity": {"type": "period", "period": "P1D", "timeZone": "America/Los_Angeles"},
+        "context": {"skipEmptyBuckets": true},
+        "aggregations": [{"type": "count", "name": "c"}]}),
+    );
+    // 2016-01-01T00:00Z is still 2015-12-31 in Los Angeles: one local day bucket holds all rows.
+    assert_eq!(
+        r,
+        json!([{"timestamp": "2015-12-31T00:00:00.000-08:00", "result": {"c": 5}}])
+    );
 }

@@ -28,7 +28,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::query::aggregator::{AggState, AggregatorSpec, SegmentAggContext};
+use crate::query::aggregator::{AggState, AggregatorSpec, SegmentAggContext, StateColumn};
 use crate::query::filter::{Filter, time_rows};
 use crate::query::granularity::QueryGranularity;
 use crate::segment::format::{BLOCK_ROWS, ColumnMeta, ColumnType, StreamRole};
@@ -86,6 +86,38 @@ pub struct SegmentTask {
     pub id: String,
     /// Visible time ranges ∩ query intervals.
     pub intervals: Vec<Interval>,
+    /// Blocks to read (`None` = all); set when a big segment is split across cores.
+    pub blocks: Option<std::ops::Range<usize>>,
+}
+
+/// Split big segments into block ranges when there are fewer tasks than cores, so one big
+/// query keeps every core busy. Only for operators that merge partial results by value.
+pub fn split_for_parallelism(tasks: &[SegmentTask]) -> Vec<SegmentTask> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if tasks.len() >= threads * 2 {
+        return tasks.to_vec();
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        let blocks = t.segment.num_blocks();
+        let pieces = threads.min(blocks / 2).max(1);
+        if pieces <= 1 {
+            out.push(t.clone());
+            continue;
+        }
+        let per = blocks.div_ceil(pieces);
+        let mut start = 0;
+        while start < blocks {
+            let end = (start + per).min(blocks);
+            let mut piece = t.clone();
+            piece.blocks = Some(start..end);
+            out.push(piece);
+            start = end;
+        }
+    }
+    out
 }
 
 /// Run `f` over every task on all cores; results in task order.
@@ -448,13 +480,17 @@ pub fn aggregate_task(
     // Local groups keyed by segment-local codes: [bucket, codes...].
     let mut local: FastMap<Box<[u64]>, usize> = FastMap::default();
     let mut local_keys: Vec<Box<[u64]>> = Vec::new();
-    let mut states: Vec<Vec<AggState>> = Vec::new();
+    let mut columns: Vec<StateColumn> = grouping.aggs.iter().map(|a| a.new_column()).collect();
     let mut key: Vec<u64> = Vec::with_capacity(1 + 2 * grouping.dims.len());
     let mut bucket_cache: Option<(i64, i64, i64)> = None; // (start, next, bucket)
     let mut last_key: Vec<u64> = Vec::new();
     let mut last_group = usize::MAX;
+    // Per block: the selected rows (block-relative) and their group, one entry per row and
+    // multi-value combination.
+    let mut sel: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
+    let mut gidx: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
 
-    for b in 0..seg.num_blocks() {
+    for b in task.blocks.clone().unwrap_or(0..seg.num_blocks()) {
         let base = (b * BLOCK_ROWS) as u32;
         let n = seg.block_rows(b) as u32;
         if rows.range_cardinality(base..base + n) == 0 {
@@ -466,12 +502,8 @@ pub fn aggregate_task(
             .iter()
             .map(|c| dim_codes(seg, *c, b))
             .collect::<Result<_>>()?;
-        let inputs: Vec<_> = grouping
-            .aggs
-            .iter()
-            .zip(&agg_ctx)
-            .map(|(a, c)| a.block_input(seg, b, &times, c))
-            .collect::<Result<_>>()?;
+        sel.clear();
+        gidx.clear();
         for row in rows.range(base..base + n) {
             let i = (row - base) as usize;
             let t = times[i];
@@ -544,11 +576,13 @@ pub fn aggregate_task(
                                     grouping.max_groups
                                 )));
                             }
-                            let g = states.len();
+                            let g = local_keys.len();
                             let k: Box<[u64]> = key.clone().into_boxed_slice();
                             local.insert(k.clone(), g);
                             local_keys.push(k);
-                            states.push(grouping.aggs.iter().map(|a| a.init()).collect());
+                            for (a, col) in grouping.aggs.iter().zip(columns.iter_mut()) {
+                                a.push_group(col);
+                            }
                             g
                         }
                     };
@@ -556,16 +590,28 @@ pub fn aggregate_task(
                     last_group = g;
                     g
                 };
-                let st = &mut states[g];
-                for (ai, a) in grouping.aggs.iter().enumerate() {
-                    if let Some(fr) = &agg_ctx[ai].filter_rows
-                        && !fr.contains(row)
-                    {
-                        continue;
-                    }
-                    a.update(&mut st[ai], &inputs[ai], i)?;
-                }
+                sel.push(i as u32);
+                gidx.push(g as u32);
             }
+        }
+        // Aggregate the block column by column.
+        for (ai, a) in grouping.aggs.iter().enumerate() {
+            let input = a.block_input(seg, b, &times, &agg_ctx[ai])?;
+            a.update_batch(
+                &mut columns[ai],
+                &input,
+                &sel,
+                &gidx,
+                agg_ctx[ai].filter_rows.as_ref().map(|f| (f, base)),
+            )?;
+        }
+    }
+    let mut states: Vec<Vec<AggState>> = (0..local_keys.len())
+        .map(|_| Vec::with_capacity(grouping.aggs.len()))
+        .collect();
+    for (a, col) in grouping.aggs.iter().zip(columns) {
+        for (g, st) in a.into_states(col).into_iter().enumerate() {
+            states[g].push(st);
         }
     }
 
@@ -640,7 +686,8 @@ pub fn aggregate_all(
     grouping: &Grouping<'_>,
     ctx: &ExecContext,
 ) -> Result<Groups> {
-    let partials = parallel_map(tasks, |t| aggregate_task(t, filter, grouping, ctx))?;
+    let tasks = split_for_parallelism(tasks);
+    let partials = parallel_map(&tasks, |t| aggregate_task(t, filter, grouping, ctx))?;
     let mut iter = partials.into_iter();
     let mut out = iter.next().unwrap_or_default();
     for p in iter {

@@ -30,6 +30,10 @@ pub struct QueryContext {
     pub max_scan_rows: u64,
     /// Timeseries: omit empty buckets.
     pub skip_empty_buckets: bool,
+    /// Timeseries: add a grand-total row.
+    pub grand_total: bool,
+    /// groupBy: order by dimensions before time.
+    pub sort_by_dims_first: bool,
 }
 
 impl QueryContext {
@@ -57,6 +61,8 @@ impl QueryContext {
             c.max_scan_rows = n;
         }
         c.skip_empty_buckets = o.opt_bool("skipEmptyBuckets")?.unwrap_or(false);
+        c.grand_total = o.opt_bool("grandTotal")?.unwrap_or(false);
+        c.sort_by_dims_first = o.opt_bool("sortByDimsFirst")?.unwrap_or(false);
         Ok(c)
     }
 }
@@ -130,11 +136,112 @@ pub enum TopNMetric {
     },
     /// By the dimension value.
     Dimension {
-        /// Numeric rather than lexicographic.
-        numeric: bool,
+        /// `lexicographic`, `alphanumeric`, `numeric` or `strlen`.
+        ordering: StringOrdering,
         /// Descending instead.
         inverted: bool,
+        /// Only values after this one (paging).
+        previous_stop: Option<String>,
     },
+}
+
+/// Druid's string comparators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StringOrdering {
+    /// Byte order.
+    Lexicographic,
+    /// Digit runs compared as numbers ("a2" < "a10").
+    Alphanumeric,
+    /// As numbers; non-numbers after numbers.
+    Numeric,
+    /// By length, then byte order.
+    Strlen,
+}
+
+impl StringOrdering {
+    /// Parse a Druid ordering name (or `{"type": name}`).
+    pub fn parse(v: Option<&Value>, path: &str) -> Result<StringOrdering> {
+        let name = match v {
+            None => return Ok(StringOrdering::Lexicographic),
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Object(m)) => m
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("lexicographic")
+                .to_string(),
+            Some(_) => {
+                return Err(Error::invalid(format!("{path}: expected an ordering name")));
+            }
+        };
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "lexicographic" => StringOrdering::Lexicographic,
+            "alphanumeric" => StringOrdering::Alphanumeric,
+            "numeric" => StringOrdering::Numeric,
+            "strlen" => StringOrdering::Strlen,
+            other => {
+                return Err(Error::invalid(format!(
+                    "{path}: unknown ordering `{other}` (expected lexicographic, alphanumeric, numeric or strlen)"
+                )));
+            }
+        })
+    }
+
+    /// Compare two strings.
+    pub fn compare(&self, a: &str, b: &str) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match self {
+            StringOrdering::Lexicographic => a.as_bytes().cmp(b.as_bytes()),
+            StringOrdering::Strlen => a
+                .chars()
+                .count()
+                .cmp(&b.chars().count())
+                .then_with(|| a.as_bytes().cmp(b.as_bytes())),
+            StringOrdering::Numeric => {
+                match (
+                    crate::query::filter::Num::parse(a),
+                    crate::query::filter::Num::parse(b),
+                ) {
+                    (Some(x), Some(y)) => x.cmp_num(y),
+                    (Some(_), None) => Ordering::Less,
+                    (None, Some(_)) => Ordering::Greater,
+                    (None, None) => a.as_bytes().cmp(b.as_bytes()),
+                }
+            }
+            StringOrdering::Alphanumeric => {
+                let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
+                loop {
+                    match (x.first(), y.first()) {
+                        (None, None) => return Ordering::Equal,
+                        (None, Some(_)) => return Ordering::Less,
+                        (Some(_), None) => return Ordering::Greater,
+                        (Some(cx), Some(cy)) if cx.is_ascii_digit() && cy.is_ascii_digit() => {
+                            let nx = x.iter().take_while(|c| c.is_ascii_digit()).count();
+                            let ny = y.iter().take_while(|c| c.is_ascii_digit()).count();
+                            let (dx, dy) = (&x[..nx], &y[..ny]);
+                            let tx = dx.iter().skip_while(|&&c| c == b'0').count();
+                            let ty = dy.iter().skip_while(|&&c| c == b'0').count();
+                            let o = tx
+                                .cmp(&ty)
+                                .then_with(|| dx[nx - tx..].cmp(&dy[ny - ty..]))
+                                .then_with(|| nx.cmp(&ny));
+                            if o != Ordering::Equal {
+                                return o;
+                            }
+                            x = &x[nx..];
+                            y = &y[ny..];
+                        }
+                        (Some(cx), Some(cy)) => {
+                            if cx != cy {
+                                return cx.cmp(cy);
+                            }
+                            x = &x[1..];
+                            y = &y[1..];
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl TopNMetric {
@@ -163,17 +270,28 @@ impl TopNMetric {
                                 metric,
                                 inverted: !inverted,
                             },
-                            TopNMetric::Dimension { numeric, inverted } => TopNMetric::Dimension {
-                                numeric,
+                            TopNMetric::Dimension {
+                                ordering,
+                                inverted,
+                                previous_stop,
+                            } => TopNMetric::Dimension {
+                                ordering,
                                 inverted: !inverted,
+                                previous_stop,
                             },
                         })
                     }
-                    "dimension" | "lexicographic" | "alphaNumeric" => {
-                        let ordering = o.opt_str("ordering")?.unwrap_or("lexicographic");
+                    t @ ("dimension" | "lexicographic" | "alphaNumeric" | "alphanumeric"
+                    | "strlen") => {
+                        let ordering = if t == "dimension" {
+                            StringOrdering::parse(o.get("ordering"), &o.child("ordering"))?
+                        } else {
+                            StringOrdering::parse(Some(&Value::from(t)), &o.child("type"))?
+                        };
                         Ok(TopNMetric::Dimension {
-                            numeric: ordering == "numeric",
+                            ordering,
                             inverted: false,
+                            previous_stop: o.opt_str("previousStop")?.map(str::to_string),
                         })
                     }
                     other => Err(Error::invalid(format!(
@@ -310,6 +428,8 @@ pub enum Query {
         post_aggregations: Vec<PostAggregator>,
         /// Newest bucket first.
         descending: bool,
+        /// Most rows returned.
+        limit: Option<u64>,
     },
     /// Top values of one dimension per bucket.
     TopN {
@@ -375,6 +495,8 @@ pub enum Query {
         base: QueryBase,
         /// Merge into one result.
         merge: bool,
+        /// Requested analyses (`cardinality`, `interval`, `minmax`, `size`, `rollup`, ...).
+        analysis_types: Vec<String>,
     },
     /// Dimension values containing a string.
     Search {
@@ -390,6 +512,8 @@ pub enum Query {
         case_sensitive: bool,
         /// Max results per bucket.
         limit: usize,
+        /// Ordering of the values.
+        sort: StringOrdering,
     },
     /// Latest ingested event time.
     DataSourceMetadata {
@@ -515,6 +639,7 @@ impl Query {
                         "postAggregations",
                     )?,
                     descending: o.opt_bool("descending")?.unwrap_or(false),
+                    limit: o.opt_u64("limit")?,
                 }
             }
             "topN" => {
@@ -689,6 +814,9 @@ impl Query {
                 Query::SegmentMetadata {
                     base,
                     merge: o.opt_bool("merge")?.unwrap_or(false),
+                    analysis_types: o.opt_str_array("analysisTypes")?.unwrap_or_else(|| {
+                        vec!["cardinality".into(), "interval".into(), "minmax".into()]
+                    }),
                 }
             }
             "search" => {
@@ -727,6 +855,7 @@ impl Query {
                     needles,
                     case_sensitive,
                     limit: o.opt_u64("limit")?.unwrap_or(1000).min(1 << 24) as usize,
+                    sort: StringOrdering::parse(o.get("sort"), "sort")?,
                 }
             }
             "dataSourceMetadata" => {

@@ -38,6 +38,8 @@ pub struct GroupByExec<'a> {
     pub max_groups: u64,
     /// Timestamp reported for granularity `all`.
     pub all_timestamp: i64,
+    /// Order by the limitSpec columns before time (context `sortByDimsFirst`).
+    pub sort_by_dims_first: bool,
 }
 
 struct OutRow {
@@ -173,7 +175,11 @@ impl GroupByExec<'_> {
         }
         let ls = self.limit_spec;
         if !ls.columns.is_empty() {
+            let dims_first = self.sort_by_dims_first;
             rows.sort_by(|a, b| {
+                if !dims_first && a.bucket != b.bucket {
+                    return a.bucket.cmp(&b.bucket);
+                }
                 for c in &ls.columns {
                     let o = cmp_json(
                         a.event.get(&c.dimension),
@@ -185,7 +191,7 @@ impl GroupByExec<'_> {
                         return o;
                     }
                 }
-                Ordering::Equal
+                a.bucket.cmp(&b.bucket)
             });
         }
         let offset = ls.offset as usize;

@@ -87,9 +87,18 @@ impl TimeBoundaryExec<'_> {
 
 /// segmentMetadata: columns, sizes and row counts per segment (or merged).
 #[derive(Debug)]
-pub struct SegmentMetadataExec {
+pub struct SegmentMetadataExec<'a> {
     /// Merge all segments into one result.
     pub merge: bool,
+    /// Requested analyses.
+    pub analysis_types: &'a [String],
+}
+
+fn type_signature(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::HllSketch => "COMPLEX<HLLSketch>",
+        other => type_name(other),
+    }
 }
 
 fn type_name(t: ColumnType) -> &'static str {
@@ -101,7 +110,7 @@ fn type_name(t: ColumnType) -> &'static str {
     }
 }
 
-impl SegmentMetadataExec {
+impl SegmentMetadataExec<'_> {
     /// Name shown by EXPLAIN.
     pub fn name(&self) -> &'static str {
         "SegmentMetadataExec"
@@ -109,19 +118,31 @@ impl SegmentMetadataExec {
 
     /// Run.
     pub fn execute(&self, tasks: &[SegmentTask], _ctx: &ExecContext) -> Result<Value> {
+        let want = |a: &str| {
+            self.analysis_types
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(a))
+        };
         let mut results: Vec<Value> = Vec::new();
         for task in tasks {
             let seg = &task.segment;
             let mut columns = Map::new();
             for c in seg.columns() {
                 let mut m = Map::new();
+                m.insert(
+                    "typeSignature".into(),
+                    Value::from(type_signature(c.column_type)),
+                );
                 m.insert("type".into(), Value::from(type_name(c.column_type)));
                 m.insert(
                     "hasMultipleValues".into(),
                     Value::from(c.column_type == ColumnType::MultiString),
                 );
                 m.insert("hasNulls".into(), Value::from(c.null_count > 0));
-                m.insert("size".into(), Value::from(c.stored_bytes()));
+                m.insert(
+                    "size".into(),
+                    Value::from(if want("size") { c.stored_bytes() } else { 0 }),
+                );
                 let (card, min, max) =
                     if matches!(c.column_type, ColumnType::String | ColumnType::MultiString) {
                         let dict = seg.dictionary(c)?;
@@ -141,22 +162,35 @@ impl SegmentMetadataExec {
                     } else {
                         (Value::Null, Value::Null, Value::Null)
                     };
-                m.insert("cardinality".into(), card);
-                m.insert("minValue".into(), min);
-                m.insert("maxValue".into(), max);
+                m.insert(
+                    "cardinality".into(),
+                    if want("cardinality") {
+                        card
+                    } else {
+                        Value::Null
+                    },
+                );
+                m.insert(
+                    "minValue".into(),
+                    if want("minmax") { min } else { Value::Null },
+                );
+                m.insert(
+                    "maxValue".into(),
+                    if want("minmax") { max } else { Value::Null },
+                );
                 m.insert("errorMessage".into(), Value::Null);
                 columns.insert(c.name.clone(), Value::Object(m));
             }
             results.push(json!({
                 "id": task.id,
-                "intervals": [seg.interval().to_string()],
+                "intervals": if want("interval") { json!([seg.interval().to_string()]) } else { Value::Null },
                 "columns": Value::Object(columns),
                 "size": seg.size_bytes(),
                 "numRows": seg.num_rows(),
                 "aggregators": null,
                 "timestampSpec": null,
                 "queryGranularity": null,
-                "rollup": seg.directory().rollup,
+                "rollup": if want("rollup") { Value::from(seg.directory().rollup) } else { Value::Null },
             }));
         }
         if !self.merge || results.len() <= 1 {
@@ -214,7 +248,7 @@ impl SegmentMetadataExec {
         }
         Ok(json!([{
             "id": "merged",
-            "intervals": intervals,
+            "intervals": if want("interval") { Value::from(intervals) } else { Value::Null },
             "columns": Value::Object(merged_cols),
             "size": size,
             "numRows": rows,

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::query::exec::{ExecContext, SegmentTask, parallel_map, task_rows};
 use crate::query::filter::Filter;
 use crate::query::granularity::QueryGranularity;
+use crate::query::spec::StringOrdering;
 use crate::schema::TIME_COLUMN;
 use crate::segment::format::{BLOCK_ROWS, ColumnKind, ColumnType, StreamRole};
 
@@ -28,6 +29,8 @@ pub struct SearchExec<'a> {
     pub limit: usize,
     /// Timestamp for granularity `all`.
     pub all_timestamp: i64,
+    /// Ordering of values within a bucket.
+    pub sort: StringOrdering,
 }
 
 type Counts = BTreeMap<(i64, String, String), u64>;
@@ -124,17 +127,26 @@ impl SearchExec<'_> {
                 *total.entry(k).or_default() += v;
             }
         }
-        let mut per_bucket: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+        // Druid orders hits by value (with the requested comparator), then by dimension.
+        let mut per_bucket: BTreeMap<i64, Vec<(String, String, u64)>> = BTreeMap::new();
         for ((bucket, dim, value), count) in total {
-            let list = per_bucket.entry(bucket).or_default();
-            if list.len() < self.limit {
-                list.push(json!({"dimension": dim, "value": value, "count": count}));
-            }
+            per_bucket
+                .entry(bucket)
+                .or_default()
+                .push((dim, value, count));
         }
         Ok(Value::Array(
             per_bucket
                 .into_iter()
-                .map(|(b, r)| json!({"timestamp": self.granularity.format(b), "result": r}))
+                .map(|(b, mut hits)| {
+                    hits.sort_by(|x, y| self.sort.compare(&x.1, &y.1).then_with(|| x.0.cmp(&y.0)));
+                    hits.truncate(self.limit);
+                    let r: Vec<Value> = hits
+                        .into_iter()
+                        .map(|(d, v, c)| json!({"dimension": d, "value": v, "count": c}))
+                        .collect();
+                    json!({"timestamp": self.granularity.format(b), "result": r})
+                })
                 .collect(),
         ))
     }

@@ -30,6 +30,10 @@ pub struct TimeseriesExec<'a> {
     pub descending: bool,
     /// Omit empty buckets.
     pub skip_empty_buckets: bool,
+    /// Most rows returned.
+    pub limit: Option<u64>,
+    /// Append a grand-total row (timestamp null).
+    pub grand_total: bool,
 }
 
 impl TimeseriesExec<'_> {
@@ -74,19 +78,36 @@ impl TimeseriesExec<'_> {
         } else if self.skip_empty_buckets {
             groups.keys().map(|k| k.bucket).collect()
         } else {
-            let mut b = Vec::new();
-            for iv in self.intervals {
-                b.extend(self.granularity.bucket_starts(*iv, MAX_BUCKETS)?);
+            // Druid fills empty buckets between the first and the last bucket with data
+            // (inside the query intervals), not before or after the data.
+            let present: Vec<i64> = groups.keys().map(|k| k.bucket).collect();
+            match (present.iter().min(), present.iter().max()) {
+                (Some(&lo), Some(&hi)) => {
+                    let mut b = Vec::new();
+                    for iv in self.intervals {
+                        let Some(clip) = iv.intersect(&Interval {
+                            start: lo,
+                            end: self.granularity.next(hi),
+                        }) else {
+                            continue;
+                        };
+                        b.extend(self.granularity.bucket_starts(clip, MAX_BUCKETS)?);
+                    }
+                    b.extend(present);
+                    b
+                }
+                _ => Vec::new(),
             }
-            b.extend(groups.keys().map(|k| k.bucket));
-            b
         };
         buckets.sort_unstable();
         buckets.dedup();
         if self.descending {
             buckets.reverse();
         }
-        let mut out = Vec::with_capacity(buckets.len());
+        if let Some(l) = self.limit {
+            buckets.truncate(l.min(usize::MAX as u64) as usize);
+        }
+        let mut out = Vec::with_capacity(buckets.len() + 1);
         for bucket in buckets {
             let key = crate::query::exec::GroupKey {
                 bucket,
@@ -104,6 +125,29 @@ impl TimeseriesExec<'_> {
                 "timestamp": self.granularity.format(bucket),
                 "result": Value::Object(row),
             }));
+        }
+        if self.grand_total {
+            let all = QueryGranularity::All;
+            let totals = aggregate_all(
+                tasks,
+                self.filter,
+                &Grouping {
+                    granularity: &all,
+                    dims: &[],
+                    aggs: self.aggregations,
+                    max_groups: 1,
+                },
+                ctx,
+            )?;
+            let mut row = match totals.into_values().next() {
+                Some(st) => finalize_row(self.aggregations, &st),
+                None => {
+                    let empty: Vec<_> = self.aggregations.iter().map(|a| a.init()).collect();
+                    finalize_row(self.aggregations, &empty)
+                }
+            };
+            PostAggregator::apply(self.post_aggregations, &mut row);
+            out.push(json!({"timestamp": null, "result": Value::Object(row)}));
         }
         Ok(Value::Array(out))
     }

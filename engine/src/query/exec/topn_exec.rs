@@ -17,7 +17,7 @@ use crate::query::exec::{
 use crate::query::filter::{Filter, Num};
 use crate::query::granularity::QueryGranularity;
 use crate::query::post_aggregator::PostAggregator;
-use crate::query::spec::{DimensionSpec, TopNMetric};
+use crate::query::spec::{DimensionSpec, StringOrdering, TopNMetric};
 
 /// A dimension value with its finalized row.
 type RankedRow = (DimValue, Map<String, Value>);
@@ -57,22 +57,37 @@ fn cmp_values(a: &Value, b: &Value) -> Ordering {
     }
 }
 
-fn cmp_dim(a: &DimValue, b: &DimValue, numeric: bool) -> Ordering {
-    if numeric {
-        let n = |v: &DimValue| match v {
-            DimValue::Str(s) => Num::parse(s),
-            DimValue::Long(i) => Some(Num::I(*i)),
-            DimValue::Double(d) => Some(Num::F(f64::from_bits(*d))),
+fn cmp_dim(a: &DimValue, b: &DimValue, ordering: StringOrdering) -> Ordering {
+    let text = |v: &DimValue| -> Option<String> {
+        match v {
             DimValue::Null => None,
-        };
-        match (n(a), n(b)) {
-            (Some(x), Some(y)) => x.cmp_num(y),
-            (None, Some(_)) => Ordering::Less,
-            (Some(_), None) => Ordering::Greater,
-            (None, None) => a.cmp_druid(b),
+            DimValue::Str(s) => Some(s.to_string()),
+            DimValue::Long(i) => Some(i.to_string()),
+            DimValue::Double(d) => Some(f64::from_bits(*d).to_string()),
         }
-    } else {
-        a.cmp_druid(b)
+    };
+    match (text(a), text(b)) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (Some(x), Some(y)) => {
+            if matches!(
+                (a, b),
+                (
+                    DimValue::Long(_) | DimValue::Double(_),
+                    DimValue::Long(_) | DimValue::Double(_)
+                )
+            ) && ordering != StringOrdering::Strlen
+            {
+                let n = |v: &DimValue| match v {
+                    DimValue::Long(i) => Num::I(*i),
+                    DimValue::Double(d) => Num::F(f64::from_bits(*d)),
+                    _ => Num::I(0),
+                };
+                return n(a).cmp_num(n(b));
+            }
+            ordering.compare(&x, &y)
+        }
     }
 }
 
@@ -140,7 +155,8 @@ impl TopNExec<'_> {
             max_groups: self.max_groups,
         };
         let k = self.threshold.max(MIN_TOPN_OVERFETCH);
-        let partials = parallel_map(tasks, |t| {
+        let tasks = crate::query::exec::split_for_parallelism(tasks);
+        let partials = parallel_map(&tasks, |t| {
             aggregate_task(t, self.filter, &grouping, ctx).map(|g| self.trim(g, k))
         })?;
         let mut merged = Groups::default();
@@ -176,10 +192,27 @@ impl TopNExec<'_> {
                     let o = if *inverted { o } else { o.reverse() };
                     o.then_with(|| da.cmp_druid(db))
                 }),
-                TopNMetric::Dimension { numeric, inverted } => rows.sort_by(|(da, _), (db, _)| {
-                    let o = cmp_dim(da, db, *numeric);
-                    if *inverted { o.reverse() } else { o }
-                }),
+                TopNMetric::Dimension {
+                    ordering,
+                    inverted,
+                    previous_stop,
+                } => {
+                    if let Some(stop) = previous_stop {
+                        let stop = DimValue::Str(std::sync::Arc::from(stop.as_str()));
+                        rows.retain(|(d, _)| {
+                            let o = cmp_dim(d, &stop, *ordering);
+                            if *inverted {
+                                o == Ordering::Less
+                            } else {
+                                o == Ordering::Greater
+                            }
+                        });
+                    }
+                    rows.sort_by(|(da, _), (db, _)| {
+                        let o = cmp_dim(da, db, *ordering);
+                        if *inverted { o.reverse() } else { o }
+                    })
+                }
             }
             rows.truncate(self.threshold);
             let result: Vec<Value> = rows
