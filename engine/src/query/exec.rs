@@ -176,23 +176,66 @@ pub fn parallel_map<T: Sync, R: Send>(
 /// Rows of a task that pass the time ranges and the filter.
 pub fn task_rows(task: &SegmentTask, filter: Option<&Filter>) -> Result<RoaringBitmap> {
     let seg = &task.segment;
-    let mut rows = if task
+    let d = seg.directory();
+    let whole_time = task
         .intervals
         .iter()
-        .any(|iv| iv.start <= seg.directory().min_time && seg.directory().max_time < iv.end)
-    {
-        let mut all = RoaringBitmap::new();
-        all.insert_range(0..seg.num_rows() as u32);
-        all
-    } else {
-        time_rows(seg, &task.intervals)?
+        .any(|iv| iv.start <= d.min_time && d.max_time < iv.end);
+    let Some(f) = filter else {
+        if whole_time {
+            let mut all = RoaringBitmap::new();
+            all.insert_range(0..seg.num_rows() as u32);
+            return Ok(all);
+        }
+        return time_rows(seg, &task.intervals);
     };
-    if let Some(f) = filter
-        && !rows.is_empty()
-    {
-        rows &= f.evaluate(seg)?.0;
+    // The filter first: bitmaps are cheap, and the time check then only decodes the `__time`
+    // blocks that still hold candidate rows (rows sorted by a dimension spread every block
+    // over the whole interval).
+    let rows = f.evaluate(seg)?.0;
+    if whole_time || rows.is_empty() {
+        return Ok(rows);
     }
-    Ok(rows)
+    restrict_to_intervals(seg, rows, &task.intervals)
+}
+
+/// Keep the rows of `rows` whose `__time` lies in `intervals`, skipping and taking whole blocks
+/// by their min/max.
+fn restrict_to_intervals(
+    seg: &Segment,
+    rows: RoaringBitmap,
+    intervals: &[Interval],
+) -> Result<RoaringBitmap> {
+    let Some(c) = seg.column(crate::schema::TIME_COLUMN) else {
+        return Ok(RoaringBitmap::new());
+    };
+    let Some(stream) = c.stream(StreamRole::Long) else {
+        return Ok(RoaringBitmap::new());
+    };
+    let mut out = RoaringBitmap::new();
+    for (b, meta) in stream.blocks.iter().enumerate() {
+        let base = (b * BLOCK_ROWS) as u32;
+        let end = base + meta.num_values;
+        if rows.range_cardinality(base..end) == 0 {
+            continue;
+        }
+        let (lo, hi) = (meta.min as i64, meta.max as i64);
+        if intervals.iter().any(|iv| iv.start <= lo && hi < iv.end) {
+            out.extend(rows.range(base..end));
+            continue;
+        }
+        if !intervals.iter().any(|iv| iv.start <= hi && lo < iv.end) {
+            continue;
+        }
+        let times = seg.read_longs(c, StreamRole::Long, b)?;
+        for r in rows.range(base..end) {
+            let t = times[(r - base) as usize];
+            if intervals.iter().any(|iv| iv.contains(t)) {
+                out.insert(r);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A grouping value, independent of any segment's dictionary.
