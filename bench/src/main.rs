@@ -25,6 +25,7 @@ const DEFAULT_DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
 const DEFAULT_PARQUET: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/cpu.parquet");
 const DEFAULT_PEERS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/peers");
 const DEFAULT_SEGMENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/segments");
+const DEFAULT_BASALT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/basalt-tsbs");
 
 #[derive(Debug, Parser)]
 #[command(name = "basalt-bench", version, about = "Basalt benchmark runner")]
@@ -49,6 +50,12 @@ enum Command {
     /// Build hourly Basalt segments from the TSBS data (rows/s, bytes/row, peak RSS) and compare
     /// sizes and load times with the peers loading the same Parquet file.
     BuildSegments(BuildSegmentsArgs),
+    /// Run the TSBS devops queries (and Druid-style topN, timeseries, count distinct) on Basalt
+    /// and the peers side by side: medians, ratios, result agreement.
+    TsbsQueries(TsbsQueriesArgs),
+    /// Bulk-load the TSBS data with `basalt load` at two input sizes (Parquet, optionally CSV):
+    /// rows/s, MB/s, peak RSS against the memory budget; peers load the same Parquet.
+    Load(LoadArgs),
 }
 
 /// Which TSBS data to generate.
@@ -178,6 +185,56 @@ struct BuildSegmentsArgs {
     duckdb_sorted: bool,
 }
 
+#[derive(Debug, Args)]
+struct TsbsQueriesArgs {
+    /// Basalt data directory: the TSBS data is published there as datasource `cpu` (hourly
+    /// segments) unless it already is.
+    #[arg(long, default_value = DEFAULT_BASALT_DIR)]
+    data_dir: PathBuf,
+    /// The TSBS Parquet file (generated with the --hosts/--hours/--start/--seed below if
+    /// missing and needed).
+    #[arg(long, default_value = DEFAULT_PARQUET)]
+    parquet: PathBuf,
+    /// The data the Parquet file holds (query parameters are drawn from it).
+    #[command(flatten)]
+    tsbs: TsbsArgs,
+    /// Seed of the queries' random parameters (hosts, time windows).
+    #[arg(long, default_value_t = 1)]
+    query_seed: u64,
+    /// Timed runs per query and system, after one warm-up run.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Only this query (repeatable).
+    #[arg(long = "query")]
+    queries: Vec<String>,
+    /// Peer to run (repeatable): duckdb, clickhouse, duckdb_sorted. Default: duckdb and
+    /// clickhouse.
+    #[arg(long = "peer")]
+    peers: Vec<String>,
+    /// Run Basalt alone.
+    #[arg(long, conflicts_with = "peers")]
+    no_peers: bool,
+    /// Where the peers keep their databases (loaded with `peers-load` if missing).
+    #[arg(long, default_value = DEFAULT_PEERS_DIR)]
+    peers_workdir: PathBuf,
+    /// Python interpreter with the `duckdb`, `chdb` and `pyarrow` packages.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Threads building Basalt's segments during setup.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// Drop Basalt's `cpu` datasource and publish it again.
+    #[arg(long)]
+    rebuild: bool,
+    /// Largest result whose rows the peers send back for the value checks.
+    #[arg(long, default_value_t = 200_000)]
+    max_check_rows: usize,
+    /// Only write the queries (Basalt JSON and SQL) to this file, the input of
+    /// `peers.py query --queries`; run nothing.
+    #[arg(long)]
+    dump_queries: Option<PathBuf>,
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cfg!(debug_assertions) {
@@ -187,6 +244,8 @@ fn main() -> anyhow::Result<()> {
         Command::GenTsbs(_) => "gen-tsbs",
         Command::PeersLoad(_) => "peers-load",
         Command::BuildSegments(_) => "build-segments",
+        Command::TsbsQueries(_) => "tsbs-queries",
+        Command::Load(_) => "load",
     };
     // Collected first: the start time and load average describe the run, not its aftermath.
     let run = RunInfo::collect(workload);
@@ -194,6 +253,8 @@ fn main() -> anyhow::Result<()> {
         Command::GenTsbs(args) => gen_tsbs(args)?,
         Command::PeersLoad(args) => peers_load(args)?,
         Command::BuildSegments(args) => build_segments(args)?,
+        Command::TsbsQueries(args) => tsbs_queries(args)?,
+        Command::Load(args) => load_workload(args)?,
     };
     if !cli.no_results {
         let path = write_result(&cli.results_dir, &run, &result)?;
@@ -397,6 +458,34 @@ fn build_segments(args: &BuildSegmentsArgs) -> anyhow::Result<serde_json::Value>
     }))
 }
 
+fn tsbs_queries(args: &TsbsQueriesArgs) -> anyhow::Result<serde_json::Value> {
+    let peers = if args.no_peers {
+        Vec::new()
+    } else if args.peers.is_empty() {
+        vec!["duckdb".to_owned(), "clickhouse".to_owned()]
+    } else {
+        args.peers.clone()
+    };
+    basalt_bench::queries::run(&basalt_bench::queries::Options {
+        data_dir: absolute(&args.data_dir)?,
+        parquet: absolute(&args.parquet)?,
+        tsbs: args.tsbs.config()?,
+        peers_workdir: absolute(&args.peers_workdir)?,
+        script: PeersScript {
+            python: args.python.clone(),
+            ..PeersScript::default()
+        },
+        peers,
+        seed: args.query_seed,
+        runs: args.runs,
+        only: args.queries.clone(),
+        threads: args.threads,
+        rebuild: args.rebuild,
+        max_check_rows: args.max_check_rows,
+        dump_queries: args.dump_queries.clone(),
+    })
+}
+
 fn print_build(s: &BuildSummary) {
     println!(
         "built {} segments, {} rows in {:.2} s wall ({:.2} M rows/s); writer time {:.2} s \
@@ -473,4 +562,87 @@ fn fmt_bytes(bytes: Option<u64>) -> String {
         Some(b) if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
         Some(b) => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
     }
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// The full-size TSBS Parquet file (the half-size one is generated next to the runs).
+    #[arg(long, default_value = DEFAULT_PARQUET)]
+    parquet: PathBuf,
+    /// The data the Parquet file holds (the smaller input is the first half of its hours).
+    #[command(flatten)]
+    tsbs: TsbsArgs,
+    /// Generated inputs and data directories.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/data/load"))]
+    workdir: PathBuf,
+    /// The `basalt` binary (default: next to this one).
+    #[arg(long)]
+    basalt: Option<PathBuf>,
+    /// Also load the same data as CSV (both sizes; generated if missing, ~1.3 GB per 12 h).
+    #[arg(long)]
+    csv: bool,
+    /// The loader's memory budget.
+    #[arg(long, default_value = "2GiB")]
+    memory: String,
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// Skip the peers.
+    #[arg(long)]
+    no_peers: bool,
+    /// Reuse this peers.py result instead of loading the peers again.
+    #[arg(long, conflicts_with = "no_peers")]
+    peers_json: Option<PathBuf>,
+    #[arg(long, default_value = DEFAULT_PEERS_DIR)]
+    peers_workdir: PathBuf,
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+fn load_workload(args: &LoadArgs) -> anyhow::Result<serde_json::Value> {
+    let basalt = match &args.basalt {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?.with_file_name("basalt"),
+    };
+    anyhow::ensure!(
+        basalt.exists(),
+        "{} not found; build it with `cargo build --release -p basalt-server`",
+        basalt.display()
+    );
+    let opts = basalt_bench::load_bench::LoadBenchOptions {
+        basalt,
+        parquet: absolute(&args.parquet)?,
+        workdir: absolute(&args.workdir)?,
+        tsbs: args.tsbs.config()?,
+        csv: args.csv,
+        memory: args.memory.clone(),
+        threads: args.threads,
+    };
+    let runs = basalt_bench::load_bench::run(&opts, args.tsbs.hours)?;
+    let peers = if let Some(path) = &args.peers_json {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        Some(serde_json::from_str::<serde_json::Value>(&text)?)
+    } else if args.no_peers {
+        None
+    } else {
+        let script = PeersScript {
+            python: args.python.clone(),
+            ..PeersScript::default()
+        };
+        let opts = LoadOptions {
+            duckdb_sorted: false,
+            only: Vec::new(),
+        };
+        Some(script.load(&absolute(&args.parquet)?, &args.peers_workdir, &opts)?)
+    };
+    if let Some(p) = &peers {
+        print_peers(p);
+    }
+    Ok(json!({
+        "dataset": "tsbs-devops-cpu-only",
+        "load_spec": basalt_bench::load_bench::tsbs_load_spec(false),
+        "runs": runs,
+        "peers": peers,
+        "peers_reused_from": args.peers_json,
+    }))
 }

@@ -402,6 +402,15 @@ impl Catalog {
             .map_err(self.err(what))
     }
 
+    /// SQLite's `PRAGMA data_version` for this connection: it changes whenever *another*
+    /// connection (e.g. `basalt load` in another process) commits to the catalog, and not for
+    /// this connection's own commits. Cheap: no table is read.
+    pub fn data_version(&self) -> Result<i64> {
+        let conn = self.conn.lock();
+        conn.query_row("PRAGMA data_version", [], |row| row.get(0))
+            .map_err(self.err("reading data_version"))
+    }
+
     /// The catalog row of one segment (used or not), if any.
     pub fn get_segment(&self, id: &SegmentId) -> Result<Option<(SegmentRecord, bool)>> {
         let conn = self.conn.lock();

@@ -13,9 +13,12 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::segment::format::Codec;
 
-/// pco compression level: 4 keeps encoding fast (ingest throughput) at nearly the ratio of the
-/// default level 8 on time-series data.
-pub const PCO_LEVEL: usize = 4;
+/// pco compression level: pco's default, 8. Measured on the TSBS cpu data (one hour, 64Ki-value
+/// blocks, as the writer encodes them), level 8 against level 4: the `usage_*` fields 0.276 vs
+/// 0.340 bytes/value, dictionary ids 0.0046 vs 0.0100, `__time` 0.0046 vs 0.0068, for 3-7%
+/// more encoding time and the same decoding time. Levels below 4 lose much more ratio (level 2:
+/// 0.57 bytes/value on the fields) than they save time (10-20%).
+pub const PCO_LEVEL: usize = 8;
 
 /// zstd level for byte blocks.
 pub const ZSTD_LEVEL: i32 = 3;

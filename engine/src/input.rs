@@ -14,12 +14,16 @@ use arrow_array::types::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{
+    Array, ArrayRef, GenericStringArray, PrimitiveArray, RecordBatch, StringViewArray,
+};
+use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, TimeUnit};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::schema::{DataSchema, json_type};
+use crate::time::TimestampFormat;
 
 /// One input value before conversion to a column type.
 #[derive(Clone, Debug, PartialEq)]
@@ -218,6 +222,244 @@ impl<'s> ArrowRows<'s> {
         }
         Ok(time)
     }
+}
+
+/// The columnar side of [`ArrowRows`], for the writer's fast path: whole columns as typed
+/// slices instead of one [`InputValue`] per cell. Every value read here is the value
+/// [`ArrowRows::row`] reads for the same cell.
+impl<'s> ArrowRows<'s> {
+    /// The timestamps of all rows in milliseconds, and the rows (ascending) whose timestamp
+    /// cannot be read: their slot in the slice is meaningless, and they must go through
+    /// [`ArrowRows::row`], which says why.
+    pub(crate) fn times(&self) -> (Cow<'_, [i64]>, Vec<usize>) {
+        let ts = &self.schema.timestamp_spec;
+        let identity_numbers = matches!(
+            ts.format,
+            TimestampFormat::Auto | TimestampFormat::Iso | TimestampFormat::Millis
+        );
+        if self.time.null_count() == 0 {
+            match self.time.data_type() {
+                DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                    let a = self.time.as_primitive::<TimestampMillisecondType>();
+                    return (Cow::Borrowed(a.values().as_ref()), Vec::new());
+                }
+                DataType::Int64 if identity_numbers => {
+                    let a = self.time.as_primitive::<Int64Type>();
+                    return (Cow::Borrowed(a.values().as_ref()), Vec::new());
+                }
+                _ => {}
+            }
+        }
+        let mut bad = Vec::new();
+        let times = (0..self.num_rows)
+            .map(|i| {
+                let t = if self.time.is_null(i) {
+                    ts.missing_value
+                } else {
+                    arrow_time(&self.time, i, self.schema).ok()
+                };
+                t.unwrap_or_else(|| {
+                    bad.push(i);
+                    0
+                })
+            })
+            .collect();
+        (Cow::Owned(times), bad)
+    }
+
+    /// Input field `field` (an index into [`input_fields`]) as a whole column.
+    pub(crate) fn field_view(&self, field: usize) -> ColumnView<'_> {
+        match self.fields.get(field) {
+            Some(Some(a)) => ColumnView::of(a),
+            _ => ColumnView::Null,
+        }
+    }
+}
+
+/// In a dictionary-encoded [`StrView`], the key of a row that reads as null (its key is null or
+/// out of range).
+pub(crate) const NULL_KEY: u32 = u32::MAX;
+
+/// A string column seen whole.
+#[derive(Debug)]
+pub(crate) enum StrView<'a> {
+    Utf8(&'a GenericStringArray<i32>),
+    LargeUtf8(&'a GenericStringArray<i64>),
+    Utf8View(&'a StringViewArray),
+    /// Dictionary-encoded: row `i` reads `values` at `keys[i]`, or null if that is [`NULL_KEY`].
+    Dict {
+        keys: Vec<u32>,
+        values: Box<StrView<'a>>,
+    },
+}
+
+impl<'a> StrView<'a> {
+    /// Row `i`, `None` if null.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
+        match self {
+            StrView::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrView::LargeUtf8(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrView::Utf8View(a) => (!a.is_null(i)).then(|| a.value(i)),
+            StrView::Dict { keys, values } => match keys[i] {
+                NULL_KEY => None,
+                k => values.get(k as usize),
+            },
+        }
+    }
+
+    /// Number of rows (of the dictionary's values, for a dictionary).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            StrView::Utf8(a) => a.len(),
+            StrView::LargeUtf8(a) => a.len(),
+            StrView::Utf8View(a) => a.len(),
+            StrView::Dict { keys, .. } => keys.len(),
+        }
+    }
+}
+
+/// One input column seen whole, converted the way [`ArrowRows::row`] converts its cells:
+/// integers, timestamps and dates as `i64` (timestamps and dates in milliseconds), floats as
+/// `f64`, strings as a [`StrView`]. Values under a null slot are unspecified.
+#[derive(Debug)]
+pub(crate) enum ColumnView<'a> {
+    /// Absent from the batch, or of Arrow type `Null`: every row is null.
+    Null,
+    /// Values that read as [`InputValue::Long`].
+    Long {
+        values: Cow<'a, [i64]>,
+        nulls: Option<&'a NullBuffer>,
+    },
+    /// Values that read as [`InputValue::Double`].
+    Double {
+        values: Cow<'a, [f64]>,
+        nulls: Option<&'a NullBuffer>,
+    },
+    /// Values that read as [`InputValue::Str`].
+    Str(StrView<'a>),
+    /// Anything else (booleans, lists, 64-bit unsigned integers): read row by row.
+    Rows,
+}
+
+impl<'a> ColumnView<'a> {
+    fn of(a: &'a ArrayRef) -> ColumnView<'a> {
+        fn long<'a, T: arrow_array::ArrowPrimitiveType>(
+            a: &'a ArrayRef,
+            f: impl Fn(T::Native) -> i64,
+        ) -> ColumnView<'a> {
+            let p: &PrimitiveArray<T> = a.as_primitive::<T>();
+            ColumnView::Long {
+                values: Cow::Owned(p.values().iter().map(|&v| f(v)).collect()),
+                nulls: p.nulls(),
+            }
+        }
+        match a.data_type() {
+            DataType::Null => ColumnView::Null,
+            DataType::Int64 => {
+                let p = a.as_primitive::<Int64Type>();
+                ColumnView::Long {
+                    values: Cow::Borrowed(p.values().as_ref()),
+                    nulls: p.nulls(),
+                }
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                let p = a.as_primitive::<TimestampMillisecondType>();
+                ColumnView::Long {
+                    values: Cow::Borrowed(p.values().as_ref()),
+                    nulls: p.nulls(),
+                }
+            }
+            DataType::Date64 => {
+                let p = a.as_primitive::<arrow_array::types::Date64Type>();
+                ColumnView::Long {
+                    values: Cow::Borrowed(p.values().as_ref()),
+                    nulls: p.nulls(),
+                }
+            }
+            DataType::Int8 => long::<Int8Type>(a, i64::from),
+            DataType::Int16 => long::<Int16Type>(a, i64::from),
+            DataType::Int32 => long::<Int32Type>(a, i64::from),
+            DataType::UInt8 => long::<UInt8Type>(a, i64::from),
+            DataType::UInt16 => long::<UInt16Type>(a, i64::from),
+            DataType::UInt32 => long::<UInt32Type>(a, i64::from),
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                long::<TimestampSecondType>(a, |v| v.saturating_mul(1000))
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                long::<TimestampMicrosecondType>(a, |v| v.div_euclid(1000))
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                long::<TimestampNanosecondType>(a, |v| v.div_euclid(1_000_000))
+            }
+            DataType::Date32 => {
+                long::<arrow_array::types::Date32Type>(a, |v| i64::from(v) * 86_400_000)
+            }
+            DataType::Float64 => {
+                let p = a.as_primitive::<Float64Type>();
+                ColumnView::Double {
+                    values: Cow::Borrowed(p.values().as_ref()),
+                    nulls: p.nulls(),
+                }
+            }
+            DataType::Float32 => {
+                let p = a.as_primitive::<Float32Type>();
+                ColumnView::Double {
+                    values: Cow::Owned(p.values().iter().map(|&v| f64::from(v)).collect()),
+                    nulls: p.nulls(),
+                }
+            }
+            DataType::Utf8 => ColumnView::Str(StrView::Utf8(a.as_string::<i32>())),
+            DataType::LargeUtf8 => ColumnView::Str(StrView::LargeUtf8(a.as_string::<i64>())),
+            DataType::Utf8View => ColumnView::Str(StrView::Utf8View(a.as_string_view())),
+            DataType::Dictionary(k, _) => {
+                let view = match k.as_ref() {
+                    DataType::Int8 => dictionary_view::<Int8Type>(a),
+                    DataType::Int16 => dictionary_view::<Int16Type>(a),
+                    DataType::Int32 => dictionary_view::<Int32Type>(a),
+                    DataType::Int64 => dictionary_view::<Int64Type>(a),
+                    DataType::UInt8 => dictionary_view::<UInt8Type>(a),
+                    DataType::UInt16 => dictionary_view::<UInt16Type>(a),
+                    DataType::UInt32 => dictionary_view::<UInt32Type>(a),
+                    DataType::UInt64 => dictionary_view::<UInt64Type>(a),
+                    _ => None,
+                };
+                view.map_or(ColumnView::Rows, ColumnView::Str)
+            }
+            _ => ColumnView::Rows,
+        }
+    }
+}
+
+fn dictionary_view<K: arrow_array::types::ArrowDictionaryKeyType>(
+    a: &ArrayRef,
+) -> Option<StrView<'_>> {
+    use arrow_buffer::ArrowNativeType;
+    let d = a.as_dictionary::<K>();
+    let values = match ColumnView::of(d.values()) {
+        ColumnView::Str(v @ (StrView::Utf8(_) | StrView::LargeUtf8(_) | StrView::Utf8View(_))) => v,
+        _ => return None,
+    };
+    let n_values = values.len();
+    if n_values >= NULL_KEY as usize {
+        return None;
+    }
+    let keys = d.keys();
+    let keys = (0..keys.len())
+        .map(|i| {
+            if keys.is_null(i) {
+                return NULL_KEY;
+            }
+            match keys.value(i).to_usize() {
+                Some(k) if k < n_values => k as u32,
+                _ => NULL_KEY,
+            }
+        })
+        .collect();
+    Some(StrView::Dict {
+        keys,
+        values: Box::new(values),
+    })
 }
 
 fn check_supported(dt: &DataType, name: &str, time: bool) -> Result<()> {

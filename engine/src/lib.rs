@@ -8,6 +8,7 @@
 //! - [`catalog`]: the embedded, crash-safe catalog of published segments.
 //! - [`timeline`]: versioned intervals; which segments a query sees.
 //! - [`storage`]: the data directory, segment files and atomic publishing.
+//! - [`loader`]: the bulk loader (`basalt load`): files in, segments published atomically.
 
 pub mod aggregate;
 pub mod bitmap;
@@ -17,6 +18,7 @@ pub mod dictionary;
 pub mod engine;
 pub mod error;
 pub mod input;
+pub mod loader;
 pub mod query;
 pub mod schema;
 pub mod segment;

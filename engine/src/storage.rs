@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -91,6 +91,8 @@ pub struct DataDir {
     write_lock: Mutex<()>,
     /// Makes staging paths unique within this process.
     staging_seq: AtomicU64,
+    /// The catalog's `data_version` at the last [`DataDir::refresh_if_changed`].
+    seen_data_version: AtomicI64,
 }
 
 impl DataDir {
@@ -113,6 +115,7 @@ impl DataDir {
             timeline: TimelineHandle::default(),
             write_lock: Mutex::new(()),
             staging_seq: AtomicU64::new(0),
+            seen_data_version: AtomicI64::new(i64::MIN),
         };
         let staged = dir.clear_staging()?;
         let orphans = dir.cleanup_orphans()?;
@@ -127,6 +130,45 @@ impl DataDir {
             "opened data directory"
         );
         Ok(dir)
+    }
+
+    /// Open a data directory that another process may own (a running `basalt serve`): like
+    /// [`DataDir::open`] but leaves `staging/` and orphan files alone, since they may belong to
+    /// the owner's publish in progress. Publishing from here is safe (the catalog serializes
+    /// commits across processes); the owner sees the new segments through
+    /// [`DataDir::refresh_if_changed`].
+    pub fn open_shared(path: &Path) -> Result<DataDir> {
+        for dir in [
+            path.to_path_buf(),
+            path.join(SEGMENTS_DIR),
+            path.join(STAGING_DIR),
+        ] {
+            fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        let catalog = Catalog::open(path)?;
+        let dir = DataDir {
+            root: path.to_path_buf(),
+            catalog,
+            timeline: TimelineHandle::default(),
+            write_lock: Mutex::new(()),
+            staging_seq: AtomicU64::new(0),
+            seen_data_version: AtomicI64::new(i64::MIN),
+        };
+        dir.refresh()?;
+        Ok(dir)
+    }
+
+    /// Rebuild the timeline if another process committed to the catalog since the last call
+    /// (checked with [`Catalog::data_version`], which costs no table read). Returns whether it
+    /// refreshed. A server calls this periodically so segments published by `basalt load`
+    /// become visible without a restart.
+    pub fn refresh_if_changed(&self) -> Result<bool> {
+        let version = self.catalog.data_version()?;
+        if self.seen_data_version.swap(version, Ordering::AcqRel) == version {
+            return Ok(false);
+        }
+        self.refresh()?;
+        Ok(true)
     }
 
     /// The data directory's root.

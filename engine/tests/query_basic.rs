@@ -73,7 +73,7 @@ fn q(engine: &Engine, v: Value) -> Value {
 }
 
 #[test]
-fn timeseries_fills_interior_empty_buckets_with_post_aggregator() {
+fn timeseries_zero_fill_follows_segment_data_intervals() {
     let (_d, e) = setup();
     let query = |extra: Value| {
         let mut v = json!({
@@ -88,13 +88,21 @@ fn timeseries_fills_interior_empty_buckets_with_post_aggregator() {
         }
         q(&e, v)
     };
-    // 00:30 lies between buckets with data and is zero-filled; nothing after 01:00 is.
+    // As in Druid, empty buckets are filled only inside a segment's data interval (earliest to
+    // latest row): 00:30 lies between the two segments' data and gets no row; a filter that
+    // empties the first segment still leaves its bucket zero-filled.
     assert_eq!(
         query(json!({})),
         json!([
             {"timestamp": "2016-01-01T00:00:00.000Z", "result": {"rows": 3, "edits": 6, "avg": 2.0}},
-            {"timestamp": "2016-01-01T00:30:00.000Z", "result": {"rows": 0, "edits": null, "avg": null}},
             {"timestamp": "2016-01-01T01:00:00.000Z", "result": {"rows": 2, "edits": 9, "avg": 4.5}}
+        ])
+    );
+    assert_eq!(
+        query(json!({"filter": {"type": "selector", "dimension": "page", "value": "c"}})),
+        json!([
+            {"timestamp": "2016-01-01T00:00:00.000Z", "result": {"rows": 0, "edits": null, "avg": null}},
+            {"timestamp": "2016-01-01T01:00:00.000Z", "result": {"rows": 1, "edits": 5, "avg": 5.0}}
         ])
     );
     assert_eq!(

@@ -4,6 +4,7 @@
 //! request or command, and renders the answer. All storage logic lives in `basalt-engine`.
 
 mod http;
+mod load_cmd;
 mod segment_cmd;
 mod serve;
 
@@ -24,6 +25,9 @@ struct Cli {
 enum Command {
     /// Run the server on embedded defaults (data dir, embedded catalog, loopback ports).
     Serve(serve::ServeArgs),
+    /// Bulk-load Parquet, CSV and JSON files into a datasource (parallel, bounded memory,
+    /// resumable: re-run the same command after a crash).
+    Load(load_cmd::LoadArgs),
     /// Inspect or verify segment files.
     Segment {
         #[command(subcommand)]
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Load(args) => load_cmd::run(args),
         Command::Segment { command } => match command {
             SegmentCommand::Inspect { path, format } => segment_cmd::inspect(&path, format),
             SegmentCommand::Verify { paths } => segment_cmd::verify(&paths),

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use basalt_engine::engine::Engine;
@@ -38,6 +38,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        tokio::spawn(watch_catalog(state.clone()));
         let app = router(state);
         let listener = tokio::net::TcpListener::bind(args.http_addr)
             .await
@@ -55,6 +56,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often the server checks the catalog for segments published by other processes
+/// (`basalt load`).
+const CATALOG_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Refresh the timeline whenever another process commits to the catalog, so segments published
+/// by `basalt load` become queryable without a restart. The check is one `PRAGMA data_version`.
+async fn watch_catalog(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(CATALOG_POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let st = state.clone();
+        match tokio::task::spawn_blocking(move || st.engine.data_dir().refresh_if_changed()).await {
+            Ok(Ok(true)) => tracing::debug!("catalog changed: timeline refreshed"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot refresh the timeline from the catalog")
+            }
+            Err(e) => tracing::warn!(error = %e, "catalog refresh task failed"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -262,6 +262,40 @@ impl DimValue {
         }
     }
 
+    /// As JSON in a dimension's output type (Druid renders dimensions as strings by default).
+    pub fn to_json_as(&self, t: crate::query::spec::OutputType) -> Value {
+        use crate::query::spec::OutputType;
+        match (self, t) {
+            (DimValue::Null, _) => Value::Null,
+            (DimValue::Long(i), OutputType::String) => Value::from(i.to_string()),
+            (DimValue::Double(b), OutputType::String) => {
+                let f = f64::from_bits(*b);
+                Value::from(if f.fract() == 0.0 && f.abs() < 1e15 {
+                    format!("{f:.1}")
+                } else {
+                    f.to_string()
+                })
+            }
+            (DimValue::Str(s), OutputType::Long) => crate::query::filter::Num::parse(s)
+                .map(|n| match n {
+                    crate::query::filter::Num::I(i) => Value::from(i),
+                    crate::query::filter::Num::F(f) => Value::from(f as i64),
+                })
+                .unwrap_or(Value::Null),
+            (DimValue::Str(s), OutputType::Double) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .map(crate::query::aggregator::json_f64)
+                .unwrap_or(Value::Null),
+            (DimValue::Double(b), OutputType::Long) => Value::from(f64::from_bits(*b) as i64),
+            (DimValue::Long(i), OutputType::Double) => {
+                crate::query::aggregator::json_f64(*i as f64)
+            }
+            (v, _) => v.to_json(),
+        }
+    }
+
     /// Druid's ordering of dimension values: null first, then lexicographic (or numeric for
     /// numbers).
     pub fn cmp_druid(&self, other: &DimValue) -> std::cmp::Ordering {

@@ -513,6 +513,63 @@ impl Filter {
         })
     }
 
+    /// Evaluate on one result row (for `having` filters): `Some(true)`/`Some(false)`, or `None`
+    /// for unknown (a null compared to a value).
+    pub fn matches_row(&self, row: &serde_json::Map<String, Value>) -> Option<bool> {
+        match self {
+            Filter::True => Some(true),
+            Filter::False => Some(false),
+            Filter::IsNull { column } => Some(row.get(column).is_none_or(Value::is_null)),
+            Filter::Leaf {
+                column,
+                pred,
+                null_matches,
+            } => {
+                let vals: Vec<&Value> = match row.get(column) {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(a)) => a.iter().filter(|v| !v.is_null()).collect(),
+                    Some(v) => vec![v],
+                };
+                if vals.is_empty() {
+                    return if *null_matches { Some(true) } else { None };
+                }
+                Some(vals.iter().any(|v| match v {
+                    Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                        (Some(i), _) => pred.test_num(Num::I(i)),
+                        (None, Some(f)) => pred.test_num(Num::F(f)),
+                        _ => false,
+                    },
+                    Value::String(s) => pred.test_str(s),
+                    Value::Bool(b) => pred.test_str(if *b { "true" } else { "false" }),
+                    _ => false,
+                }))
+            }
+            Filter::And(fs) => {
+                let mut unknown = false;
+                for f in fs {
+                    match f.matches_row(row) {
+                        Some(false) => return Some(false),
+                        None => unknown = true,
+                        Some(true) => {}
+                    }
+                }
+                if unknown { None } else { Some(true) }
+            }
+            Filter::Or(fs) => {
+                let mut unknown = false;
+                for f in fs {
+                    match f.matches_row(row) {
+                        Some(true) => return Some(true),
+                        None => unknown = true,
+                        Some(false) => {}
+                    }
+                }
+                if unknown { None } else { Some(false) }
+            }
+            Filter::Not(f) => f.matches_row(row).map(|b| !b),
+        }
+    }
+
     /// Every column the filter reads.
     pub fn columns(&self, out: &mut Vec<String>) {
         match self {

@@ -87,6 +87,19 @@ pub struct DimensionSpec {
     pub dimension: String,
     /// Name in the output.
     pub output_name: String,
+    /// Type of the output values (`outputType`; Druid's default is STRING).
+    pub output_type: OutputType,
+}
+
+/// `outputType` of a dimension spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputType {
+    /// Values as strings (numbers rendered as text).
+    String,
+    /// Values as longs.
+    Long,
+    /// Values as doubles.
+    Double,
 }
 
 impl DimensionSpec {
@@ -95,6 +108,7 @@ impl DimensionSpec {
             Value::String(s) => Ok(DimensionSpec {
                 dimension: s.clone(),
                 output_name: s.clone(),
+                output_type: OutputType::String,
             }),
             Value::Object(_) => {
                 let o = Obj::new(v, path)?;
@@ -112,9 +126,24 @@ impl DimensionSpec {
                     .opt_str("outputName")?
                     .map(str::to_string)
                     .unwrap_or_else(|| dimension.clone());
+                let output_type = match o.opt_str("outputType")? {
+                    None => OutputType::String,
+                    Some(t) => match t.to_ascii_uppercase().as_str() {
+                        "STRING" => OutputType::String,
+                        "LONG" => OutputType::Long,
+                        "DOUBLE" | "FLOAT" => OutputType::Double,
+                        other => {
+                            return Err(Error::invalid(format!(
+                                "{}: unsupported outputType `{other}` (expected STRING, LONG, DOUBLE or FLOAT)",
+                                o.child("outputType")
+                            )));
+                        }
+                    },
+                };
                 Ok(DimensionSpec {
                     dimension,
                     output_name,
+                    output_type,
                 })
             }
             _ => Err(Error::invalid(format!(
@@ -324,6 +353,8 @@ pub enum Having {
     Not(Box<Having>),
     /// A dimension equals a value.
     DimSelector(String, Option<String>),
+    /// A Druid filter over the result row's columns.
+    Filter(Filter),
 }
 
 impl Having {
@@ -359,6 +390,12 @@ impl Having {
                 })?,
                 &o.child("havingSpec"),
             )?)),
+            "filter" => Having::Filter(Filter::parse(
+                o.get("filter").ok_or_else(|| {
+                    Error::invalid(format!("{}: required field is missing", o.child("filter")))
+                })?,
+                &o.child("filter"),
+            )?),
             "dimSelector" => Having::DimSelector(
                 o.req_str("dimension")?.into(),
                 o.opt_str("value")?.map(str::to_string),
@@ -382,6 +419,7 @@ impl Having {
             Having::And(hs) => hs.iter().all(|h| h.matches(row)),
             Having::Or(hs) => hs.iter().any(|h| h.matches(row)),
             Having::Not(h) => !h.matches(row),
+            Having::Filter(f) => f.matches_row(row) == Some(true),
             Having::DimSelector(d, v) => match (row.get(d), v) {
                 (Some(Value::String(s)), Some(v)) => s == v,
                 (None | Some(Value::Null), None) => true,

@@ -14,6 +14,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
@@ -28,13 +29,13 @@ use crate::bitmap::{encode_bitmap, encode_bitmap_index};
 use crate::column::{BlockValue, encode_blobs, encode_numbers, f64_to_ordered};
 use crate::dictionary::encode_dictionary;
 use crate::error::{Error, Result};
-use crate::input::{ArrowRows, InputValue, json_row};
+use crate::input::{ArrowRows, ColumnView, InputValue, StrView, json_row};
 use crate::schema::{DataSchema, DimensionType, MetricKind, MultiValueHandling, TIME_COLUMN};
 use crate::segment::format::{
     BLOCK_ROWS, BlockMeta, ByteRange, Codec, ColumnKind, ColumnMeta, ColumnType, Directory,
     PartMeta, PartRole, StreamMeta, StreamRole, encode_footer, encode_header,
 };
-use crate::time::Interval;
+use crate::time::{Granularity, Interval};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -71,6 +72,16 @@ struct StringDim {
 }
 
 impl StringDim {
+    fn new() -> StringDim {
+        StringDim {
+            dict: FastMap::default(),
+            values: Vec::new(),
+            ids: Vec::new(),
+            offsets: None,
+            multi: Vec::new(),
+        }
+    }
+
     fn intern(&mut self, s: &str) -> u32 {
         if let Some(id) = self.dict.get(s) {
             return *id;
@@ -79,6 +90,57 @@ impl StringDim {
         let id = self.values.len() as u32;
         self.dict.insert(s.into(), id);
         id
+    }
+
+    /// Append one row holding `id` (0 = null).
+    #[inline]
+    fn push_id(&mut self, id: u32) {
+        match &mut self.offsets {
+            Some(o) => {
+                if id != 0 {
+                    self.multi.push(id);
+                }
+                o.push(self.multi.len() as u32);
+            }
+            None => self.ids.push(id),
+        }
+    }
+
+    /// Append rows `range` of a string (or all-null) column; `None` if `view` is neither.
+    fn extend(&mut self, view: &ColumnView<'_>, range: Range<usize>) -> Option<()> {
+        if self.offsets.is_none() {
+            self.ids.reserve(range.len());
+        }
+        match view {
+            ColumnView::Null => range.for_each(|_| self.push_id(0)),
+            ColumnView::Str(StrView::Dict { keys, values }) => {
+                // Intern each dictionary value once, on first use.
+                const UNSEEN: u32 = u32::MAX;
+                let mut ids = vec![UNSEEN; values.len()];
+                for &k in &keys[range] {
+                    let id = match ids.get_mut(k as usize) {
+                        None => 0, // NULL_KEY
+                        Some(id) => {
+                            if *id == UNSEEN {
+                                *id = values.get(k as usize).map_or(0, |s| self.intern(s));
+                            }
+                            *id
+                        }
+                    };
+                    self.push_id(id);
+                }
+            }
+            ColumnView::Str(v) => {
+                // A cache of the previous value would save the hash on sorted input but cost a
+                // string compare per row otherwise; hashing short strings is as cheap.
+                for i in range {
+                    let id = v.get(i).map_or(0, |s| self.intern(s));
+                    self.push_id(id);
+                }
+            }
+            ColumnView::Long { .. } | ColumnView::Double { .. } | ColumnView::Rows => return None,
+        }
+        Some(())
     }
 
     fn go_multi(&mut self) {
@@ -109,6 +171,141 @@ impl StringDim {
             }
         }
     }
+}
+
+/// How an input field converts to its column (the rules of [`SegmentWriter::push`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conversion {
+    Str,
+    Long,
+    Double,
+    Sketch,
+    /// `count`: the input is not read.
+    Ignored,
+}
+
+impl Conversion {
+    /// Whether the column-wise path takes a column seen as `view`.
+    fn takes(self, view: &ColumnView<'_>) -> bool {
+        match view {
+            ColumnView::Null => true,
+            ColumnView::Str(_) => matches!(
+                self,
+                Conversion::Str | Conversion::Sketch | Conversion::Ignored
+            ),
+            ColumnView::Long { .. } | ColumnView::Double { .. } => {
+                matches!(
+                    self,
+                    Conversion::Long | Conversion::Double | Conversion::Ignored
+                )
+            }
+            ColumnView::Rows => self == Conversion::Ignored,
+        }
+    }
+}
+
+/// Add `row`, normally past the bitmap's end (appending is cheaper than inserting).
+#[inline]
+fn push_row(bitmap: &mut RoaringBitmap, row: u32) {
+    if bitmap.try_push(row).is_err() {
+        bitmap.insert(row);
+    }
+}
+
+/// Append rows `range` of `view` to a long column whose next row is `base` (nulls as 0 in
+/// `values` and set in `nulls`). Doubles are truncated; the caller has sent the rows where
+/// that fails to the row path. `None` if `view` is not numeric.
+fn extend_longs(
+    values: &mut Vec<i64>,
+    nulls: &mut RoaringBitmap,
+    base: u32,
+    view: &ColumnView<'_>,
+    range: Range<usize>,
+) -> Option<()> {
+    let start = values.len();
+    match view {
+        ColumnView::Null => {
+            values.resize(start + range.len(), 0);
+            nulls.insert_range(base..base + range.len() as u32);
+        }
+        ColumnView::Long {
+            values: v,
+            nulls: n,
+        } => {
+            values.extend_from_slice(&v[range.clone()]);
+            if let Some(n) = n.filter(|n| n.null_count() > 0) {
+                for (o, i) in range.enumerate() {
+                    if n.is_null(i) {
+                        values[start + o] = 0;
+                        push_row(nulls, base + o as u32);
+                    }
+                }
+            }
+        }
+        ColumnView::Double {
+            values: v,
+            nulls: n,
+        } => {
+            values.extend(v[range.clone()].iter().map(|&f| f.trunc() as i64));
+            if let Some(n) = n.filter(|n| n.null_count() > 0) {
+                for (o, i) in range.enumerate() {
+                    if n.is_null(i) {
+                        values[start + o] = 0;
+                        push_row(nulls, base + o as u32);
+                    }
+                }
+            }
+        }
+        ColumnView::Str(_) | ColumnView::Rows => return None,
+    }
+    Some(())
+}
+
+/// Append rows `range` of `view` to a double column whose next row is `base`, as
+/// [`extend_longs`]; -0.0 is stored as 0.0, and NaN rows have gone to the row path.
+fn extend_doubles(
+    values: &mut Vec<f64>,
+    nulls: &mut RoaringBitmap,
+    base: u32,
+    view: &ColumnView<'_>,
+    range: Range<usize>,
+) -> Option<()> {
+    let start = values.len();
+    let n = match view {
+        ColumnView::Null => {
+            values.resize(start + range.len(), 0.0);
+            nulls.insert_range(base..base + range.len() as u32);
+            return Some(());
+        }
+        ColumnView::Long {
+            values: v,
+            nulls: n,
+        } => {
+            values.extend(v[range.clone()].iter().map(|&i| i as f64));
+            n
+        }
+        ColumnView::Double {
+            values: v,
+            nulls: n,
+        } => {
+            values.extend(
+                v[range.clone()]
+                    .iter()
+                    .map(|&f| if f == 0.0 { 0.0 } else { f }),
+            );
+            n
+        }
+        ColumnView::Str(_) | ColumnView::Rows => return None,
+    };
+    if let Some(n) = n.filter(|n| n.null_count() > 0) {
+        for (o, i) in range.enumerate() {
+            if n.is_null(i) {
+                values[start + o] = 0.0;
+                push_row(nulls, base + o as u32);
+            }
+        }
+    }
+    Some(())
 }
 
 #[derive(Debug)]
@@ -293,13 +490,7 @@ impl SegmentWriter {
             .dimensions
             .iter()
             .map(|d| match d.kind {
-                DimensionType::String => DimCol::Str(StringDim {
-                    dict: FastMap::default(),
-                    values: Vec::new(),
-                    ids: Vec::new(),
-                    offsets: None,
-                    multi: Vec::new(),
-                }),
+                DimensionType::String => DimCol::Str(StringDim::new()),
                 DimensionType::Long => DimCol::Long {
                     values: Vec::new(),
                     nulls: RoaringBitmap::new(),
@@ -587,19 +778,218 @@ impl SegmentWriter {
     /// Append an Arrow record batch; columns are matched to the schema by name. Rows that fail
     /// are reported (with their index and reason) and skipped; the others are appended.
     /// A batch whose columns cannot be used at all is an error and appends nothing.
+    ///
+    /// Columns of the common types (strings, dictionary-encoded strings, integers, floats,
+    /// timestamps) are appended column-wise; rows the column-wise path cannot take (a bad
+    /// timestamp, a value that does not convert) go one by one through [`SegmentWriter::push`],
+    /// in their place, so the outcome is the same as pushing every row.
     pub fn add_batch(&mut self, batch: &RecordBatch) -> Result<BatchReport> {
         let schema = self.schema.clone();
         let rows = ArrowRows::new(&schema, batch)?;
+        let n_inputs = schema.dimensions.len() + schema.metrics.len();
+        let views: Vec<ColumnView<'_>> = (0..n_inputs).map(|f| rows.field_view(f)).collect();
+        let fits = self.times.len() + rows.len() < u32::MAX as usize - 1;
+        let columnar = views
+            .iter()
+            .enumerate()
+            .all(|(f, v)| self.conversion(f).takes(v));
         let mut report = BatchReport::default();
-        let mut values = Vec::new();
-        for i in 0..rows.len() {
-            let res = rows.row(i, &mut values).and_then(|t| self.push(t, &values));
-            match res {
-                Ok(()) => report.accepted += 1,
-                Err(e) => report.rejected.push((i, e.to_string())),
+        if fits && columnar {
+            self.add_columnar(&rows, &views, &mut report)?;
+        } else {
+            let mut values = Vec::new();
+            for i in 0..rows.len() {
+                self.push_arrow_row(&rows, i, &mut values, &mut report);
             }
         }
         Ok(report)
+    }
+
+    /// The row-at-a-time path for row `i` of `rows`.
+    fn push_arrow_row<'b>(
+        &mut self,
+        rows: &'b ArrowRows<'_>,
+        i: usize,
+        values: &mut Vec<InputValue<'b>>,
+        report: &mut BatchReport,
+    ) {
+        match rows.row(i, values).and_then(|t| self.push(t, values)) {
+            Ok(()) => report.accepted += 1,
+            Err(e) => report.rejected.push((i, e.to_string())),
+        }
+    }
+
+    /// How input field `field` (dimensions, then metrics) converts to its column.
+    fn conversion(&self, field: usize) -> Conversion {
+        let n_dims = self.schema.dimensions.len();
+        if let Some(d) = self.schema.dimensions.get(field) {
+            return match d.kind {
+                DimensionType::String => Conversion::Str,
+                DimensionType::Long => Conversion::Long,
+                DimensionType::Double => Conversion::Double,
+            };
+        }
+        match self.schema.metrics.get(field - n_dims).map(|m| m.kind) {
+            Some(MetricKind::Count) | None => Conversion::Ignored,
+            Some(MetricKind::HllSketch) => Conversion::Sketch,
+            Some(k) if k.is_long() => Conversion::Long,
+            Some(_) => Conversion::Double,
+        }
+    }
+
+    /// The column-wise path: finds the rows it cannot take, appends the runs between them
+    /// column by column, and pushes each of those rows through the row path in its place.
+    fn add_columnar(
+        &mut self,
+        rows: &ArrowRows<'_>,
+        views: &[ColumnView<'_>],
+        report: &mut BatchReport,
+    ) -> Result<()> {
+        let n = rows.len();
+        let (times, mut row_path) = rows.times();
+        let interval = self.interval;
+        row_path.extend(
+            times
+                .iter()
+                .enumerate()
+                .filter(|&(_, &t)| !interval.contains(t))
+                .map(|(i, _)| i),
+        );
+        for (f, view) in views.iter().enumerate() {
+            if let ColumnView::Double { values, nulls } = view {
+                let fails: fn(f64) -> bool = match self.conversion(f) {
+                    Conversion::Long => |v| !(v.is_finite() && v.abs() < 9.2e18),
+                    Conversion::Double => f64::is_nan,
+                    _ => continue,
+                };
+                let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+                row_path.extend((0..n).filter(|&i| fails(values[i]) && valid(i)));
+            }
+        }
+        // Sketches are made before anything is appended: making one can fail.
+        let n_dims = self.schema.dimensions.len();
+        let mut sketches: Vec<Vec<Option<HllSketch>>> = Vec::new();
+        for (m, spec) in self.schema.metrics.iter().enumerate() {
+            let mut col = Vec::new();
+            if spec.kind == MetricKind::HllSketch {
+                col.reserve(n);
+                for i in 0..n {
+                    let value = match &views[n_dims + m] {
+                        ColumnView::Str(v) => v.get(i),
+                        _ => None,
+                    };
+                    col.push(match value.map(|v| (v, new_hll(spec.lg_k))) {
+                        None => None,
+                        Some((v, Ok(mut s))) => {
+                            hll_update_str(&mut s, v);
+                            Some(s)
+                        }
+                        Some((_, Err(_))) => {
+                            row_path.push(i);
+                            None
+                        }
+                    });
+                }
+            }
+            sketches.push(col);
+        }
+        row_path.sort_unstable();
+        row_path.dedup();
+
+        let mut values = Vec::new();
+        let mut start = 0;
+        for &r in &row_path {
+            if start < r {
+                self.append_columnar(views, &times, &mut sketches, start..r)?;
+                report.accepted += (r - start) as u64;
+            }
+            self.push_arrow_row(rows, r, &mut values, report);
+            start = r + 1;
+        }
+        if start < n {
+            self.append_columnar(views, &times, &mut sketches, start..n)?;
+            report.accepted += (n - start) as u64;
+        }
+        Ok(())
+    }
+
+    /// Append rows `range` of the batch, all of which convert (see [`Self::add_columnar`]).
+    fn append_columnar(
+        &mut self,
+        views: &[ColumnView<'_>],
+        times: &[i64],
+        sketches: &mut [Vec<Option<HllSketch>>],
+        range: Range<usize>,
+    ) -> Result<()> {
+        let base = self.times.len() as u32;
+        let times = &times[range.clone()];
+        let granularity = self.schema.granularity.query_granularity;
+        if granularity == Granularity::None {
+            self.times.extend_from_slice(times);
+        } else {
+            self.times
+                .extend(times.iter().map(|&t| granularity.truncate(t)));
+        }
+        let unexpected = || Error::internal("column-wise ingest met a column it does not take");
+        for (col, view) in self.dims.iter_mut().zip(views) {
+            match col {
+                DimCol::Str(d) => d.extend(view, range.clone()).ok_or_else(unexpected)?,
+                DimCol::Long { values, nulls } => {
+                    extend_longs(values, nulls, base, view, range.clone()).ok_or_else(unexpected)?
+                }
+                DimCol::Double { values, nulls } => {
+                    extend_doubles(values, nulls, base, view, range.clone())
+                        .ok_or_else(unexpected)?
+                }
+            }
+        }
+        let n_dims = self.dims.len();
+        for (m, (col, spec)) in self
+            .metrics
+            .iter_mut()
+            .zip(&self.schema.metrics)
+            .enumerate()
+        {
+            let view = &views[n_dims + m];
+            match col {
+                MetricCol::Long { values, .. } if spec.kind == MetricKind::Count => {
+                    values.resize(values.len() + range.len(), 1);
+                }
+                MetricCol::Long { values, nulls } => {
+                    extend_longs(values, nulls, base, view, range.clone()).ok_or_else(unexpected)?
+                }
+                MetricCol::Double { values, nulls } => {
+                    extend_doubles(values, nulls, base, view, range.clone())
+                        .ok_or_else(unexpected)?
+                }
+                MetricCol::LongPair {
+                    times: pair_times,
+                    values,
+                    nulls,
+                } => {
+                    extend_longs(values, nulls, base, view, range.clone())
+                        .ok_or_else(unexpected)?;
+                    pair_times.extend_from_slice(times);
+                }
+                MetricCol::DoublePair {
+                    times: pair_times,
+                    values,
+                    nulls,
+                } => {
+                    extend_doubles(values, nulls, base, view, range.clone())
+                        .ok_or_else(unexpected)?;
+                    pair_times.extend_from_slice(times);
+                }
+                MetricCol::Hll { sketches: col, .. } => {
+                    let made = sketches.get_mut(m).ok_or_else(unexpected)?;
+                    if made.len() < range.end {
+                        return Err(unexpected());
+                    }
+                    col.extend(made[range.clone()].iter_mut().map(Option::take));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sort, roll up, encode and write the segment to `path` (created or truncated).
@@ -636,21 +1026,22 @@ impl SegmentWriter {
         }
 
         // 2. Sort rows.
-        let order = sort_rows(&schema, &self.times, &self.dims, &sorted_dicts, n);
+        let sort_keys = schema.sort_order();
+        let order = sort_rows(&sort_keys, &self.times, &self.dims, &sorted_dicts);
 
-        // 3. Group runs of equal keys when rolling up.
-        let groups: Vec<(usize, usize)> = if schema.granularity.rollup && n > 0 {
+        // 3. Group runs of equal keys when rolling up. Without rollup every row is its own
+        //    group; metrics still go through the combine loops (as one-row groups), the
+        //    other columns are read through the sort order.
+        let rollup = schema.granularity.rollup;
+        let groups: Vec<(usize, usize)> = if rollup && n > 0 {
             let mut g = Vec::new();
             let mut start = 0usize;
             for i in 1..n {
                 let (a, b) = (order.perm[i - 1] as usize, order.perm[i] as usize);
-                let equal = match &order.keys {
-                    Some(k) => k[i - 1] == k[i],
-                    None => {
-                        compare_rows(&schema, &self.times, &self.dims, &sorted_dicts, a, b)
-                            == Ordering::Equal
-                    }
-                };
+                let equal = order.packed[i - 1] >> ROW_BITS == order.packed[i] >> ROW_BITS
+                    && (order.rest.is_empty()
+                        || compare_rows(&order.rest, &self.times, &self.dims, &sorted_dicts, a, b)
+                            == Ordering::Equal);
                 if !equal {
                     g.push((start, i));
                     start = i;
@@ -658,17 +1049,27 @@ impl SegmentWriter {
             }
             g.push((start, n));
             g
-        } else {
+        } else if !self.metrics.is_empty() {
             (0..n).map(|i| (i, i + 1)).collect()
+        } else {
+            Vec::new()
         };
-        let perm = order.perm;
-        let reps: Vec<u32> = groups.iter().map(|&(s, _)| perm[s]).collect();
+        let SortOrder { perm, packed, .. } = order;
+        drop(packed);
+        // The arrival row of each output row (its group's first row).
+        let out_order: Vec<u32> = if rollup {
+            groups.iter().map(|&(s, _)| perm[s]).collect()
+        } else {
+            Vec::new()
+        };
+        let reps: &[u32] = if rollup { &out_order } else { &perm };
         let out_rows = reps.len();
 
-        // 4. Output columns.
+        // 4. Output columns. Time and dimensions stay in arrival order and are read through
+        //    `reps` block by block when encoded; metrics are combined here, in output order.
         let mut columns: Vec<OutColumn> = Vec::new();
-        let times: Vec<i64> = reps.iter().map(|&r| self.times[r as usize]).collect();
-        let (min_time, max_time) = match (times.iter().min(), times.iter().max()) {
+        let (min_time, max_time) = match (self.times.iter().min(), self.times.iter().max()) {
+            // Rows of a group share their (truncated) time, so these are the output's too.
             (Some(a), Some(b)) => (*a, *b),
             _ => (self.interval.start, self.interval.start),
         };
@@ -676,8 +1077,9 @@ impl SegmentWriter {
             name: TIME_COLUMN.into(),
             kind: ColumnKind::Time,
             data: OutData::Long {
-                values: times,
+                values: self.times,
                 nulls: RoaringBitmap::new(),
+                in_arrival_order: true,
             },
         });
         for ((spec, col), sd) in schema
@@ -703,16 +1105,14 @@ impl SegmentWriter {
                     match &s.offsets {
                         None => OutData::Str {
                             dictionary,
-                            ids: reps
-                                .iter()
-                                .map(|&r| remap[s.ids[r as usize] as usize])
-                                .collect(),
+                            ids: s.ids,
+                            remap,
                             index: spec.create_bitmap_index,
                         },
                         Some(o) => {
                             let mut lengths = Vec::with_capacity(out_rows);
                             let mut values = Vec::new();
-                            for &r in &reps {
+                            for &r in reps {
                                 let (a, b) = (o[r as usize] as usize, o[r as usize + 1] as usize);
                                 lengths.push((b - a) as u32);
                                 values.extend(s.multi[a..b].iter().map(|&id| remap[id as usize]));
@@ -726,14 +1126,16 @@ impl SegmentWriter {
                         }
                     }
                 }
-                DimCol::Long { values, nulls } => {
-                    let (values, nulls) = gather(&reps, &values, &nulls);
-                    OutData::Long { values, nulls }
-                }
-                DimCol::Double { values, nulls } => {
-                    let (values, nulls) = gather(&reps, &values, &nulls);
-                    OutData::Double { values, nulls }
-                }
+                DimCol::Long { values, nulls } => OutData::Long {
+                    values,
+                    nulls: gather_nulls(reps, &nulls),
+                    in_arrival_order: true,
+                },
+                DimCol::Double { values, nulls } => OutData::Double {
+                    values,
+                    nulls: gather_nulls(reps, &nulls),
+                    in_arrival_order: true,
+                },
             };
             columns.push(OutColumn {
                 name: spec.name.clone(),
@@ -764,6 +1166,7 @@ impl SegmentWriter {
                     OutData::Long {
                         values: out,
                         nulls: out_nulls,
+                        in_arrival_order: false,
                     }
                 }
                 MetricCol::Double { values, nulls } => {
@@ -786,6 +1189,7 @@ impl SegmentWriter {
                     OutData::Double {
                         values: out,
                         nulls: out_nulls,
+                        in_arrival_order: false,
                     }
                 }
                 MetricCol::LongPair {
@@ -844,7 +1248,9 @@ impl SegmentWriter {
                 Some(i) => schema.dimensions[i].name.clone(),
             })
             .collect();
+        let order = if rollup { out_order } else { perm };
         Ok(Built {
+            order,
             datasource: schema.data_source.clone(),
             interval: self.interval,
             schema_json: schema.to_json().to_string(),
@@ -858,17 +1264,18 @@ impl SegmentWriter {
     }
 }
 
-fn gather<T: Copy>(reps: &[u32], values: &[T], nulls: &RoaringBitmap) -> (Vec<T>, RoaringBitmap) {
-    let out: Vec<T> = reps.iter().map(|&r| values[r as usize]).collect();
-    let mut out_nulls = RoaringBitmap::new();
+/// The rows of `nulls` (arrival rows) as output rows, output row `o` being arrival row
+/// `order[o]`.
+fn gather_nulls(order: &[u32], nulls: &RoaringBitmap) -> RoaringBitmap {
+    let mut out = RoaringBitmap::new();
     if !nulls.is_empty() {
-        for (o, &r) in reps.iter().enumerate() {
+        for (o, &r) in order.iter().enumerate() {
             if nulls.contains(r) {
-                out_nulls.insert(o as u32);
+                push_row(&mut out, o as u32);
             }
         }
     }
-    (out, out_nulls)
+    out
 }
 
 type PairColumns<T> = (Vec<i64>, Vec<T>, RoaringBitmap);
@@ -905,158 +1312,252 @@ fn combine_pairs<T: Copy + Default>(
     (ot, ov, on)
 }
 
+/// The rows in sort order.
 struct SortOrder {
+    /// Arrival row numbers in sort order.
     perm: Vec<u32>,
-    /// Packed keys in sorted order, when the key columns fit in 128 bits.
-    keys: Option<Vec<u128>>,
+    /// In sort order: the packed codes of the leading sort columns, shifted left by
+    /// [`ROW_BITS`] (the low bits hold a row number, not part of the key).
+    packed: Vec<u128>,
+    /// The sort columns after the packed ones, compared value by value (only between rows
+    /// whose packed codes are equal).
+    rest: Vec<Option<usize>>,
 }
+
+/// Bits of a packed sort word that hold the arrival row number (a segment has < 2^32 rows).
+const ROW_BITS: u32 = 32;
+/// Bits of a packed sort word left for the codes of the leading sort columns.
+const KEY_BITS: u32 = 128 - ROW_BITS;
 
 fn bits_for(max_code: u64) -> u32 {
     64 - max_code.leading_zeros()
 }
 
-/// Per-row order-preserving codes of one key column (0 = null), with the bits they need.
-fn key_codes(
-    key: Option<usize>,
-    times: &[i64],
-    dims: &[DimCol],
-    sorted_dicts: &[Option<Vec<u32>>],
-) -> Option<(Vec<u64>, u32)> {
-    match key {
-        None => {
-            let min = times.iter().copied().min().unwrap_or(0);
-            let codes: Vec<u64> = times.iter().map(|&t| t.wrapping_sub(min) as u64).collect();
-            let max = codes.iter().copied().max().unwrap_or(0);
-            Some((codes, bits_for(max)))
+/// A dense null mask, `None` when there are no nulls.
+fn dense_nulls(nulls: &RoaringBitmap, n: usize) -> Option<Vec<bool>> {
+    if nulls.is_empty() {
+        return None;
+    }
+    let mut mask = vec![false; n];
+    for r in nulls {
+        if let Some(m) = mask.get_mut(r as usize) {
+            *m = true;
         }
-        Some(i) => match &dims[i] {
+    }
+    Some(mask)
+}
+
+/// Order-preserving integer codes of one sort column (0 = null).
+enum KeyCoder<'a> {
+    Time {
+        times: &'a [i64],
+        min: i64,
+    },
+    Str {
+        ids: &'a [u32],
+        remap: &'a [u32],
+    },
+    Long {
+        values: &'a [i64],
+        nulls: Option<Vec<bool>>,
+        min: i64,
+    },
+    Double {
+        values: &'a [f64],
+        nulls: Option<Vec<bool>>,
+        min: u64,
+    },
+}
+
+impl<'a> KeyCoder<'a> {
+    /// The coder of sort column `key` (`None` = `__time`) and the bits its codes need, or
+    /// `None` if the column has no such codes (multi-value strings, a range of 2^64 longs).
+    fn new(
+        key: Option<usize>,
+        times: &'a [i64],
+        dims: &'a [DimCol],
+        sorted_dicts: &'a [Option<Vec<u32>>],
+    ) -> Option<(KeyCoder<'a>, u32)> {
+        let Some(i) = key else {
+            let min = times.iter().copied().min().unwrap_or(0);
+            let max = times.iter().copied().max().unwrap_or(0);
+            return Some((
+                KeyCoder::Time { times, min },
+                bits_for(max.wrapping_sub(min) as u64),
+            ));
+        };
+        match &dims[i] {
             DimCol::Str(s) => {
                 if s.offsets.is_some() {
                     return None;
                 }
-                let remap = &sorted_dicts[i].as_ref()?;
-                let codes: Vec<u64> = s.ids.iter().map(|&id| remap[id as usize] as u64).collect();
-                Some((codes, bits_for(s.values.len() as u64)))
+                let remap = sorted_dicts[i].as_deref()?;
+                Some((
+                    KeyCoder::Str { ids: &s.ids, remap },
+                    bits_for(s.values.len() as u64),
+                ))
             }
             DimCol::Long { values, nulls } => {
+                let nulls = dense_nulls(nulls, values.len());
                 let (mut min, mut max) = (i64::MAX, i64::MIN);
                 for (r, &v) in values.iter().enumerate() {
-                    if !nulls.contains(r as u32) {
+                    if nulls.as_ref().is_none_or(|n| !n[r]) {
                         min = min.min(v);
                         max = max.max(v);
                     }
                 }
                 if min > max {
-                    return Some((vec![0; values.len()], 0));
+                    // All null: every code is 0.
+                    return Some((
+                        KeyCoder::Long {
+                            values,
+                            nulls,
+                            min: 0,
+                        },
+                        0,
+                    ));
                 }
-                let range = (max as i128 - min as i128 + 1) as u128;
-                if range > u64::MAX as u128 {
-                    return None;
-                }
-                let codes = values
-                    .iter()
-                    .enumerate()
-                    .map(|(r, &v)| {
-                        if nulls.contains(r as u32) {
-                            0
-                        } else {
-                            (v as i128 - min as i128 + 1) as u64
-                        }
-                    })
-                    .collect();
-                Some((codes, bits_for(range as u64)))
+                let range = max as i128 - min as i128 + 1;
+                let range = u64::try_from(range).ok()?;
+                Some((KeyCoder::Long { values, nulls, min }, bits_for(range)))
             }
             DimCol::Double { values, nulls } => {
+                let nulls = dense_nulls(nulls, values.len());
                 let (mut min, mut max) = (u64::MAX, 0u64);
                 for (r, &v) in values.iter().enumerate() {
-                    if !nulls.contains(r as u32) {
+                    if nulls.as_ref().is_none_or(|n| !n[r]) {
                         let o = f64_to_ordered(v);
                         min = min.min(o);
                         max = max.max(o);
                     }
                 }
                 if min > max {
-                    return Some((vec![0; values.len()], 0));
+                    return Some((
+                        KeyCoder::Double {
+                            values,
+                            nulls,
+                            min: 0,
+                        },
+                        0,
+                    ));
                 }
                 let range = max - min;
                 if range == u64::MAX {
                     return None;
                 }
-                let codes = values
-                    .iter()
-                    .enumerate()
-                    .map(|(r, &v)| {
-                        if nulls.contains(r as u32) {
-                            0
-                        } else {
-                            f64_to_ordered(v) - min + 1
-                        }
-                    })
-                    .collect();
-                Some((codes, bits_for(range + 1)))
-            }
-        },
-    }
-}
-
-fn sort_rows(
-    schema: &DataSchema,
-    times: &[i64],
-    dims: &[DimCol],
-    sorted_dicts: &[Option<Vec<u32>>],
-    n: usize,
-) -> SortOrder {
-    let order = schema.sort_order();
-    let mut cols = Vec::with_capacity(order.len());
-    let mut total_bits = 0u32;
-    let mut packable = true;
-    for &k in &order {
-        match key_codes(k, times, dims, sorted_dicts) {
-            Some((codes, bits)) => {
-                total_bits += bits;
-                cols.push((codes, bits));
-            }
-            None => {
-                packable = false;
-                break;
+                Some((KeyCoder::Double { values, nulls, min }, bits_for(range + 1)))
             }
         }
     }
-    if packable && total_bits <= 128 {
-        let mut keyed: Vec<(u128, u32)> = (0..n)
-            .map(|r| {
-                let mut key = 0u128;
-                for (codes, bits) in &cols {
-                    if *bits > 0 {
-                        key = (key << *bits) | codes[r] as u128;
+
+    /// `keys[r] = keys[r] << bits | code(r)` for every row.
+    fn fold_into(&self, keys: &mut [u128], bits: u32) {
+        fn fold<T: Copy>(
+            keys: &mut [u128],
+            bits: u32,
+            values: &[T],
+            nulls: Option<&[bool]>,
+            code: impl Fn(T) -> u64,
+        ) {
+            match nulls {
+                None => {
+                    for (k, &v) in keys.iter_mut().zip(values) {
+                        *k = (*k << bits) | u128::from(code(v));
                     }
                 }
-                (key, r as u32)
-            })
-            .collect();
-        keyed.sort_unstable();
-        let perm = keyed.iter().map(|&(_, r)| r).collect();
-        let keys = keyed.into_iter().map(|(k, _)| k).collect();
-        return SortOrder {
-            perm,
-            keys: Some(keys),
-        };
+                Some(nulls) => {
+                    for ((k, &v), &null) in keys.iter_mut().zip(values).zip(nulls) {
+                        *k = (*k << bits) | if null { 0 } else { u128::from(code(v)) };
+                    }
+                }
+            }
+        }
+        match self {
+            KeyCoder::Time { times, min } => fold(keys, bits, times, None, |t: i64| {
+                t.wrapping_sub(*min) as u64
+            }),
+            KeyCoder::Str { ids, remap } => fold(keys, bits, ids, None, |id: u32| {
+                u64::from(remap[id as usize])
+            }),
+            KeyCoder::Long { values, nulls, min } => {
+                fold(keys, bits, values, nulls.as_deref(), |v: i64| {
+                    (v as i128 - *min as i128 + 1) as u64
+                })
+            }
+            KeyCoder::Double { values, nulls, min } => {
+                fold(keys, bits, values, nulls.as_deref(), |v: f64| {
+                    f64_to_ordered(v) - min + 1
+                })
+            }
+        }
     }
-    let mut perm: Vec<u32> = (0..n as u32).collect();
-    // Stable, so equal keys keep arrival order (first/last tie rule).
-    perm.sort_by(|&a, &b| compare_rows(schema, times, dims, sorted_dicts, a as usize, b as usize));
-    SortOrder { perm, keys: None }
 }
 
+/// Sort the rows by `order` (sort columns; `None` = `__time`), stably (rows with equal keys keep
+/// their arrival order: the first/last tie rule). The leading columns whose codes fit in
+/// [`KEY_BITS`] are packed, with the row number, into one `u128` per row, and those words are
+/// sorted; rows whose packed codes tie are then ordered by the remaining columns.
+fn sort_rows(
+    order: &[Option<usize>],
+    times: &[i64],
+    dims: &[DimCol],
+    sorted_dicts: &[Option<Vec<u32>>],
+) -> SortOrder {
+    let n = times.len();
+    let mut packed = vec![0u128; n];
+    let mut used = 0u32;
+    let mut packed_cols = 0;
+    for &k in order {
+        let Some((coder, bits)) = KeyCoder::new(k, times, dims, sorted_dicts) else {
+            break;
+        };
+        if used + bits > KEY_BITS {
+            break;
+        }
+        if bits > 0 {
+            coder.fold_into(&mut packed, bits);
+        }
+        used += bits;
+        packed_cols += 1;
+    }
+    for (r, k) in packed.iter_mut().enumerate() {
+        *k = (*k << ROW_BITS) | r as u128;
+    }
+    // Row numbers are distinct, so an unstable sort of the words is a stable sort of the keys.
+    packed.sort_unstable();
+    let mut perm: Vec<u32> = packed.iter().map(|&k| k as u32).collect();
+    let rest = order[packed_cols..].to_vec();
+    if !rest.is_empty() {
+        let mut start = 0;
+        while start < n {
+            let key = packed[start] >> ROW_BITS;
+            let end = start
+                + packed[start..]
+                    .iter()
+                    .position(|&k| k >> ROW_BITS != key)
+                    .unwrap_or(n - start);
+            if end - start > 1 {
+                // The run is in arrival order; the sort is stable.
+                perm[start..end].sort_by(|&a, &b| {
+                    compare_rows(&rest, times, dims, sorted_dicts, a as usize, b as usize)
+                });
+            }
+            start = end;
+        }
+    }
+    SortOrder { perm, packed, rest }
+}
+
+/// Compare rows `a` and `b` by the sort columns `keys`.
 fn compare_rows(
-    schema: &DataSchema,
+    keys: &[Option<usize>],
     times: &[i64],
     dims: &[DimCol],
     sorted_dicts: &[Option<Vec<u32>>],
     a: usize,
     b: usize,
 ) -> Ordering {
-    for k in schema.sort_order() {
+    for &k in keys {
         let ord = match k {
             None => times[a].cmp(&times[b]),
             Some(i) => match &dims[i] {
@@ -1088,19 +1589,26 @@ fn compare_rows(
     Ordering::Equal
 }
 
+/// A column ready to encode. `nulls` are always in output order; values are in output order
+/// or, where `in_arrival_order` (and always for `Str`), in arrival order, read through
+/// [`Built::order`].
 #[derive(Debug)]
 enum OutData {
     Long {
         values: Vec<i64>,
         nulls: RoaringBitmap,
+        in_arrival_order: bool,
     },
     Double {
         values: Vec<f64>,
         nulls: RoaringBitmap,
+        in_arrival_order: bool,
     },
     Str {
         dictionary: Vec<Box<str>>,
+        /// Arrival ids, one per arrival row; `remap` maps them to sorted dictionary ids.
         ids: Vec<u32>,
+        remap: Vec<u32>,
         index: bool,
     },
     Multi {
@@ -1133,6 +1641,8 @@ struct OutColumn {
 
 #[derive(Debug)]
 struct Built {
+    /// For each output row, its arrival row: how columns kept in arrival order are read.
+    order: Vec<u32>,
     datasource: String,
     interval: Interval,
     schema_json: String,
@@ -1165,65 +1675,155 @@ struct EncodedBlock {
     max: u64,
 }
 
-fn encode_stream<T: BlockValue>(
-    values: &[T],
+/// The values of a stream in output order: stored in that order, or in arrival order and read
+/// through the output order (a block at a time, into a buffer the encoder reuses).
+#[derive(Clone, Copy)]
+enum Values<'a, T> {
+    Ordered(&'a [T]),
+    Gathered { values: &'a [T], order: &'a [u32] },
+}
+
+impl<'a, T: Copy> Values<'a, T> {
+    fn new(values: &'a [T], in_arrival_order: bool, order: &'a [u32]) -> Values<'a, T> {
+        if in_arrival_order {
+            Values::Gathered { values, order }
+        } else {
+            Values::Ordered(values)
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Values::Ordered(v) => v.len(),
+            Values::Gathered { order, .. } => order.len(),
+        }
+    }
+
+    /// Output rows `range`, gathered into `buf` if need be.
+    fn block<'b>(&'b self, range: Range<usize>, buf: &'b mut Vec<T>) -> &'b [T] {
+        match self {
+            Values::Ordered(v) => &v[range],
+            Values::Gathered { values, order } => {
+                buf.clear();
+                buf.extend(order[range].iter().map(|&r| values[r as usize]));
+                buf
+            }
+        }
+    }
+}
+
+/// Encode one block whose first row is `base`, with its min and max (of the non-null rows).
+fn encode_block<T: BlockValue>(
+    chunk: &[T],
+    base: u32,
     nulls: Option<&RoaringBitmap>,
     bits: impl Fn(T) -> u64,
+    cmp_key: impl Fn(T) -> u64,
+) -> EncodedBlock {
+    let mut min: Option<T> = None;
+    let mut max: Option<T> = None;
+    for (i, &v) in chunk.iter().enumerate() {
+        if nulls.is_some_and(|n| n.contains(base + i as u32)) {
+            continue;
+        }
+        if min.is_none_or(|m| cmp_key(v) < cmp_key(m)) {
+            min = Some(v);
+        }
+        if max.is_none_or(|m| cmp_key(v) > cmp_key(m)) {
+            max = Some(v);
+        }
+    }
+    let (codec, bytes) = encode_numbers(chunk);
+    EncodedBlock {
+        codec,
+        bytes,
+        num_values: chunk.len() as u32,
+        min: min.map(&bits).unwrap_or(0),
+        max: max.map(&bits).unwrap_or(0),
+    }
+}
+
+fn encode_stream<T: BlockValue>(
+    values: Values<'_, T>,
+    nulls: Option<&RoaringBitmap>,
+    bits: impl Fn(T) -> u64 + Copy,
     cmp_key: impl Fn(T) -> u64 + Copy,
 ) -> Vec<EncodedBlock> {
-    values
-        .chunks(BLOCK_ROWS)
-        .enumerate()
-        .map(|(b, chunk)| {
-            let base = (b * BLOCK_ROWS) as u32;
-            let mut min: Option<T> = None;
-            let mut max: Option<T> = None;
-            for (i, &v) in chunk.iter().enumerate() {
-                if nulls.is_some_and(|n| n.contains(base + i as u32)) {
-                    continue;
-                }
-                if min.is_none_or(|m| cmp_key(v) < cmp_key(m)) {
-                    min = Some(v);
-                }
-                if max.is_none_or(|m| cmp_key(v) > cmp_key(m)) {
-                    max = Some(v);
-                }
-            }
-            let (codec, bytes) = encode_numbers(chunk);
-            EncodedBlock {
-                codec,
-                bytes,
-                num_values: chunk.len() as u32,
-                min: min.map(&bits).unwrap_or(0),
-                max: max.map(&bits).unwrap_or(0),
-            }
+    let nulls = nulls.filter(|n| !n.is_empty());
+    let n = values.len();
+    let mut buf = Vec::new();
+    (0..n)
+        .step_by(BLOCK_ROWS)
+        .map(|start| {
+            let chunk = values.block(start..(start + BLOCK_ROWS).min(n), &mut buf);
+            encode_block(chunk, start as u32, nulls, bits, cmp_key)
         })
         .collect()
 }
 
-fn long_stream(values: &[i64], nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
+fn long_stream(values: Values<'_, i64>, nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
     encode_stream(values, nulls, |v| v as u64, |v| (v as u64) ^ (1 << 63))
 }
 
-fn double_stream(values: &[f64], nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
+fn double_stream(values: Values<'_, f64>, nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
     encode_stream(values, nulls, f64::to_bits, f64_to_ordered)
 }
 
 fn id_stream(values: &[u32]) -> Vec<EncodedBlock> {
-    encode_stream(values, None, u64::from, u64::from)
+    encode_stream(Values::Ordered(values), None, u64::from, u64::from)
 }
 
-fn bitmaps_for(ids_per_row: impl Iterator<Item = (u32, u32)>, count: usize) -> Vec<RoaringBitmap> {
-    let mut bitmaps = vec![RoaringBitmap::new(); count];
-    for (row, id) in ids_per_row {
+/// Add the rows of `ids` (row `first_row + i` has id `ids[i]`) to the bitmap index `bitmaps`
+/// (bitmap `i` holds the rows with id `i`), a run of equal ids at a time: sorted columns make
+/// long runs. Rows must come in increasing order across calls.
+fn add_id_runs(bitmaps: &mut [RoaringBitmap], first_row: usize, ids: &[u32]) {
+    let mut start = 0usize;
+    while start < ids.len() {
+        let id = ids[start];
+        let len = ids[start..]
+            .iter()
+            .position(|&x| x != id)
+            .unwrap_or(ids.len() - start);
         if let Some(b) = bitmaps.get_mut(id as usize) {
-            b.insert(row);
+            let row = (first_row + start) as u32;
+            if len == 1 {
+                push_row(b, row);
+            } else {
+                b.insert_range(row..row + len as u32);
+            }
         }
+        start += len;
     }
-    bitmaps
 }
 
-fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
+/// Encode a single-valued string column: its ids stream (arrival ids `ids`, remapped to sorted
+/// ids, read through `order`), its null count and, if `index`, its bitmap index.
+fn encode_string_ids(
+    ids: &[u32],
+    remap: &[u32],
+    order: &[u32],
+    cardinality: usize,
+    index: bool,
+) -> (Vec<EncodedBlock>, u64, Option<Vec<RoaringBitmap>>) {
+    let n = order.len();
+    let mut bitmaps = index.then(|| vec![RoaringBitmap::new(); cardinality + 1]);
+    let mut nulls = 0u64;
+    let mut buf: Vec<u32> = Vec::with_capacity(BLOCK_ROWS.min(n));
+    let mut blocks = Vec::with_capacity(n.div_ceil(BLOCK_ROWS));
+    for start in (0..n).step_by(BLOCK_ROWS) {
+        let rows = &order[start..(start + BLOCK_ROWS).min(n)];
+        buf.clear();
+        buf.extend(rows.iter().map(|&r| remap[ids[r as usize] as usize]));
+        nulls += buf.iter().filter(|&&id| id == 0).count() as u64;
+        if let Some(b) = &mut bitmaps {
+            add_id_runs(b, start, &buf);
+        }
+        blocks.push(encode_block(&buf, start as u32, None, u64::from, u64::from));
+    }
+    (blocks, nulls, bitmaps)
+}
+
+fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
     let mut parts = Vec::new();
     let mut streams = Vec::new();
     let null_count: u64;
@@ -1235,30 +1835,41 @@ fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
         Ok(nulls.len())
     };
     let column_type = match col.data {
-        OutData::Long { values, nulls } => {
+        OutData::Long {
+            values,
+            nulls,
+            in_arrival_order,
+        } => {
             null_count = null_part(&nulls, &mut parts)?;
-            streams.push((StreamRole::Long, long_stream(&values, Some(&nulls))));
+            let values = Values::new(&values, in_arrival_order, order);
+            streams.push((StreamRole::Long, long_stream(values, Some(&nulls))));
             ColumnType::Long
         }
-        OutData::Double { values, nulls } => {
+        OutData::Double {
+            values,
+            nulls,
+            in_arrival_order,
+        } => {
             null_count = null_part(&nulls, &mut parts)?;
-            streams.push((StreamRole::Double, double_stream(&values, Some(&nulls))));
+            let values = Values::new(&values, in_arrival_order, order);
+            streams.push((StreamRole::Double, double_stream(values, Some(&nulls))));
             ColumnType::Double
         }
         OutData::Str {
             dictionary,
             ids,
+            remap,
             index,
         } => {
             cardinality = dictionary.len() as u32;
-            null_count = ids.iter().filter(|&&id| id == 0).count() as u64;
             parts.push((PartRole::Dictionary, encode_dictionary(&dictionary)?));
-            if index {
-                let rows = ids.iter().enumerate().map(|(r, &id)| (r as u32, id));
-                let bitmaps = bitmaps_for(rows, dictionary.len() + 1);
+            let (blocks, nulls, bitmaps) =
+                encode_string_ids(&ids, &remap, order, dictionary.len(), index);
+            null_count = nulls;
+            if let Some(bitmaps) = bitmaps {
                 parts.push((PartRole::BitmapIndex, encode_bitmap_index(bitmaps)?));
             }
-            streams.push((StreamRole::Ids, id_stream(&ids)));
+            streams.push((StreamRole::Ids, blocks));
             ColumnType::String
         }
         OutData::Multi {
@@ -1275,11 +1886,11 @@ fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
                 let mut pos = 0usize;
                 for (r, &l) in lengths.iter().enumerate() {
                     if l == 0 {
-                        bitmaps[0].insert(r as u32);
+                        push_row(&mut bitmaps[0], r as u32);
                     }
                     for &id in &values[pos..pos + l as usize] {
                         if let Some(b) = bitmaps.get_mut(id as usize) {
-                            b.insert(r as u32);
+                            push_row(b, r as u32);
                         }
                     }
                     pos += l as usize;
@@ -1327,8 +1938,14 @@ fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
             nulls,
         } => {
             null_count = null_part(&nulls, &mut parts)?;
-            streams.push((StreamRole::PairTime, long_stream(&times, Some(&nulls))));
-            streams.push((StreamRole::Long, long_stream(&values, Some(&nulls))));
+            streams.push((
+                StreamRole::PairTime,
+                long_stream(Values::Ordered(&times), Some(&nulls)),
+            ));
+            streams.push((
+                StreamRole::Long,
+                long_stream(Values::Ordered(&values), Some(&nulls)),
+            ));
             ColumnType::LongPair
         }
         OutData::DoublePair {
@@ -1337,8 +1954,14 @@ fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
             nulls,
         } => {
             null_count = null_part(&nulls, &mut parts)?;
-            streams.push((StreamRole::PairTime, long_stream(&times, Some(&nulls))));
-            streams.push((StreamRole::Double, double_stream(&values, Some(&nulls))));
+            streams.push((
+                StreamRole::PairTime,
+                long_stream(Values::Ordered(&times), Some(&nulls)),
+            ));
+            streams.push((
+                StreamRole::Double,
+                double_stream(Values::Ordered(&values), Some(&nulls)),
+            ));
             ColumnType::DoublePair
         }
         OutData::Hll { values } => {
@@ -1370,7 +1993,7 @@ fn encode_column(col: OutColumn) -> Result<EncodedColumn> {
 }
 
 /// Encode columns on all cores.
-fn encode_columns(columns: Vec<OutColumn>) -> Result<Vec<EncodedColumn>> {
+fn encode_columns(columns: Vec<OutColumn>, order: &[u32]) -> Result<Vec<EncodedColumn>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -1392,7 +2015,7 @@ fn encode_columns(columns: Vec<OutColumn>) -> Result<Vec<EncodedColumn>> {
                         break;
                     }
                     if let Some(col) = slots[i].lock().take() {
-                        *results[i].lock() = Some(encode_column(col));
+                        *results[i].lock() = Some(encode_column(col, order));
                     }
                 }
             });
@@ -1428,7 +2051,7 @@ impl<W: Write> CountingWriter<W> {
 }
 
 fn write_file(path: &Path, built: Built) -> Result<u64> {
-    let encoded = encode_columns(built.columns)?;
+    let encoded = encode_columns(built.columns, &built.order)?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let mut w = CountingWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
@@ -1493,4 +2116,24 @@ fn write_file(path: &Path, built: Built) -> Result<u64> {
         .map_err(|e| Error::io(path, e.into_error()))?;
     file.sync_data().map_err(|e| Error::io(path, e))?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitmaps_from_runs_hold_every_row_once() {
+        let ids = [0u32, 2, 2, 2, 1, 0, 0, 2, 1, 1, 5];
+        let mut bitmaps = vec![RoaringBitmap::new(); 3];
+        // In two calls, splitting a run.
+        add_id_runs(&mut bitmaps, 0, &ids[..2]);
+        add_id_runs(&mut bitmaps, 2, &ids[2..]);
+        for (id, b) in bitmaps.iter().enumerate() {
+            let want: Vec<u32> = (0..ids.len() as u32)
+                .filter(|&r| ids[r as usize] as usize == id)
+                .collect();
+            assert_eq!(b.iter().collect::<Vec<_>>(), want, "id {id}");
+        }
+    }
 }

@@ -98,11 +98,8 @@ impl GroupByExec<'_> {
         let mut rows = Vec::with_capacity(groups.len());
         for (key, st) in groups {
             let mut event = Map::new();
-            for (spec, v) in self.dimensions.iter().zip(key.dims.iter()) {
-                let _ = (spec, v);
-            }
             for (d, v) in dims.iter().zip(key.dims.iter()) {
-                event.insert(d.output_name.clone(), v.to_json());
+                event.insert(d.output_name.clone(), v.to_json_as(d.output_type));
             }
             event.extend(finalize_row(self.aggregations, &st));
             PostAggregator::apply(self.post_aggregations, &mut event);

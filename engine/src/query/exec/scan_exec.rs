@@ -194,17 +194,18 @@ impl ScanExec<'_> {
 /// Merge consecutive single-event batches of the same segment into one batch.
 fn merge_batches(batches: Vec<Value>) -> Vec<Value> {
     let mut out: Vec<Value> = Vec::new();
-    for b in batches {
-        if let Some(last) = out.last_mut()
-            && last["segmentId"] == b["segmentId"]
-            && let (Some(evs), Some(new)) = (
-                last["events"].as_array_mut().cloned(),
-                b["events"].as_array(),
-            )
-        {
-            let mut evs = evs;
-            evs.extend(new.iter().cloned());
-            last["events"] = Value::Array(evs);
+    for mut b in batches {
+        let same = out
+            .last()
+            .is_some_and(|last| last["segmentId"] == b["segmentId"]);
+        if same {
+            let new_events = match b.get_mut("events") {
+                Some(Value::Array(a)) => std::mem::take(a),
+                _ => Vec::new(),
+            };
+            if let Some(Value::Array(evs)) = out.last_mut().and_then(|l| l.get_mut("events")) {
+                evs.extend(new_events);
+            }
             continue;
         }
         out.push(b);

@@ -78,26 +78,31 @@ impl TimeseriesExec<'_> {
         } else if self.skip_empty_buckets {
             groups.keys().map(|k| k.bucket).collect()
         } else {
-            // Druid fills empty buckets between the first and the last bucket with data
-            // (inside the query intervals), not before or after the data.
-            let present: Vec<i64> = groups.keys().map(|k| k.bucket).collect();
-            match (present.iter().min(), present.iter().max()) {
-                (Some(&lo), Some(&hi)) => {
-                    let mut b = Vec::new();
-                    for iv in self.intervals {
-                        let Some(clip) = iv.intersect(&Interval {
-                            start: lo,
-                            end: self.granularity.next(hi),
-                        }) else {
-                            continue;
-                        };
+            // Druid fills the empty buckets inside each segment's data interval (its earliest to
+            // latest row, clipped to the query intervals), whatever the filter; time with no
+            // segment gets no buckets.
+            let mut b: Vec<i64> = groups.keys().map(|k| k.bucket).collect();
+            for t in tasks {
+                let d = t.segment.directory();
+                if d.num_rows == 0 {
+                    continue;
+                }
+                let data = Interval {
+                    start: d.min_time,
+                    end: d.max_time.saturating_add(1),
+                };
+                for iv in &t.intervals {
+                    if let Some(clip) = iv.intersect(&data) {
                         b.extend(self.granularity.bucket_starts(clip, MAX_BUCKETS)?);
                     }
-                    b.extend(present);
-                    b
                 }
-                _ => Vec::new(),
+                if b.len() > MAX_BUCKETS {
+                    return Err(crate::error::Error::ResourcesExhausted(format!(
+                        "timeseries would return more than {MAX_BUCKETS} buckets; use a coarser granularity or skipEmptyBuckets"
+                    )));
+                }
             }
+            b
         };
         buckets.sort_unstable();
         buckets.dedup();

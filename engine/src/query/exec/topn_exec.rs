@@ -77,7 +77,7 @@ fn cmp_dim(a: &DimValue, b: &DimValue, ordering: StringOrdering) -> Ordering {
                     DimValue::Long(_) | DimValue::Double(_),
                     DimValue::Long(_) | DimValue::Double(_)
                 )
-            ) && ordering != StringOrdering::Strlen
+            ) && ordering == StringOrdering::Numeric
             {
                 let n = |v: &DimValue| match v {
                     DimValue::Long(i) => Num::I(*i),
@@ -218,7 +218,10 @@ impl TopNExec<'_> {
             let result: Vec<Value> = rows
                 .into_iter()
                 .map(|(dim, mut row)| {
-                    row.insert(self.dimension.output_name.clone(), dim.to_json());
+                    row.insert(
+                        self.dimension.output_name.clone(),
+                        dim.to_json_as(self.dimension.output_type),
+                    );
                     Value::Object(row)
                 })
                 .collect();
