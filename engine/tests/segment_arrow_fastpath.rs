@@ -24,9 +24,10 @@ use arrow_array::types::{
     TimestampSecondType, UInt8Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{
-    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, LargeStringArray, NullArray,
-    PrimitiveArray, RecordBatch, StringArray, StringViewArray, TimestampMicrosecondArray,
-    TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+    Array, ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int64Array, LargeStringArray,
+    NullArray, PrimitiveArray, RecordBatch, StringArray, StringViewArray,
+    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+    TimestampSecondArray,
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema};
@@ -692,4 +693,61 @@ fn bad_rows_are_rejected_in_place() {
     // Rows 0 and 5 remain, in arrival order: first 1, last 5.
     assert_eq!(value("first"), 1);
     assert_eq!(value("last"), 5);
+}
+
+/// A dictionary much larger than the rows that use it (interned row by row, not cached per key),
+/// and one small enough to be cached, give the same segment as the row path.
+#[test]
+fn large_and_small_dictionaries() {
+    let schema = DataSchema::from_value(&json!({
+        "dataSource": "t",
+        "timestampSpec": {"column": "ts", "format": "millis"},
+        "dimensionsSpec": {"dimensions": ["big", "small"]},
+        "granularitySpec": {"segmentGranularity": "day", "queryGranularity": "none", "rollup": false}
+    }))
+    .unwrap();
+    let dict = |n: usize, keys: Vec<Option<u32>>| -> ArrayRef {
+        let values: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("v{i}")),
+        ));
+        let keys = arrow_array::UInt32Array::from(keys);
+        Arc::new(DictionaryArray::<UInt32Type>::try_new(keys, values).unwrap())
+    };
+    let keys: Vec<Option<u32>> = (0..20u32)
+        .map(|i| (i % 7 != 3).then_some(i * 997 % 5000))
+        .collect();
+    let small_keys: Vec<Option<u32>> = (0..20u32).map(|i| Some(i % 3)).collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("ts", DataType::Int64, false),
+            Field::new("big", dict(5000, vec![None]).data_type().clone(), true),
+            Field::new("small", dict(3, vec![None]).data_type().clone(), true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from_iter_values((0..20).map(|i| T0 + i))),
+            dict(5000, keys),
+            dict(3, small_keys),
+        ],
+    )
+    .unwrap();
+    let interval = Interval::new(T0, T0 + DAY).unwrap();
+    let mut fast = SegmentWriter::new(&schema, interval).unwrap();
+    let mut slow = SegmentWriter::new(&schema, interval).unwrap();
+    assert_eq!(
+        fast.add_batch(&batch).unwrap(),
+        push_rows(&mut slow, &schema, &batch)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (a, rows) = finish(fast, dir.path(), "a.bseg");
+    let (b, _) = finish(slow, dir.path(), "b.bseg");
+    assert_eq!(a, b);
+    let big = rows[0].column_by_name("big").unwrap();
+    assert_eq!(big.len(), 20);
+    assert_eq!(big.null_count(), 3);
+    assert!(
+        big.as_string::<i32>()
+            .iter()
+            .flatten()
+            .all(|v| v.starts_with('v'))
+    );
 }

@@ -1,13 +1,18 @@
 //! Building one immutable segment: rows in, a segment file out.
 //!
-//! Rows are appended column-wise (strings interned into per-column dictionaries as they arrive).
+//! Rows are appended column-wise (strings interned into per-column dictionaries as they arrive):
+//! Arrow batches a whole column at a time where the column's type allows (see
+//! [`SegmentWriter::add_batch`]), other input a row at a time ([`SegmentWriter::push`]).
 //! [`SegmentWriter::finish`] then
 //! 1. sorts the dictionaries and maps arrival ids to sorted ids,
-//! 2. sorts the rows by the schema's sort order (packed into one `u128` key per row when the key
-//!    columns fit, otherwise a column-by-column comparison),
+//! 2. sorts the rows by the schema's sort order: the leading key columns whose order-preserving
+//!    codes fit in 96 bits are packed with the row number into one `u128` per row and sorted;
+//!    rows whose packed codes tie are ordered by the remaining key columns,
 //! 3. merges runs of equal keys when rollup is on (metrics combined in arrival order),
-//! 4. encodes every column in blocks of [`BLOCK_ROWS`] rows (in parallel), builds dictionaries
-//!    and bitmap indexes, and writes the file with its directory and footer.
+//! 4. encodes every column in blocks of [`BLOCK_ROWS`] rows (columns in parallel), reading
+//!    time and dimensions through the sort order a block at a time (no sorted copy of the
+//!    columns), builds dictionaries and bitmap indexes (from runs of equal ids), and writes the
+//!    file with its directory and footer.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -113,8 +118,11 @@ impl StringDim {
         }
         match view {
             ColumnView::Null => range.for_each(|_| self.push_id(0)),
-            ColumnView::Str(StrView::Dict { keys, values }) => {
-                // Intern each dictionary value once, on first use.
+            // Intern each dictionary value once, on first use (unless the dictionary is much
+            // larger than the rows taken from it).
+            ColumnView::Str(StrView::Dict { keys, values })
+                if values.len() <= 2 * range.len() + 1024 =>
+            {
                 const UNSEEN: u32 = u32::MAX;
                 let mut ids = vec![UNSEEN; values.len()];
                 for &k in &keys[range] {
@@ -132,7 +140,8 @@ impl StringDim {
             }
             ColumnView::Str(v) => {
                 // A cache of the previous value would save the hash on sorted input but cost a
-                // string compare per row otherwise; hashing short strings is as cheap.
+                // string compare per row otherwise; hashing short strings is as cheap (measured
+                // on the TSBS data).
                 for i in range {
                     let id = v.get(i).map_or(0, |s| self.intern(s));
                     self.push_id(id);
