@@ -214,6 +214,29 @@ impl Engine {
         self.query(&q, None)
     }
 
+    /// Run a SQL query; the answer is a typed table. `cancelled` stops it when set.
+    pub fn sql(
+        &self,
+        request: &crate::sql::SqlRequest,
+        cancelled: Option<Arc<AtomicBool>>,
+    ) -> Result<crate::table::Table> {
+        let _ = (request, cancelled);
+        Err(Error::Unsupported("SQL is not implemented yet".into()))
+    }
+
+    /// Run a native query and flatten its result into a table (one row per result row; the
+    /// timestamp as a `__time` column where the query type has one).
+    pub fn query_table(
+        &self,
+        q: &Query,
+        cancelled: Option<Arc<AtomicBool>>,
+    ) -> Result<crate::table::Table> {
+        let _ = (q, cancelled);
+        Err(Error::Unsupported(
+            "tabular native results are not implemented yet".into(),
+        ))
+    }
+
     /// Run a parsed query; `cancelled` stops it when set.
     pub fn query(&self, q: &Query, cancelled: Option<Arc<AtomicBool>>) -> Result<Value> {
         let base = q.base();

@@ -45,6 +45,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A valid request that uses something Basalt does not support (yet), e.g. a SQL join.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
     /// A limit was hit (memory, rows, time). Retryable or needs a bigger limit.
     #[error("resources exhausted: {0}")]
     ResourcesExhausted(String),

@@ -8,6 +8,7 @@
 //! - [`catalog`]: the embedded, crash-safe catalog of published segments.
 //! - [`timeline`]: versioned intervals; which segments a query sees.
 //! - [`storage`]: the data directory, segment files and atomic publishing.
+//! - [`sql`]: Druid SQL planned into native queries; [`table`]: tabular results (→ Arrow).
 //! - [`loader`]: the bulk loader (`basalt load`): files in, segments published atomically.
 
 pub mod aggregate;
@@ -22,7 +23,9 @@ pub mod loader;
 pub mod query;
 pub mod schema;
 pub mod segment;
+pub mod sql;
 pub mod storage;
+pub mod table;
 pub mod time;
 pub mod timeline;
 
