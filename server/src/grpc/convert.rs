@@ -1,0 +1,205 @@
+//! Where protobuf types meet engine types: errors to `tonic::Status`, tables to Arrow IPC
+//! stream pieces, Arrow IPC push payloads to record batches, gRPC deadlines to query timeouts.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use basalt_engine::Error as EngineError;
+use basalt_engine::table::Table;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// Rows per Arrow record batch sent to clients.
+pub const RESULT_BATCH_ROWS: usize = 8192;
+
+/// Map an engine error to a gRPC status. Client errors keep their message; internal errors are
+/// logged and the client gets only the category.
+pub fn status_from(e: EngineError) -> Status {
+    match &e {
+        EngineError::InvalidArgument(_) => Status::invalid_argument(e.to_string()),
+        EngineError::NotFound(_) => Status::not_found(e.to_string()),
+        EngineError::AlreadyExists(_) => Status::already_exists(e.to_string()),
+        EngineError::Unsupported(_) => Status::unimplemented(e.to_string()),
+        EngineError::ResourcesExhausted(_) => Status::resource_exhausted(e.to_string()),
+        EngineError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
+        EngineError::Cancelled(_) => Status::cancelled(e.to_string()),
+        _ => {
+            tracing::error!(error = %e, "internal error");
+            Status::internal("internal error; see the server log")
+        }
+    }
+}
+
+/// Encode a table as Arrow IPC stream pieces: the schema, one piece per batch of
+/// [`RESULT_BATCH_ROWS`] rows, and the end-of-stream marker. Concatenated they form one valid
+/// Arrow IPC stream.
+pub fn table_to_ipc(table: &Table) -> Result<Vec<Vec<u8>>, Status> {
+    let schema = table.arrow_schema();
+    let internal = |e: arrow_schema::ArrowError| {
+        tracing::error!(error = %e, "Arrow IPC encoding failed");
+        Status::internal("encoding the result as Arrow IPC failed")
+    };
+    let mut pieces = Vec::new();
+    let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(internal)?;
+    pieces.push(std::mem::take(writer.get_mut()));
+    let mut start = 0;
+    while start < table.rows.len() {
+        let end = (start + RESULT_BATCH_ROWS).min(table.rows.len());
+        let batch = table
+            .to_record_batch_range(start..end)
+            .map_err(status_from)?;
+        writer.write(&batch).map_err(internal)?;
+        pieces.push(std::mem::take(writer.get_mut()));
+        start = end;
+    }
+    writer.finish().map_err(internal)?;
+    pieces.push(std::mem::take(writer.get_mut()));
+    Ok(pieces)
+}
+
+/// Decode an Arrow IPC stream sent by a client into record batches.
+pub fn ipc_to_batches(bytes: &[u8]) -> Result<Vec<RecordBatch>, Status> {
+    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| {
+        Status::invalid_argument(format!("arrow_ipc is not a valid Arrow IPC stream: {e}"))
+    })?;
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::invalid_argument(format!("arrow_ipc: bad record batch: {e}")))
+}
+
+/// The client's deadline from the `grpc-timeout` header, if any.
+pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    if text.len() < 2 {
+        return None;
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Put a deadline into a query context object as Druid's `timeout` (milliseconds), keeping a
+/// shorter timeout the query already asks for.
+pub fn apply_deadline(context: &mut serde_json::Map<String, serde_json::Value>, d: Duration) {
+    let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1);
+    let existing = context.get("timeout").and_then(|v| v.as_u64());
+    let t = match existing {
+        Some(e) if e > 0 && e < ms => e,
+        _ => ms,
+    };
+    context.insert("timeout".into(), serde_json::Value::from(t));
+}
+
+/// Sets a cancellation flag when dropped: held by a call's future and then by its response
+/// stream, so a client that cancels or disconnects stops the query it started.
+#[derive(Debug)]
+pub struct CancelOnDrop(pub Arc<AtomicBool>);
+
+impl CancelOnDrop {
+    /// A new, unset flag and its guard.
+    pub fn new() -> (CancelOnDrop, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (CancelOnDrop(flag.clone()), flag)
+    }
+
+    /// Forget the guard without cancelling (the query finished).
+    pub fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use basalt_engine::table::{SqlType, TableColumn};
+    use serde_json::json;
+
+    #[test]
+    fn timeout_header_units() {
+        let mut m = MetadataMap::new();
+        for (v, d) in [
+            ("5S", Duration::from_secs(5)),
+            ("250m", Duration::from_millis(250)),
+            ("2M", Duration::from_secs(120)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            m.insert("grpc-timeout", v.parse().unwrap_or_else(|_| panic!("{v}")));
+            assert_eq!(grpc_timeout(&m), Some(d), "{v}");
+        }
+        m.insert("grpc-timeout", "x".parse().unwrap_or_else(|_| panic!("x")));
+        assert_eq!(grpc_timeout(&m), None);
+    }
+
+    #[test]
+    fn deadline_keeps_the_shorter_timeout() {
+        let mut c = serde_json::Map::new();
+        apply_deadline(&mut c, Duration::from_millis(500));
+        assert_eq!(c["timeout"], json!(500));
+        c.insert("timeout".into(), json!(100));
+        apply_deadline(&mut c, Duration::from_millis(500));
+        assert_eq!(c["timeout"], json!(100));
+        c.insert("timeout".into(), json!(10_000));
+        apply_deadline(&mut c, Duration::from_millis(500));
+        assert_eq!(c["timeout"], json!(500));
+    }
+
+    #[test]
+    fn ipc_pieces_concatenate_into_one_stream() -> Result<(), Status> {
+        let table = Table {
+            columns: vec![
+                TableColumn {
+                    name: "__time".into(),
+                    sql_type: SqlType::Timestamp,
+                },
+                TableColumn {
+                    name: "host".into(),
+                    sql_type: SqlType::Varchar,
+                },
+                TableColumn {
+                    name: "n".into(),
+                    sql_type: SqlType::Bigint,
+                },
+            ],
+            rows: (0..(RESULT_BATCH_ROWS as i64 + 5))
+                .map(|i| {
+                    vec![
+                        json!("2024-01-01T00:00:00.000Z"),
+                        if i % 3 == 0 {
+                            json!(null)
+                        } else {
+                            json!(format!("h{i}"))
+                        },
+                        json!(i),
+                    ]
+                })
+                .collect(),
+        };
+        let pieces = table_to_ipc(&table)?;
+        assert_eq!(pieces.len(), 4, "schema + 2 batches + end marker");
+        let all: Vec<u8> = pieces.concat();
+        let batches = ipc_to_batches(&all)?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, table.rows.len());
+        assert_eq!(batches[0].schema().field(1).name(), "host");
+        assert!(batches[0].column(1).is_null(0));
+        Ok(())
+    }
+}
