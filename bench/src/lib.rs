@@ -20,6 +20,7 @@ pub mod peers;
 pub mod prefetch;
 pub mod queries;
 pub mod report;
+pub mod server_load;
 pub mod source;
 pub mod timefmt;
 pub mod tsbs;

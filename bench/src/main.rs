@@ -56,6 +56,29 @@ enum Command {
     /// Bulk-load the TSBS data with `basalt load` at two input sizes (Parquet, optionally CSV):
     /// rows/s, MB/s, peak RSS against the memory budget; peers load the same Parquet.
     Load(LoadArgs),
+    /// Start `basalt serve` and drive it with concurrent HTTP clients mixing pushes and native
+    /// queries for a fixed time: throughput, p50/p99 latency, errors.
+    ServerLoad(ServerLoadArgs),
+}
+
+/// Options of `server-load`.
+#[derive(Debug, Args)]
+struct ServerLoadArgs {
+    /// The `basalt` binary to start (default: next to this benchmark binary).
+    #[arg(long)]
+    basalt_bin: Option<PathBuf>,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Share of requests that are pushes.
+    #[arg(long, default_value_t = 0.5)]
+    push_fraction: f64,
+    /// Rows per push.
+    #[arg(long, default_value_t = 1000)]
+    rows_per_push: usize,
 }
 
 /// Which TSBS data to generate.
@@ -246,6 +269,7 @@ fn main() -> anyhow::Result<()> {
         Command::BuildSegments(_) => "build-segments",
         Command::TsbsQueries(_) => "tsbs-queries",
         Command::Load(_) => "load",
+        Command::ServerLoad(_) => "server-load",
     };
     // Collected first: the start time and load average describe the run, not its aftermath.
     let run = RunInfo::collect(workload);
@@ -255,6 +279,7 @@ fn main() -> anyhow::Result<()> {
         Command::BuildSegments(args) => build_segments(args)?,
         Command::TsbsQueries(args) => tsbs_queries(args)?,
         Command::Load(args) => load_workload(args)?,
+        Command::ServerLoad(args) => server_load(args)?,
     };
     if !cli.no_results {
         let path = write_result(&cli.results_dir, &run, &result)?;
@@ -645,4 +670,71 @@ fn load_workload(args: &LoadArgs) -> anyhow::Result<serde_json::Value> {
         "peers": peers,
         "peers_reused_from": args.peers_json,
     }))
+}
+
+fn server_load(args: &ServerLoadArgs) -> anyhow::Result<serde_json::Value> {
+    use basalt_bench::server_load::{LoadOptions, run};
+    let bin = match &args.basalt_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(|d| d.join("basalt"))
+            .context("no directory for the basalt binary")?,
+    };
+    let dir = std::env::temp_dir().join(format!("basalt-server-load-{}", std::process::id()));
+    let free = || -> anyhow::Result<std::net::SocketAddr> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    };
+    let (http, grpc) = (free()?, free()?);
+    let mut child = std::process::Command::new(&bin)
+        .args(["serve", "--data-dir"])
+        .arg(&dir)
+        .args([
+            "--http-addr",
+            &http.to_string(),
+            "--grpc-addr",
+            &grpc.to_string(),
+        ])
+        .args(["--log-level", "warn"])
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while basalt_bench::server_load::http(http, "GET", "/status/health", b"").is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "the server did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let opts = LoadOptions {
+        http,
+        clients: args.clients,
+        duration: std::time::Duration::from_secs(args.seconds),
+        push_fraction: args.push_fraction,
+        rows_per_push: args.rows_per_push,
+        datasource: "load".into(),
+    };
+    println!(
+        "server-load: {} clients, {} s, {:.0}% pushes of {} rows",
+        args.clients,
+        args.seconds,
+        args.push_fraction * 100.0,
+        args.rows_per_push
+    );
+    let result = run(&opts);
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<u64>().ok())
+            })
+        });
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut result = result?;
+    result["server_peak_rss_mib"] = json!(rss.map(|k| k / 1024));
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(result)
 }
