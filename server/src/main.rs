@@ -5,6 +5,7 @@
 
 mod http;
 mod load_cmd;
+mod metrics;
 mod segment_cmd;
 mod serve;
 

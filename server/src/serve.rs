@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use basalt_engine::engine::Engine;
@@ -29,10 +29,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let engine = Engine::open(&args.data_dir)
         .with_context(|| format!("opening data directory {}", args.data_dir.display()))?;
-    let state = Arc::new(AppState {
-        engine,
-        started: Instant::now(),
-    });
+    let state = Arc::new(AppState::new(engine, crate::metrics::install_metrics()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
