@@ -13,6 +13,10 @@ Exit status 0 when every check passes, 1 otherwise.
 import argparse
 import json
 import sys
+# pydruid.client does `import urllib` and then uses urllib.request / urllib.error, which only
+# exist once something imports the submodules (pydruid 0.6.9): import them first.
+import urllib.error  # noqa: F401
+import urllib.request  # noqa: F401
 from collections import defaultdict
 from datetime import datetime, timezone
 from urllib.parse import urlparse
