@@ -8,6 +8,7 @@ mod config;
 mod grpc;
 mod http;
 mod load_cmd;
+mod metrics;
 mod segment_cmd;
 mod serve;
 

@@ -7,7 +7,7 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use basalt_engine::engine::Engine;
@@ -22,11 +22,8 @@ pub fn run(config: ServerConfig) -> anyhow::Result<ExitCode> {
         Engine::open(&config.data_dir)
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
     );
-    let started = Instant::now();
-    let state = Arc::new(AppState {
-        engine: engine.clone(),
-        started,
-    });
+    let state = Arc::new(AppState::new(engine.clone(), crate::metrics::install_metrics()));
+    let started = state.started;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -147,6 +147,187 @@ impl TestServer {
     pub fn post(&self, path: &str, body: &str) -> std::io::Result<(u16, String)> {
         http_request(self.http, "POST", path, Some(body))
     }
+
+    /// Any HTTP request with extra headers and a raw body; returns the whole response.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        http_send(self.http, method, path, headers, body)
+    }
+
+    /// Whether the server still answers `/status/health` with 200 and its process is alive.
+    pub fn is_healthy(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+            && matches!(self.get("/status/health"), Ok((200, _)))
+    }
+
+    /// The HTTP base URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+}
+
+/// A whole HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header (lower-cased name, value) pairs, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body (de-chunked).
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON; panics with the body text if it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Send one HTTP/1.1 request (one connection) with `headers` and a raw `body`.
+///
+/// The body is written from a second thread while the response is read, so a server that
+/// answers early (413 for a body over its limit) and closes is still heard.
+pub fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut writer = s.try_clone()?;
+    let payload = [head.as_bytes(), body].concat();
+    let write_thread = std::thread::spawn(move || {
+        // An early answer may close the connection before the body is written: not an error.
+        let _ = writer.write_all(&payload);
+    });
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // A reset after the response arrived (server closed with unread body) ends it.
+            Err(e) if !raw.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = write_thread.join();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| {
+            std::io::Error::other(format!(
+                "bad HTTP response: {:.200}",
+                String::from_utf8_lossy(raw)
+            ))
+        })?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line: {head:.200}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
+    {
+        body = dechunk_bytes(&body);
+    }
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk_bytes(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..eol]).unwrap_or("0");
+        let n =
+            usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        let after = &rest[eol + 2..];
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.extend_from_slice(&after[..n]);
+        rest = after[n..].strip_prefix(b"\r\n").unwrap_or(&after[n..]);
+    }
+    out
+}
+
+/// Load NDJSON `rows` into `data_dir` with the real `basalt load` (spec `spec`); panics with
+/// the loader's output if it fails.
+pub fn load_rows(data_dir: &Path, spec: &serde_json::Value, rows: &[serde_json::Value]) {
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let spec_path = work.path().join("spec.json");
+    let data_path = work.path().join("rows.json");
+    let text: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(&spec_path, spec.to_string()).unwrap_or_else(|e| panic!("writing spec: {e}"));
+    std::fs::write(&data_path, text).unwrap_or_else(|e| panic!("writing rows: {e}"));
+    let data_dir = data_dir.to_string_lossy().into_owned();
+    let spec_arg = spec_path.to_string_lossy().into_owned();
+    let data_arg = data_path.to_string_lossy().into_owned();
+    let (code, out, err) = run_basalt(&[
+        "load",
+        "--data-dir",
+        &data_dir,
+        "--spec",
+        &spec_arg,
+        "--progress",
+        "none",
+        &data_arg,
+    ]);
+    assert_eq!(code, 0, "basalt load failed:\n{out}\n{err}");
 }
 
 impl Drop for TestServer {
