@@ -47,6 +47,14 @@ impl Engine {
         &self.data
     }
 
+    /// The open segment of a catalog record (cached).
+    pub(crate) fn open_segment(
+        &self,
+        record: &crate::catalog::SegmentRecord,
+    ) -> Result<SegmentRef> {
+        self.segment(record)
+    }
+
     fn segment(&self, record: &crate::catalog::SegmentRecord) -> Result<SegmentRef> {
         if let Some(s) = self.open_segments.lock().get(&record.id) {
             return Ok(s.clone());
@@ -220,8 +228,7 @@ impl Engine {
         request: &crate::sql::SqlRequest,
         cancelled: Option<Arc<AtomicBool>>,
     ) -> Result<crate::table::Table> {
-        let _ = (request, cancelled);
-        Err(Error::Unsupported("SQL is not implemented yet".into()))
+        crate::sql::execute(self, request, cancelled)
     }
 
     /// Run a native query and flatten its result into a table (one row per result row; the
@@ -231,10 +238,8 @@ impl Engine {
         q: &Query,
         cancelled: Option<Arc<AtomicBool>>,
     ) -> Result<crate::table::Table> {
-        let _ = (q, cancelled);
-        Err(Error::Unsupported(
-            "tabular native results are not implemented yet".into(),
-        ))
+        let result = self.query(q, cancelled)?;
+        crate::table::Table::from_native(q, &result)
     }
 
     /// Run a parsed query; `cancelled` stops it when set.

@@ -168,6 +168,272 @@ impl Table {
     }
 }
 
+/// The output type of a native aggregator.
+fn aggregator_type(a: &crate::query::aggregator::AggregatorSpec) -> SqlType {
+    use crate::query::aggregator::AggKind;
+    match &a.kind {
+        AggKind::Count | AggKind::Long(_) | AggKind::LongPair(_) => SqlType::Bigint,
+        AggKind::Double(_) | AggKind::DoublePair(_) => SqlType::Double,
+        AggKind::Hll { round: true, .. } => SqlType::Bigint,
+        AggKind::Hll { .. } => SqlType::Double,
+    }
+}
+
+fn dimension_type(d: &crate::query::spec::DimensionSpec) -> SqlType {
+    use crate::query::spec::OutputType;
+    match d.output_type {
+        OutputType::String => SqlType::Varchar,
+        OutputType::Long => SqlType::Bigint,
+        OutputType::Double => SqlType::Double,
+    }
+}
+
+fn col(name: &str, sql_type: SqlType) -> TableColumn {
+    TableColumn {
+        name: name.to_string(),
+        sql_type,
+    }
+}
+
+/// A cell normalized to its column type's rendering (timestamps as ISO text).
+fn cell(v: Option<&Value>, t: SqlType) -> Value {
+    match (v, t) {
+        (None, _) | (Some(Value::Null), _) => Value::Null,
+        (Some(Value::Number(n)), SqlType::Timestamp) => n
+            .as_i64()
+            .map(|ms| Value::String(crate::time::format_iso_millis(ms)))
+            .unwrap_or(Value::Null),
+        (Some(v), SqlType::Other) if !v.is_string() => Value::String(v.to_string()),
+        (Some(v), _) => v.clone(),
+    }
+}
+
+/// The type of a column inferred from its values (first non-null wins; VARCHAR when all null).
+fn infer_type(values: impl Iterator<Item = Value>) -> SqlType {
+    for v in values {
+        match v {
+            Value::Null => continue,
+            Value::Bool(_) => return SqlType::Boolean,
+            Value::Number(n) if n.is_i64() || n.is_u64() => return SqlType::Bigint,
+            Value::Number(_) => return SqlType::Double,
+            Value::String(_) => return SqlType::Varchar,
+            _ => return SqlType::Other,
+        }
+    }
+    SqlType::Varchar
+}
+
+impl Table {
+    /// Flatten a native query's Druid JSON result into a table.
+    ///
+    /// timeseries: `__time` + aggregators + post-aggregators, one row per bucket (the grand
+    /// total row has a null `__time`); topN: `__time` + the dimension + metrics, one row per
+    /// entry; groupBy: `__time` (the bucket; the query interval start for granularity `all`) +
+    /// dimensions + metrics; scan: the listed columns (or those the result names); timeBoundary:
+    /// `__time`, `minTime`, `maxTime`; search: `__time`, `dimension`, `value`, `count`;
+    /// segmentMetadata: `id`, `intervals`, `numRows`, `size`, `columns` (JSON text);
+    /// dataSourceMetadata: `__time`, `maxIngestedEventTime`.
+    pub fn from_native(q: &crate::query::spec::Query, result: &Value) -> Result<Table> {
+        use crate::query::spec::Query;
+        let items: &[Value] = result.as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let time = || col(crate::schema::TIME_COLUMN, SqlType::Timestamp);
+        let metric_cols = |aggs: &[crate::query::aggregator::AggregatorSpec],
+                           posts: &[crate::query::post_aggregator::PostAggregator]|
+         -> Vec<TableColumn> {
+            aggs.iter()
+                .map(|a| col(&a.name, aggregator_type(a)))
+                .chain(posts.iter().map(|p| col(p.name(), SqlType::Double)))
+                .collect()
+        };
+        let row_of = |columns: &[TableColumn], ts: Option<&Value>, obj: &Value| -> Vec<Value> {
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == 0 && c.name == crate::schema::TIME_COLUMN {
+                        cell(ts, SqlType::Timestamp)
+                    } else {
+                        cell(obj.get(&c.name), c.sql_type)
+                    }
+                })
+                .collect()
+        };
+        let mut table = Table::default();
+        match q {
+            Query::Timeseries {
+                aggregations,
+                post_aggregations,
+                ..
+            } => {
+                table.columns = vec![time()];
+                table
+                    .columns
+                    .extend(metric_cols(aggregations, post_aggregations));
+                for it in items {
+                    table
+                        .rows
+                        .push(row_of(&table.columns, it.get("timestamp"), &it["result"]));
+                }
+            }
+            Query::TopN {
+                dimension,
+                aggregations,
+                post_aggregations,
+                ..
+            } => {
+                table.columns = vec![
+                    time(),
+                    col(&dimension.output_name, dimension_type(dimension)),
+                ];
+                table
+                    .columns
+                    .extend(metric_cols(aggregations, post_aggregations));
+                for it in items {
+                    for r in it["result"].as_array().into_iter().flatten() {
+                        table
+                            .rows
+                            .push(row_of(&table.columns, it.get("timestamp"), r));
+                    }
+                }
+            }
+            Query::GroupBy {
+                dimensions,
+                aggregations,
+                post_aggregations,
+                ..
+            } => {
+                table.columns = vec![time()];
+                table.columns.extend(
+                    dimensions
+                        .iter()
+                        .map(|d| col(&d.output_name, dimension_type(d))),
+                );
+                table
+                    .columns
+                    .extend(metric_cols(aggregations, post_aggregations));
+                for it in items {
+                    table
+                        .rows
+                        .push(row_of(&table.columns, it.get("timestamp"), &it["event"]));
+                }
+            }
+            Query::Scan { columns, .. } => {
+                let mut names: Vec<String> = columns.clone();
+                if names.is_empty() {
+                    for it in items {
+                        for n in it["columns"].as_array().into_iter().flatten() {
+                            if let Some(s) = n.as_str()
+                                && !names.iter().any(|x| x == s)
+                            {
+                                names.push(s.to_string());
+                            }
+                        }
+                    }
+                }
+                let mut raw: Vec<Vec<Value>> = Vec::new();
+                for it in items {
+                    let batch_cols: Vec<&str> = it["columns"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    for ev in it["events"].as_array().into_iter().flatten() {
+                        raw.push(
+                            names
+                                .iter()
+                                .map(|n| match ev {
+                                    Value::Array(vals) => batch_cols
+                                        .iter()
+                                        .position(|c| c == n)
+                                        .and_then(|i| vals.get(i))
+                                        .cloned()
+                                        .unwrap_or(Value::Null),
+                                    other => other.get(n).cloned().unwrap_or(Value::Null),
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+                table.columns = names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let t = if n == crate::schema::TIME_COLUMN {
+                            SqlType::Timestamp
+                        } else {
+                            infer_type(raw.iter().map(|r| r[i].clone()))
+                        };
+                        col(n, t)
+                    })
+                    .collect();
+                let types: Vec<SqlType> = table.columns.iter().map(|c| c.sql_type).collect();
+                table.rows = raw
+                    .into_iter()
+                    .map(|r| {
+                        r.iter()
+                            .zip(&types)
+                            .map(|(v, t)| cell(Some(v), *t))
+                            .collect()
+                    })
+                    .collect();
+            }
+            Query::TimeBoundary { .. } => {
+                table.columns = vec![
+                    time(),
+                    col("minTime", SqlType::Timestamp),
+                    col("maxTime", SqlType::Timestamp),
+                ];
+                for it in items {
+                    table
+                        .rows
+                        .push(row_of(&table.columns, it.get("timestamp"), &it["result"]));
+                }
+            }
+            Query::Search { .. } => {
+                table.columns = vec![
+                    time(),
+                    col("dimension", SqlType::Varchar),
+                    col("value", SqlType::Varchar),
+                    col("count", SqlType::Bigint),
+                ];
+                for it in items {
+                    for r in it["result"].as_array().into_iter().flatten() {
+                        table
+                            .rows
+                            .push(row_of(&table.columns, it.get("timestamp"), r));
+                    }
+                }
+            }
+            Query::SegmentMetadata { .. } => {
+                table.columns = vec![
+                    col("id", SqlType::Varchar),
+                    col("intervals", SqlType::Other),
+                    col("numRows", SqlType::Bigint),
+                    col("size", SqlType::Bigint),
+                    col("columns", SqlType::Other),
+                ];
+                for it in items {
+                    table.rows.push(
+                        table
+                            .columns
+                            .iter()
+                            .map(|c| cell(it.get(&c.name), c.sql_type))
+                            .collect(),
+                    );
+                }
+            }
+            Query::DataSourceMetadata { .. } => {
+                table.columns = vec![time(), col("maxIngestedEventTime", SqlType::Timestamp)];
+                for it in items {
+                    table
+                        .rows
+                        .push(row_of(&table.columns, it.get("timestamp"), &it["result"]));
+                }
+            }
+        }
+        Ok(table)
+    }
+}
+
 /// A timestamp cell (ISO text or epoch milliseconds) as epoch milliseconds.
 fn timestamp_millis(v: &Value) -> Option<i64> {
     match v {
