@@ -278,7 +278,6 @@ fn health_checking_and_reflection() {
 }
 
 #[test]
-#[ignore = "needs the SQL planner branch (Engine::query_table, Engine::sql)"]
 fn native_queries_stream_arrow() {
     let dir = tempfile::tempdir().unwrap();
     load(dir.path());
@@ -383,7 +382,6 @@ fn native_queries_stream_arrow() {
 }
 
 #[test]
-#[ignore = "needs the SQL planner branch (Engine::query_table, Engine::sql)"]
 fn sql_over_grpc_and_cli() {
     let dir = tempfile::tempdir().unwrap();
     load(dir.path());
