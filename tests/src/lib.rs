@@ -75,6 +75,11 @@ impl TestServer {
 
     /// Start a server on an existing data directory and wait until `/status/health` answers.
     pub fn start_in(data_dir: tempfile::TempDir) -> TestServer {
+        TestServer::start_with(data_dir, &[])
+    }
+
+    /// [`TestServer::start_in`] with extra `basalt serve` flags.
+    pub fn start_with(data_dir: tempfile::TempDir, extra_args: &[&str]) -> TestServer {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port())
             .parse()
             .unwrap_or_else(|e| panic!("address: {e}"));
@@ -89,6 +94,7 @@ impl TestServer {
             .arg(http.to_string())
             .arg("--grpc-addr")
             .arg(grpc.to_string())
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -114,6 +120,15 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kill the server with SIGKILL (no chance to flush anything) and keep its data directory
+    /// for a restart with [`TestServer::start_in`].
+    pub fn kill_and_keep(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let placeholder = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        std::mem::replace(&mut self.data_dir, placeholder)
     }
 
     /// Send SIGTERM and wait for the exit status.
