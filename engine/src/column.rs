@@ -70,6 +70,71 @@ pub fn encode_numbers<T: BlockValue>(values: &[T]) -> (Codec, Vec<u8>) {
     }
 }
 
+/// Decode only the first `upto` values of a block of `n` numbers (pco decodes in order, so a
+/// prefix costs less than the whole block). The result still has `n` values: the ones past the
+/// decoded prefix (at least `upto`, rounded up to pco's batches of 256) are zero and must not
+/// be read. Other codecs decode the whole block.
+pub fn decode_numbers_prefix<T: BlockValue>(
+    codec: Codec,
+    bytes: &[u8],
+    n: usize,
+    upto: usize,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<T>> {
+    if codec != Codec::Pco || upto.saturating_add(PCO_BATCH) >= n {
+        return decode_numbers(codec, bytes, n, path, what);
+    }
+    let corrupt = |e: pco::errors::PcoError| {
+        Error::corruption(path, format!("{what} pco block"), "a valid pco chunk", e)
+    };
+    let (fd, rest) = pco::standalone::FileDecompressor::new(bytes).map_err(corrupt)?;
+    let mut cd = match fd.chunk_decompressor::<T, &[u8]>(rest).map_err(corrupt)? {
+        pco::standalone::DecompressorItem::Chunk(cd) => cd,
+        pco::standalone::DecompressorItem::EndOfData(_) => {
+            return Err(Error::corruption(
+                path,
+                format!("{what} pco block"),
+                "a chunk",
+                "end of data",
+            ));
+        }
+    };
+    if cd.n() != n {
+        return Err(Error::corruption(
+            path,
+            format!("{what} block value count"),
+            n,
+            cd.n(),
+        ));
+    }
+    let want = upto.div_ceil(PCO_BATCH).saturating_mul(PCO_BATCH).min(n);
+    let mut out = vec![T::default(); n];
+    let mut done = 0usize;
+    while done < want {
+        let p = cd.read(&mut out[done..want]).map_err(corrupt)?;
+        if p.n_processed == 0 {
+            break;
+        }
+        done += p.n_processed;
+        if p.finished {
+            break;
+        }
+    }
+    if done < upto {
+        return Err(Error::corruption(
+            path,
+            format!("{what} block value count"),
+            upto,
+            done,
+        ));
+    }
+    Ok(out)
+}
+
+/// pco decodes in batches of this many values.
+const PCO_BATCH: usize = 256;
+
 /// Decode a block of numbers, checking that exactly `n` values come out.
 pub fn decode_numbers<T: BlockValue>(
     codec: Codec,
@@ -252,6 +317,36 @@ pub fn ordered_to_f64(o: u64) -> f64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_decoding_matches_full_decoding() {
+        let p = Path::new("t");
+        // A random walk over one block, as the writer encodes it.
+        let mut x = 50i64;
+        let v: Vec<i64> = (0..65_536u64)
+            .map(|i| {
+                x += (i.wrapping_mul(2_654_435_761) % 7) as i64 - 3;
+                x
+            })
+            .collect();
+        let (c, b) = encode_numbers(&v);
+        assert_eq!(c, Codec::Pco);
+        for upto in [0, 1, 255, 256, 257, 1000, 30_000, 65_000, 65_536, 70_000] {
+            let got = decode_numbers_prefix::<i64>(c, &b, v.len(), upto, p, "x").unwrap();
+            assert_eq!(got.len(), v.len(), "upto {upto}");
+            let k = upto.min(v.len());
+            assert_eq!(got[..k], v[..k], "upto {upto}");
+        }
+        // A wrong value count is corruption, not a short or long answer.
+        assert!(decode_numbers_prefix::<i64>(c, &b, v.len() + 1, 10, p, "x").is_err());
+        assert!(
+            decode_numbers_prefix::<i64>(c, &b[..b.len() / 2], v.len(), 60_000, p, "x").is_err()
+        );
+        let ids: Vec<u32> = (0..65_536u32).map(|i| i / 360).collect();
+        let (c, b) = encode_numbers(&ids);
+        let got = decode_numbers_prefix::<u32>(c, &b, ids.len(), 4_000, p, "x").unwrap();
+        assert_eq!(got[..4_000], ids[..4_000]);
+    }
 
     #[test]
     fn numbers_round_trip() {

@@ -1291,3 +1291,149 @@ fn engine_errors_name_the_offending_field() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// A raw dataset without nulls (so the no-null fast paths of first/last run), rows of 300 hosts
+/// over one day in one segment of two blocks.
+fn dense_dataset(dir: &DataDir, seed: u64) -> Dataset {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let rows: Vec<Map<String, Value>> = (0..70_000)
+        .map(|_| {
+            let ts = if rng.random_bool(0.05) {
+                T0 + rng.random_range(0..24) * HOUR
+            } else {
+                T0 + rng.random_range(0..DAY)
+            };
+            let mut m = json!({
+                "region": datagen::REGIONS[rng.random_range(0..datagen::REGIONS.len())],
+                "host": format!("h{}", rng.random_range(0..300)),
+                "code": rng.random_range(-3..=50),
+                "ratio": datagen::RATIOS[rng.random_range(0..datagen::RATIOS.len())],
+                "val": rng.random_range(-50..1000i64),
+                "amt": rng.random_range(-5_000..100_000i64) as f64 / 100.0,
+                "user": format!("u{}", rng.random_range(0..500)),
+            })
+            .as_object()
+            .unwrap()
+            .clone();
+            m.insert("ts".into(), json!(ts));
+            m
+        })
+        .collect();
+    let spec = DatasetSpec {
+        name: "dense",
+        ..DatasetSpec::raw()
+    };
+    datagen::build_custom(
+        dir,
+        spec,
+        vec![(Interval::new(T0, T0 + DAY).unwrap(), vec![rows])],
+    )
+}
+
+/// Queries aimed at the engine's fast paths, on the `raw` data (with nulls) and on `dense`
+/// (without): `and` of a bitmap filter and numeric ranges (sparse and dense candidate rows,
+/// long and double columns, nested under `or`/`not`), scans without a limit (segments in
+/// parallel, only some columns decoded), distinct counts per dictionary id, and vectorized
+/// first/last.
+#[test]
+fn differential_fast_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = EngineUnderTest::open(dir.path());
+    let (raw, raw_dom) = datagen::build_raw(engine.data_dir(), 11, 70_000);
+    let dense = dense_dataset(engine.data_dir(), 12);
+    let datasets = vec![raw, dense];
+    let h0 = &raw_dom.hosts[3];
+    let h1 = &raw_dom.hosts[17];
+    let all = "2024-01-01/2024-01-04";
+    let mut qs = Vec::new();
+    for ds in ["raw", "dense"] {
+        let (h0, h1) = if ds == "raw" {
+            (h0.clone(), h1.clone())
+        } else {
+            ("h7".to_string(), "h123".to_string())
+        };
+        let filters = [
+            json!({"type": "and", "fields": [
+                {"type": "range", "column": "sum_val", "matchValueType": "LONG", "lower": 500, "lowerOpen": true},
+                {"type": "selector", "dimension": "host", "value": h0}]}),
+            json!({"type": "and", "fields": [
+                {"type": "selector", "dimension": "host", "value": h1},
+                {"type": "bound", "dimension": "ratio", "ordering": "numeric", "lower": "0.5"}]}),
+            json!({"type": "and", "fields": [
+                {"type": "in", "dimension": "host", "values": [h0, h1]},
+                {"type": "not", "field": {"type": "range", "column": "code", "matchValueType": "LONG", "upper": 5, "upperOpen": true}},
+                {"type": "range", "column": "sum_amt", "matchValueType": "DOUBLE", "lower": 10.5, "upper": 700}]}),
+            json!({"type": "and", "fields": [
+                {"type": "range", "column": "code", "matchValueType": "LONG", "lower": 40},
+                {"type": "or", "fields": [
+                    {"type": "selector", "dimension": "region", "value": "us-east"},
+                    {"type": "and", "fields": [
+                        {"type": "range", "column": "sum_val", "matchValueType": "LONG", "upper": 100},
+                        {"type": "selector", "dimension": "region", "value": "apac"}]}]}]}),
+            json!({"type": "and", "fields": [
+                {"type": "range", "column": "code", "matchValueType": "LONG", "lower": 10, "lowerOpen": true, "upper": 9}]}),
+            json!({"type": "range", "column": "sum_val", "matchValueType": "LONG", "lower": 900}),
+            json!({"type": "and", "fields": [
+                {"type": "selector", "dimension": "host", "value": "no-such-host"},
+                {"type": "range", "column": "sum_val", "matchValueType": "LONG", "lower": 0}]}),
+        ];
+        for f in &filters {
+            qs.push(json!({"queryType": "scan", "dataSource": ds, "intervals": all, "filter": f}));
+            qs.push(json!({"queryType": "scan", "dataSource": ds, "intervals": all, "filter": f,
+                "columns": ["sum_amt", "host", "__time", "tags", "first_val", "ratio"], "order": "descending"}));
+            qs.push(
+                json!({"queryType": "scan", "dataSource": ds, "intervals": all, "filter": f,
+                "resultFormat": "compactedList", "limit": 7, "offset": 2}),
+            );
+            qs.push(json!({"queryType": "timeseries", "dataSource": ds, "intervals": all, "granularity": "hour",
+                "filter": f, "aggregations": [{"type": "count", "name": "c"},
+                    {"type": "longSum", "name": "v", "fieldName": "sum_val"}]}));
+        }
+        let pairs = json!([
+            {"type": "longMax", "name": "t", "fieldName": "__time"},
+            {"type": "longLast", "name": "lv", "fieldName": "sum_val"},
+            {"type": "longFirst", "name": "fv", "fieldName": "sum_val"},
+            {"type": "doubleLast", "name": "la", "fieldName": "sum_amt"},
+            {"type": "doubleFirst", "name": "fa", "fieldName": "sum_amt"},
+            {"type": "longLast", "name": "lfv", "fieldName": "first_val"},
+            {"type": "doubleFirst", "name": "fla", "fieldName": "last_amt"},
+            {"type": "longLast", "name": "lt", "fieldName": "__time"},
+            {"type": "filtered", "name": "fl", "filter": {"type": "selector", "dimension": "region", "value": "sa"},
+             "aggregator": {"type": "longLast", "name": "x", "fieldName": "sum_val"}}]);
+        qs.push(
+            json!({"queryType": "groupBy", "dataSource": ds, "intervals": all, "granularity": "all",
+            "dimensions": ["host"], "aggregations": pairs}),
+        );
+        qs.push(json!({"queryType": "groupBy", "dataSource": ds, "intervals": all, "granularity": "hour",
+            "dimensions": ["region"], "aggregations": pairs}));
+        let distinct = json!([
+            {"type": "cardinality", "name": "hosts", "fields": ["host"]},
+            {"type": "cardinality", "name": "hr", "fields": ["host", "region"]},
+            {"type": "cardinality", "name": "hbr", "fields": ["host"], "byRow": true, "round": true},
+            {"type": "cardinality", "name": "tags", "fields": ["tags", "region"]},
+            {"type": "HLLSketchBuild", "name": "regions", "fieldName": "region"},
+            {"type": "filtered", "name": "fh", "filter": {"type": "range", "column": "code", "matchValueType": "LONG", "lower": 45},
+             "aggregator": {"type": "cardinality", "name": "x", "fields": ["host"]}}]);
+        qs.push(json!({"queryType": "timeseries", "dataSource": ds, "intervals": all, "granularity": "hour",
+            "aggregations": distinct}));
+        qs.push(
+            json!({"queryType": "groupBy", "dataSource": ds, "intervals": all, "granularity": "all",
+            "dimensions": ["region"], "aggregations": distinct}),
+        );
+    }
+    let mut failures = Vec::new();
+    for q in &qs {
+        if let Err(e) = check_engine(&engine, &datasets, q) {
+            failures.push(e);
+        }
+    }
+    for f in failures.iter().take(10) {
+        eprintln!("\n{f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} fast-path queries differ from the reference",
+        failures.len(),
+        qs.len()
+    );
+}

@@ -333,6 +333,9 @@ pub enum AggState {
     Hll(Option<Box<HllUnion>>),
 }
 
+/// A segment's dictionary of one string column by id (index 0 = null, empty).
+pub type DictStrings = Arc<Vec<Box<str>>>;
+
 /// The decoded input of one aggregator for one block.
 #[derive(Debug)]
 pub enum AggInput {
@@ -355,6 +358,9 @@ pub enum AggInput {
     /// Values of dimensions to count distinct (cardinality / HLL build): per row the strings of
     /// each field.
     Dims(Vec<Vec<Vec<Arc<str>>>>),
+    /// Single-value string dimensions to count distinct: per field (`None` = absent, all null)
+    /// the block's dictionary ids and the segment's dictionary by id (index 0 = null).
+    DimIds(Vec<Option<(Vec<u32>, DictStrings)>>),
 }
 
 /// Null flags of rows `base..base + n` from a segment-wide null bitmap.
@@ -372,13 +378,16 @@ pub struct SegmentAggContext {
     pub filter_rows: Option<RoaringBitmap>,
     /// Parsed numbers of a string column's dictionary (when summing a string column).
     pub str_nums: Option<Arc<Vec<Option<Num>>>>,
+    /// For distinct counts over single-value string dimensions: per field its dictionary by id
+    /// (index 0 = null; `None` = column absent), so a block's distinct ids are hashed once each.
+    pub dim_dicts: Option<Vec<Option<DictStrings>>>,
 }
 
 impl AggregatorSpec {
     /// Prepare the per-segment context.
     pub fn segment_context(&self, seg: &Segment) -> Result<SegmentAggContext> {
         let filter_rows = match &self.filter {
-            Some(f) => Some(f.evaluate(seg)?.0),
+            Some(f) => Some(f.true_rows(seg, None)?),
             None => None,
         };
         let mut str_nums = None;
@@ -397,21 +406,92 @@ impl AggregatorSpec {
         Ok(SegmentAggContext {
             filter_rows,
             str_nums,
+            dim_dicts: self.dim_dicts(seg)?,
         })
     }
 
-    /// Decode this aggregator's input for block `b` of `seg`.
+    /// The dictionaries of the counted dimensions, when every one is a single-value string
+    /// column (or absent) and the count is per value (or per row of a single field).
+    fn dim_dicts(&self, seg: &Segment) -> Result<Option<Vec<Option<DictStrings>>>> {
+        let AggKind::Hll { fields, by_row, .. } = &self.kind else {
+            return Ok(None);
+        };
+        let names: Vec<&str> = if fields.is_empty() {
+            match &self.field {
+                Some(f) => vec![f.as_str()],
+                None => return Ok(None),
+            }
+        } else {
+            fields.iter().map(String::as_str).collect()
+        };
+        if *by_row && names.len() > 1 {
+            return Ok(None);
+        }
+        if fields.is_empty() && !names.iter().any(|n| seg.column(n).is_some()) {
+            // HLL over an absent column: keep the general path.
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(names.len());
+        for n in names {
+            match seg.column(n) {
+                None => out.push(None),
+                Some(c) if c.column_type == ColumnType::String => {
+                    let dict = seg.dictionary(c)?;
+                    let mut v: Vec<Box<str>> = Vec::with_capacity(dict.len() + 1);
+                    v.push("".into());
+                    for i in 0..dict.len() {
+                        v.push(
+                            dict.get(i)
+                                .ok_or_else(|| {
+                                    Error::corruption(
+                                        seg.path(),
+                                        format!("column `{}` dictionary entry {i}", c.name),
+                                        "UTF-8",
+                                        "invalid",
+                                    )
+                                })?
+                                .into(),
+                        );
+                    }
+                    out.push(Some(Arc::new(v)));
+                }
+                Some(_) => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Decode this aggregator's input for block `b` of `seg`; only rows `0..upto` of the block
+    /// are meant to be read (numeric streams stop decoding there).
     pub fn block_input(
         &self,
         seg: &Segment,
         b: usize,
         times: &[i64],
         ctx: &SegmentAggContext,
+        upto: usize,
     ) -> Result<AggInput> {
         let base = (b * crate::segment::format::BLOCK_ROWS) as u32;
         let n = seg.block_rows(b);
         if let AggKind::Count = self.kind {
             return Ok(AggInput::Count);
+        }
+        if let Some(dicts) = &ctx.dim_dicts {
+            let names: Vec<&String> = match &self.kind {
+                AggKind::Hll { fields, .. } if !fields.is_empty() => fields.iter().collect(),
+                _ => self.field.iter().collect(),
+            };
+            let mut out = Vec::with_capacity(names.len());
+            for (name, dict) in names.into_iter().zip(dicts) {
+                match (seg.column(name), dict) {
+                    (Some(c), Some(d)) => out.push(Some((
+                        seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?,
+                        d.clone(),
+                    ))),
+                    _ => out.push(None),
+                }
+            }
+            return Ok(AggInput::DimIds(out));
         }
         if let AggKind::Hll { fields, .. } = &self.kind
             && !fields.is_empty()
@@ -445,7 +525,7 @@ impl AggregatorSpec {
                         self.name
                     )));
                 }
-                let ids = seg.read_u32s(c, StreamRole::Ids, b)?;
+                let ids = seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?;
                 let nums = ctx
                     .str_nums
                     .clone()
@@ -486,33 +566,33 @@ impl AggregatorSpec {
                 if pair {
                     let time_vals = times.to_vec();
                     if double {
-                        AggInput::PairDouble(time_vals, seg.read_doubles(c, b)?, nulls)
+                        AggInput::PairDouble(time_vals, seg.read_doubles_upto(c, b, upto)?, nulls)
                     } else {
                         AggInput::PairLong(
                             time_vals,
-                            seg.read_longs(c, StreamRole::Long, b)?,
+                            seg.read_longs_upto(c, StreamRole::Long, b, upto)?,
                             nulls,
                         )
                     }
                 } else if double {
-                    AggInput::Double(seg.read_doubles(c, b)?, nulls)
+                    AggInput::Double(seg.read_doubles_upto(c, b, upto)?, nulls)
                 } else {
-                    AggInput::Long(seg.read_longs(c, StreamRole::Long, b)?, nulls)
+                    AggInput::Long(seg.read_longs_upto(c, StreamRole::Long, b, upto)?, nulls)
                 }
             }
             ColumnType::LongPair | ColumnType::DoublePair => {
                 let nulls = block_nulls(&seg.null_bitmap(c)?, base, n);
-                let t = seg.read_longs(c, StreamRole::PairTime, b)?;
+                let t = seg.read_longs_upto(c, StreamRole::PairTime, b, upto)?;
                 let t = if pair { t } else { Vec::new() };
                 if c.column_type == ColumnType::LongPair {
-                    let v = seg.read_longs(c, StreamRole::Long, b)?;
+                    let v = seg.read_longs_upto(c, StreamRole::Long, b, upto)?;
                     if pair {
                         AggInput::PairLong(t, v, nulls)
                     } else {
                         AggInput::Long(v, nulls)
                     }
                 } else {
-                    let v = seg.read_doubles(c, b)?;
+                    let v = seg.read_doubles_upto(c, b, upto)?;
                     if pair {
                         AggInput::PairDouble(t, v, nulls)
                     } else {
@@ -737,6 +817,45 @@ impl AggregatorSpec {
         groups: &[u32],
         filter: Option<(&RoaringBitmap, u32)>,
     ) -> Result<()> {
+        if let (AggKind::Hll { lg_k, .. }, StateColumn::Hll(c), AggInput::DimIds(fields)) =
+            (&self.kind, &mut *col, input)
+        {
+            // Distinct counts: each (group, dictionary id) of the block is added once; rows
+            // sorted by a dimension repeat it, so most rows cost one comparison.
+            let mut keys: Vec<u64> = Vec::new();
+            for (ids, dict) in fields.iter().flatten() {
+                keys.clear();
+                let mut last = u64::MAX;
+                for (&r, &g) in sel.iter().zip(groups) {
+                    if let Some((f, base)) = filter
+                        && !f.contains(base + r)
+                    {
+                        continue;
+                    }
+                    let id = ids[r as usize];
+                    if id == 0 {
+                        continue;
+                    }
+                    let k = (u64::from(g) << 32) | u64::from(id);
+                    if k != last {
+                        keys.push(k);
+                        last = k;
+                    }
+                }
+                keys.sort_unstable();
+                keys.dedup();
+                for &k in &keys {
+                    let g = (k >> 32) as usize;
+                    let v = dict
+                        .get((k & 0xffff_ffff) as usize)
+                        .ok_or_else(|| Error::internal("dictionary id outside the dictionary"))?;
+                    if !v.is_empty() {
+                        crate::aggregate::hll_union_update_str(union_of(&mut c[g], *lg_k)?, v);
+                    }
+                }
+            }
+            return Ok(());
+        }
         if filter.is_none() {
             // Fast paths: the common numeric kinds, with the dispatch hoisted out of the loop.
             match (&self.kind, &mut *col, input) {
@@ -768,6 +887,38 @@ impl AggregatorSpec {
                             Some(a) => op(a, x),
                             None => x,
                         });
+                    }
+                    return Ok(());
+                }
+                (
+                    AggKind::LongPair(k),
+                    StateColumn::LongPair(c),
+                    AggInput::PairLong(t, v, None),
+                ) => {
+                    let first = matches!(k, MetricKind::LongFirst | MetricKind::DoubleFirst);
+                    for (&r, &g) in sel.iter().zip(groups) {
+                        let s = &mut c[g as usize];
+                        let x = (t[r as usize], v[r as usize]);
+                        match *s {
+                            Some(a) if (first && x.0 >= a.0) || (!first && x.0 < a.0) => {}
+                            _ => *s = Some(x),
+                        }
+                    }
+                    return Ok(());
+                }
+                (
+                    AggKind::DoublePair(k),
+                    StateColumn::DoublePair(c),
+                    AggInput::PairDouble(t, v, None),
+                ) => {
+                    let first = matches!(k, MetricKind::LongFirst | MetricKind::DoubleFirst);
+                    for (&r, &g) in sel.iter().zip(groups) {
+                        let s = &mut c[g as usize];
+                        let x = (t[r as usize], v[r as usize]);
+                        match *s {
+                            Some(a) if (first && x.0 >= a.0) || (!first && x.0 < a.0) => {}
+                            _ => *s = Some(x),
+                        }
                     }
                     return Ok(());
                 }

@@ -28,7 +28,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::query::aggregator::{AggState, AggregatorSpec, SegmentAggContext, StateColumn};
+use crate::query::aggregator::{AggKind, AggState, AggregatorSpec, SegmentAggContext, StateColumn};
 use crate::query::filter::{Filter, time_rows};
 use crate::query::granularity::QueryGranularity;
 use crate::segment::format::{BLOCK_ROWS, ColumnMeta, ColumnType, StreamRole};
@@ -192,11 +192,26 @@ pub fn task_rows(task: &SegmentTask, filter: Option<&Filter>) -> Result<RoaringB
     // The filter first: bitmaps are cheap, and the time check then only decodes the `__time`
     // blocks that still hold candidate rows (rows sorted by a dimension spread every block
     // over the whole interval).
-    let rows = f.evaluate(seg)?.0;
+    let rows = f.true_rows(seg, None)?;
     if whole_time || rows.is_empty() {
         return Ok(rows);
     }
     restrict_to_intervals(seg, rows, &task.intervals)
+}
+
+/// One past the block-relative position of the last row of `rows` in block rows
+/// `base..base + n` (0 if none): how much of the block's columns must be decoded.
+pub fn block_prefix(rows: &RoaringBitmap, base: u32, n: u32) -> usize {
+    let end = base + n;
+    let before = if base == 0 { 0 } else { rows.rank(base - 1) };
+    let upto = if end == 0 { 0 } else { rows.rank(end - 1) };
+    if upto <= before {
+        return 0;
+    }
+    match rows.select((upto - 1) as u32) {
+        Some(last) if last >= base => (last - base) as usize + 1,
+        _ => n as usize,
+    }
 }
 
 /// Keep the rows of `rows` whose `__time` lies in `intervals`, skipping and taking whole blocks
@@ -227,7 +242,12 @@ fn restrict_to_intervals(
         if !intervals.iter().any(|iv| iv.start <= hi && lo < iv.end) {
             continue;
         }
-        let times = seg.read_longs(c, StreamRole::Long, b)?;
+        let times = seg.read_longs_upto(
+            c,
+            StreamRole::Long,
+            b,
+            block_prefix(&rows, base, end - base),
+        )?;
         for r in rows.range(base..end) {
             let t = times[(r - base) as usize];
             if intervals.iter().any(|iv| iv.contains(t)) {
@@ -455,14 +475,15 @@ fn dim_dict(seg: &Segment, c: Option<&ColumnMeta>) -> Result<DimDict> {
     }
 }
 
-fn dim_codes(seg: &Segment, c: Option<&ColumnMeta>, b: usize) -> Result<DimCodes> {
+/// Grouping codes of block `b`; only rows `0..upto` are meant to be read.
+fn dim_codes(seg: &Segment, c: Option<&ColumnMeta>, b: usize, upto: usize) -> Result<DimCodes> {
     let Some(c) = c else {
         return Ok(DimCodes::Null);
     };
     let base = (b * BLOCK_ROWS) as u32;
     let n = seg.block_rows(b);
     Ok(match c.column_type {
-        ColumnType::String => DimCodes::Ids(seg.read_u32s(c, StreamRole::Ids, b)?),
+        ColumnType::String => DimCodes::Ids(seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?),
         ColumnType::MultiString => {
             let lengths = seg.read_u32s(c, StreamRole::Lengths, b)?;
             let ids = seg.read_u32s(c, StreamRole::Ids, b)?;
@@ -476,11 +497,11 @@ fn dim_codes(seg: &Segment, c: Option<&ColumnMeta>, b: usize) -> Result<DimCodes
             DimCodes::Multi(offsets, ids)
         }
         ColumnType::Long | ColumnType::LongPair => DimCodes::Long(
-            seg.read_longs(c, StreamRole::Long, b)?,
+            seg.read_longs_upto(c, StreamRole::Long, b, upto)?,
             crate::query::aggregator::block_nulls(&seg.null_bitmap(c)?, base, n),
         ),
         ColumnType::Double | ColumnType::DoublePair => DimCodes::Double(
-            seg.read_doubles(c, b)?,
+            seg.read_doubles_upto(c, b, upto)?,
             crate::query::aggregator::block_nulls(&seg.null_bitmap(c)?, base, n),
         ),
         ColumnType::HllSketch => {
@@ -567,6 +588,26 @@ pub fn aggregate_task(
     let mut sel: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
     let mut gidx: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
 
+    // Blocks whose rows all fall in one time bucket, grouped by at most one single-value
+    // string dimension, map rows to groups through a dense table per bucket indexed by
+    // dictionary id; `__time` is then decoded only if an aggregator needs it.
+    let needs_times = grouping
+        .aggs
+        .iter()
+        .any(|a| matches!(a.kind, AggKind::LongPair(_) | AggKind::DoublePair(_)));
+    let dense_ok = multi_dims.is_empty()
+        && dim_cols.len() <= 1
+        && dim_cols
+            .iter()
+            .all(|c| c.is_none_or(|c| c.column_type == ColumnType::String));
+    let dense_card = dim_cols
+        .first()
+        .copied()
+        .flatten()
+        .map_or(0, |c| c.cardinality as usize);
+    let mut dense_tables: FastMap<i64, Vec<u32>> = FastMap::default();
+    let time_blocks = time_col.stream(StreamRole::Long).map(|s| &s.blocks);
+
     for b in task.blocks.clone().unwrap_or(0..seg.num_blocks()) {
         let base = (b * BLOCK_ROWS) as u32;
         let n = seg.block_rows(b) as u32;
@@ -574,13 +615,66 @@ pub fn aggregate_task(
             continue;
         }
         ctx.check()?;
-        let times = seg.read_longs(time_col, StreamRole::Long, b)?;
-        let codes: Vec<DimCodes> = dim_cols
-            .iter()
-            .map(|c| dim_codes(seg, *c, b))
-            .collect::<Result<_>>()?;
+        let upto = block_prefix(&rows, base, n);
+        let single_bucket = time_blocks.and_then(|blocks| blocks.get(b)).and_then(|m| {
+            let (lo, hi) = (m.min as i64, m.max as i64);
+            let s = grouping.granularity.bucket_start(lo);
+            (hi < grouping.granularity.next(s)).then_some(s)
+        });
+        let times = if single_bucket.is_some() && !needs_times {
+            Vec::new()
+        } else {
+            seg.read_longs_upto(time_col, StreamRole::Long, b, upto)?
+        };
         sel.clear();
         gidx.clear();
+        if let (Some(bucket), true) = (single_bucket, dense_ok) {
+            let ids = match dim_cols.first().copied().flatten() {
+                Some(c) => Some(seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?),
+                None => None,
+            };
+            let table = dense_tables
+                .entry(bucket)
+                .or_insert_with(|| vec![u32::MAX; dense_card + 1]);
+            for row in rows.range(base..base + n) {
+                let i = (row - base) as usize;
+                let id = ids.as_ref().map_or(0, |v| v[i]) as usize;
+                let mut g = table.get(id).copied().unwrap_or(u32::MAX);
+                if g == u32::MAX {
+                    key.clear();
+                    key.push(bucket as u64);
+                    if !dim_cols.is_empty() {
+                        key.push(id as u64);
+                    }
+                    g = group_of(&key, &mut local, &mut local_keys, &mut columns, grouping)? as u32;
+                    if let Some(slot) = table.get_mut(id) {
+                        *slot = g;
+                    }
+                }
+                sel.push(i as u32);
+                gidx.push(g);
+            }
+            for (ai, a) in grouping.aggs.iter().enumerate() {
+                let input = a.block_input(seg, b, &times, &agg_ctx[ai], upto)?;
+                a.update_batch(
+                    &mut columns[ai],
+                    &input,
+                    &sel,
+                    &gidx,
+                    agg_ctx[ai].filter_rows.as_ref().map(|f| (f, base)),
+                )?;
+            }
+            continue;
+        }
+        let times = if times.is_empty() {
+            seg.read_longs_upto(time_col, StreamRole::Long, b, upto)?
+        } else {
+            times
+        };
+        let codes: Vec<DimCodes> = dim_cols
+            .iter()
+            .map(|c| dim_codes(seg, *c, b, upto))
+            .collect::<Result<_>>()?;
         for row in rows.range(base..base + n) {
             let i = (row - base) as usize;
             let t = times[i];
@@ -644,25 +738,7 @@ pub fn aggregate_task(
                 let g = if last_group != usize::MAX && key == last_key {
                     last_group
                 } else {
-                    let g = match local.get(key.as_slice()) {
-                        Some(&g) => g,
-                        None => {
-                            if local.len() as u64 >= grouping.max_groups {
-                                return Err(Error::ResourcesExhausted(format!(
-                                    "query produced more than {} groups (context maxGroupByRows)",
-                                    grouping.max_groups
-                                )));
-                            }
-                            let g = local_keys.len();
-                            let k: Box<[u64]> = key.clone().into_boxed_slice();
-                            local.insert(k.clone(), g);
-                            local_keys.push(k);
-                            for (a, col) in grouping.aggs.iter().zip(columns.iter_mut()) {
-                                a.push_group(col);
-                            }
-                            g
-                        }
-                    };
+                    let g = group_of(&key, &mut local, &mut local_keys, &mut columns, grouping)?;
                     last_key.clone_from(&key);
                     last_group = g;
                     g
@@ -673,7 +749,7 @@ pub fn aggregate_task(
         }
         // Aggregate the block column by column.
         for (ai, a) in grouping.aggs.iter().enumerate() {
-            let input = a.block_input(seg, b, &times, &agg_ctx[ai])?;
+            let input = a.block_input(seg, b, &times, &agg_ctx[ai], upto)?;
             a.update_batch(
                 &mut columns[ai],
                 &input,
@@ -735,6 +811,33 @@ pub fn aggregate_task(
         merge_into(&mut out, gk, st, grouping.aggs)?;
     }
     Ok(out)
+}
+
+/// The local group of a key (`[bucket, codes...]`), created with initial states if new.
+fn group_of(
+    key: &[u64],
+    local: &mut FastMap<Box<[u64]>, usize>,
+    local_keys: &mut Vec<Box<[u64]>>,
+    columns: &mut [StateColumn],
+    grouping: &Grouping<'_>,
+) -> Result<usize> {
+    if let Some(&g) = local.get(key) {
+        return Ok(g);
+    }
+    if local.len() as u64 >= grouping.max_groups {
+        return Err(Error::ResourcesExhausted(format!(
+            "query produced more than {} groups (context maxGroupByRows)",
+            grouping.max_groups
+        )));
+    }
+    let g = local_keys.len();
+    let k: Box<[u64]> = key.into();
+    local.insert(k.clone(), g);
+    local_keys.push(k);
+    for (a, col) in grouping.aggs.iter().zip(columns.iter_mut()) {
+        a.push_group(col);
+    }
+    Ok(g)
 }
 
 fn merge_into(

@@ -615,6 +615,107 @@ impl Filter {
         }
     }
 
+    /// Rows where the filter is TRUE, restricted to `within` when given (`None` = every row).
+    ///
+    /// Cheaper than [`Filter::evaluate`] when only the TRUE rows are needed: `and` evaluates
+    /// its dictionary/bitmap children first and hands the surviving rows to the numeric ones,
+    /// which then skip blocks without candidate rows and test only candidate rows.
+    pub fn true_rows(
+        &self,
+        seg: &Segment,
+        within: Option<&RoaringBitmap>,
+    ) -> Result<RoaringBitmap> {
+        let restrict = |mut b: RoaringBitmap| {
+            if let Some(w) = within {
+                b &= w;
+            }
+            b
+        };
+        let all = || match within {
+            Some(w) => w.clone(),
+            None => {
+                let mut b = RoaringBitmap::new();
+                b.insert_range(0..seg.num_rows() as u32);
+                b
+            }
+        };
+        Ok(match self {
+            Filter::True => all(),
+            Filter::False => RoaringBitmap::new(),
+            Filter::And(fs) => {
+                let mut order: Vec<&Filter> = fs.iter().collect();
+                order.sort_by_key(|f| f.cost_rank(seg));
+                let mut t: Option<RoaringBitmap> = None;
+                for f in order {
+                    let x = f.true_rows(seg, t.as_ref().or(within))?;
+                    let empty = x.is_empty();
+                    t = Some(x);
+                    if empty {
+                        break;
+                    }
+                }
+                match t {
+                    Some(t) => t,
+                    None => all(),
+                }
+            }
+            Filter::Or(fs) => {
+                let mut t = RoaringBitmap::new();
+                for f in fs {
+                    t |= f.true_rows(seg, within)?;
+                }
+                t
+            }
+            Filter::Not(x) => restrict(x.evaluate(seg)?.1),
+            Filter::IsNull { column } => restrict(null_rows(seg, column)?),
+            Filter::Leaf {
+                column,
+                pred,
+                null_matches,
+            } => {
+                let Some(c) = seg.column(column) else {
+                    // Every row is null.
+                    return Ok(if *null_matches {
+                        all()
+                    } else {
+                        RoaringBitmap::new()
+                    });
+                };
+                let mut t = match c.column_type {
+                    ColumnType::Long | ColumnType::LongPair => {
+                        numeric_rows(seg, c, pred, false, within)?
+                    }
+                    ColumnType::Double | ColumnType::DoublePair => {
+                        numeric_rows(seg, c, pred, true, within)?
+                    }
+                    _ => restrict(leaf_rows(seg, c, pred)?),
+                };
+                if *null_matches {
+                    t |= restrict(null_rows(seg, column)?);
+                }
+                t
+            }
+        })
+    }
+
+    /// Evaluation order inside `and`: bitmap and dictionary work first, row checks last.
+    fn cost_rank(&self, seg: &Segment) -> u8 {
+        match self {
+            Filter::True | Filter::False | Filter::IsNull { .. } => 0,
+            Filter::Leaf { column, .. } => match seg.column(column).map(|c| c.column_type) {
+                None | Some(ColumnType::String | ColumnType::MultiString) => 0,
+                Some(_) => 2,
+            },
+            Filter::And(fs) | Filter::Or(fs) => fs
+                .iter()
+                .map(|f| f.cost_rank(seg))
+                .max()
+                .unwrap_or(0)
+                .max(1),
+            Filter::Not(_) => 2,
+        }
+    }
+
     /// Evaluate over a segment: (rows where TRUE, rows where FALSE).
     pub fn evaluate(&self, seg: &Segment) -> Result<(RoaringBitmap, RoaringBitmap)> {
         let n = seg.num_rows() as u32;
@@ -730,8 +831,8 @@ pub fn null_rows(seg: &Segment, column: &str) -> Result<RoaringBitmap> {
 fn leaf_rows(seg: &Segment, c: &ColumnMeta, pred: &Pred) -> Result<RoaringBitmap> {
     match c.column_type {
         ColumnType::String | ColumnType::MultiString => string_rows(seg, c, pred),
-        ColumnType::Long | ColumnType::LongPair => numeric_rows(seg, c, pred, false),
-        ColumnType::Double | ColumnType::DoublePair => numeric_rows(seg, c, pred, true),
+        ColumnType::Long | ColumnType::LongPair => numeric_rows(seg, c, pred, false, None),
+        ColumnType::Double | ColumnType::DoublePair => numeric_rows(seg, c, pred, true, None),
         ColumnType::HllSketch => Err(Error::invalid(format!(
             "column `{}` is an HLL sketch column and cannot be filtered",
             c.name
@@ -858,7 +959,38 @@ fn string_rows(seg: &Segment, c: &ColumnMeta, pred: &Pred) -> Result<RoaringBitm
     Ok(out)
 }
 
-fn numeric_rows(seg: &Segment, c: &ColumnMeta, pred: &Pred, double: bool) -> Result<RoaringBitmap> {
+/// An integer range `[lo, hi]` equivalent to a predicate on integers, when it has one.
+fn long_bounds(pred: &Pred) -> Option<(i64, i64)> {
+    let Pred::NumRange { lower, upper } = pred else {
+        return None;
+    };
+    let lo: i128 = match lower {
+        None => i64::MIN as i128,
+        Some((Num::I(l), strict)) => *l as i128 + i128::from(*strict),
+        Some((Num::F(_), _)) => return None,
+    };
+    let hi: i128 = match upper {
+        None => i64::MAX as i128,
+        Some((Num::I(u), strict)) => *u as i128 - i128::from(*strict),
+        Some((Num::F(_), _)) => return None,
+    };
+    if lo > hi {
+        // Matches nothing: an empty range.
+        return Some((1, 0));
+    }
+    Some((lo as i64, hi as i64))
+}
+
+/// Rows of a numeric column matching `pred` (never null rows), restricted to `within`: blocks
+/// are skipped by min/max and by having no candidate row, taken whole when min/max says every
+/// value matches, and otherwise decoded and tested (only the candidate rows when they are few).
+fn numeric_rows(
+    seg: &Segment,
+    c: &ColumnMeta,
+    pred: &Pred,
+    double: bool,
+    within: Option<&RoaringBitmap>,
+) -> Result<RoaringBitmap> {
     let role = if double {
         StreamRole::Double
     } else {
@@ -869,10 +1001,18 @@ fn numeric_rows(seg: &Segment, c: &ColumnMeta, pred: &Pred, double: bool) -> Res
     let Some(stream) = c.stream(role) else {
         return Ok(out);
     };
+    let bounds = if double { None } else { long_bounds(pred) };
+    let mut hits: Vec<u32> = Vec::new();
     for (blk, meta) in stream.blocks.iter().enumerate() {
         let base = (blk * BLOCK_ROWS) as u32;
         let rows = meta.num_values;
-        let block_has_nulls = nulls.range_cardinality(base..base + rows) > 0;
+        let candidates = match within {
+            Some(w) => w.range_cardinality(base..base + rows),
+            None => rows as u64,
+        };
+        if candidates == 0 {
+            continue;
+        }
         let (min, max) = if double {
             (
                 Num::F(f64::from_bits(meta.min)),
@@ -886,32 +1026,82 @@ fn numeric_rows(seg: &Segment, c: &ColumnMeta, pred: &Pred, double: bool) -> Res
             continue;
         }
         if pred.block_all_match(min, max) {
-            out.insert_range(base..base + rows);
-            if block_has_nulls {
-                let mut block_nulls = nulls.clone();
-                block_nulls.remove_range(..base);
-                block_nulls.remove_range(base + rows..);
-                out -= block_nulls;
+            match within {
+                Some(w) => out.extend(w.range(base..base + rows)),
+                None => {
+                    out.insert_range(base..base + rows);
+                }
             }
             continue;
         }
+        hits.clear();
+        // Few candidates: test only them; many: a tight loop over the whole block.
+        let sparse = within.filter(|_| candidates * 8 < rows as u64);
+        // Sparse candidates: decode the block only up to the last of them.
+        let upto = match sparse {
+            Some(w) => crate::query::exec::block_prefix(w, base, rows),
+            None => rows as usize,
+        };
         if double {
-            let v = seg.read_doubles(c, blk)?;
-            for (i, x) in v.into_iter().enumerate() {
-                if pred.test_num(Num::F(x)) && !(block_has_nulls && nulls.contains(base + i as u32))
-                {
-                    out.insert(base + i as u32);
+            let v = seg.read_doubles_upto(c, blk, upto)?;
+            match sparse {
+                Some(w) => {
+                    for r in w.range(base..base + rows) {
+                        if v.get((r - base) as usize)
+                            .is_some_and(|&x| pred.test_num(Num::F(x)))
+                        {
+                            hits.push(r);
+                        }
+                    }
+                }
+                None => {
+                    for (i, &x) in v.iter().enumerate() {
+                        if pred.test_num(Num::F(x)) {
+                            hits.push(base + i as u32);
+                        }
+                    }
                 }
             }
         } else {
-            let v = seg.read_longs(c, role, blk)?;
-            for (i, x) in v.into_iter().enumerate() {
-                if pred.test_num(Num::I(x)) && !(block_has_nulls && nulls.contains(base + i as u32))
-                {
-                    out.insert(base + i as u32);
+            let v = seg.read_longs_upto(c, role, blk, upto)?;
+            let test = |x: i64| match bounds {
+                Some((lo, hi)) => lo <= x && x <= hi,
+                None => pred.test_num(Num::I(x)),
+            };
+            match sparse {
+                Some(w) => {
+                    for r in w.range(base..base + rows) {
+                        if v.get((r - base) as usize).is_some_and(|&x| test(x)) {
+                            hits.push(r);
+                        }
+                    }
                 }
+                None => match bounds {
+                    Some((lo, hi)) => {
+                        for (i, &x) in v.iter().enumerate() {
+                            if lo <= x && x <= hi {
+                                hits.push(base + i as u32);
+                            }
+                        }
+                    }
+                    None => {
+                        for (i, &x) in v.iter().enumerate() {
+                            if pred.test_num(Num::I(x)) {
+                                hits.push(base + i as u32);
+                            }
+                        }
+                    }
+                },
             }
         }
+        out.append(hits.iter().copied())
+            .map_err(|e| Error::internal(format!("numeric filter rows out of order: {e}")))?;
+    }
+    if !nulls.is_empty() {
+        out -= &nulls;
+    }
+    if let Some(w) = within {
+        out &= w;
     }
     Ok(out)
 }
@@ -928,7 +1118,7 @@ pub fn time_rows(seg: &Segment, intervals: &[Interval]) -> Result<RoaringBitmap>
             lower: Some((Num::I(iv.start), false)),
             upper: Some((Num::I(iv.end), true)),
         };
-        out |= numeric_rows(seg, c, &pred, false)?;
+        out |= numeric_rows(seg, c, &pred, false, None)?;
     }
     Ok(out)
 }

@@ -18,7 +18,7 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use crate::bitmap::{BitmapIndexReader, decode_bitmap};
-use crate::column::{BlockValue, decode_blobs, decode_numbers};
+use crate::column::{BlockValue, decode_blobs, decode_numbers, decode_numbers_prefix};
 use crate::dictionary::DictionaryReader;
 use crate::error::{Error, Result};
 use crate::schema::{DataSchema, TIME_COLUMN};
@@ -439,6 +439,71 @@ impl Segment {
         )
     }
 
+    fn block_values_upto<T: BlockValue>(
+        &self,
+        col: &ColumnMeta,
+        role: StreamRole,
+        b: usize,
+        upto: usize,
+    ) -> Result<Vec<T>> {
+        let stream = col.stream(role).ok_or_else(|| {
+            Error::invalid(format!("column `{}` has no {role:?} stream", col.name))
+        })?;
+        let block = stream
+            .blocks
+            .get(b)
+            .ok_or_else(|| Error::invalid(format!("column `{}` has no block {b}", col.name)))?;
+        let what = format!("column `{}` block {b}", col.name);
+        let bytes = self.checked_bytes(&block.range, &what)?;
+        decode_numbers_prefix::<T>(
+            block.codec,
+            bytes,
+            block.num_values as usize,
+            upto,
+            &self.path,
+            &what,
+        )
+    }
+
+    /// Like [`Segment::read_longs`], but only rows `0..upto` of the block are meant to be
+    /// read: the rest may be left zero (decoding stops early).
+    pub fn read_longs_upto(
+        &self,
+        col: &ColumnMeta,
+        role: StreamRole,
+        b: usize,
+        upto: usize,
+    ) -> Result<Vec<i64>> {
+        self.block_values_upto(col, role, b, upto)
+    }
+
+    /// Like [`Segment::read_doubles`], but only rows `0..upto` are meant to be read.
+    pub fn read_doubles_upto(&self, col: &ColumnMeta, b: usize, upto: usize) -> Result<Vec<f64>> {
+        self.block_values_upto(col, StreamRole::Double, b, upto)
+    }
+
+    /// Like [`Segment::read_u32s`], but only rows `0..upto` are meant to be read (ids past
+    /// them may be left zero, the null id).
+    pub fn read_u32s_upto(
+        &self,
+        col: &ColumnMeta,
+        role: StreamRole,
+        b: usize,
+        upto: usize,
+    ) -> Result<Vec<u32>> {
+        let v: Vec<u32> = self.block_values_upto(col, role, b, upto)?;
+        if role == StreamRole::Ids
+            && let Some(bad) = v.iter().find(|&&id| id > col.cardinality)
+        {
+            return Err(self.corrupt(
+                format!("column `{}` block {b} dictionary id", col.name),
+                format!("at most {}", col.cardinality),
+                bad,
+            ));
+        }
+        Ok(v)
+    }
+
     /// Decode block `b` of a long stream (`__time`, long columns, pair times with
     /// [`StreamRole::PairTime`]).
     pub fn read_longs(&self, col: &ColumnMeta, role: StreamRole, b: usize) -> Result<Vec<i64>> {
@@ -567,9 +632,19 @@ impl Segment {
     pub fn record_batch(&self, b: usize) -> Result<RecordBatch> {
         let schema = self.arrow_schema();
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.directory.columns.len());
+        for c in &self.directory.columns {
+            arrays.push(self.column_array(c, b)?);
+        }
+        RecordBatch::try_new(schema, arrays)
+            .map_err(|e| Error::internal(format!("building a record batch: {e}")))
+    }
+
+    /// Export block `b` of one column as an Arrow array (typed as in
+    /// [`Segment::arrow_schema`]), decoding only that column.
+    pub fn column_array(&self, c: &ColumnMeta, b: usize) -> Result<ArrayRef> {
         let rows = self.block_rows(b);
         let base = (b * BLOCK_ROWS) as u32;
-        for c in &self.directory.columns {
+        {
             let array: ArrayRef = match c.column_type {
                 ColumnType::Long if c.kind == ColumnKind::Time => {
                     let v = self.read_longs(c, StreamRole::Long, b)?;
@@ -675,10 +750,8 @@ impl Segment {
                     )
                 }
             };
-            arrays.push(array);
+            Ok(array)
         }
-        RecordBatch::try_new(schema, arrays)
-            .map_err(|e| Error::internal(format!("building a record batch: {e}")))
     }
 
     /// Export every row as Arrow record batches (one per block).

@@ -1,13 +1,18 @@
 //! `ScanExec`: raw rows, in segment order or by `__time`.
 
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use roaring::RoaringBitmap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::query::exec::{ExecContext, SegmentTask, task_rows};
+use crate::query::aggregator::block_nulls;
+use crate::query::exec::{ExecContext, SegmentTask, parallel_map, task_rows};
 use crate::query::filter::Filter;
 use crate::query::spec::ScanOrder;
 use crate::schema::TIME_COLUMN;
-use crate::segment::format::BLOCK_ROWS;
+use crate::segment::Segment;
+use crate::segment::format::{BLOCK_ROWS, ColumnMeta, ColumnType, StreamRole};
 
 /// Events of one segment: (segment id, column names, (time, event)).
 type SegmentEvents = (String, Vec<String>, Vec<(i64, Value)>);
@@ -31,12 +36,11 @@ pub struct ScanExec<'a> {
     pub max_rows: u64,
 }
 
-fn cell(batch: &arrow_array::RecordBatch, col: usize, row: usize) -> Value {
+fn cell(a: &dyn arrow_array::Array, row: usize) -> Value {
     use arrow_array::Array;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
     use arrow_schema::DataType;
-    let a = batch.column(col);
     if a.is_null(row) {
         return Value::Null;
     }
@@ -73,79 +77,220 @@ fn cell(batch: &arrow_array::RecordBatch, col: usize, row: usize) -> Value {
     }
 }
 
+/// How one output column of a segment is read: the common types straight from their
+/// decoded blocks, the rest through Arrow.
+enum ColumnSource<'s> {
+    /// Not in this segment: null.
+    Absent,
+    /// `__time` or a long column, with its null rows.
+    Long(&'s ColumnMeta, RoaringBitmap),
+    /// A double column, with its null rows.
+    Double(&'s ColumnMeta, RoaringBitmap),
+    /// A single-value string column: its dictionary by id (index 0 = null).
+    Str(&'s ColumnMeta, Vec<&'s str>),
+    /// Anything else, exported as an Arrow array per block.
+    Arrow(&'s ColumnMeta),
+}
+
+/// One block of one output column, decoded.
+enum Cells<'a, 's> {
+    Null,
+    Long(Vec<i64>, Option<Vec<bool>>),
+    Double(Vec<f64>, Option<Vec<bool>>),
+    Str(Vec<u32>, &'a [&'s str]),
+    Arrow(arrow_array::ArrayRef),
+}
+
+impl Cells<'_, '_> {
+    #[inline]
+    fn value(&self, i: usize) -> Value {
+        match self {
+            Cells::Null => Value::Null,
+            Cells::Long(v, nulls) => {
+                if nulls.as_ref().is_some_and(|n| n[i]) {
+                    Value::Null
+                } else {
+                    Value::from(v[i])
+                }
+            }
+            Cells::Double(v, nulls) => {
+                if nulls.as_ref().is_some_and(|n| n[i]) {
+                    Value::Null
+                } else {
+                    crate::query::aggregator::json_f64(v[i])
+                }
+            }
+            Cells::Str(ids, dict) => match dict.get(ids[i] as usize) {
+                Some(s) if ids[i] != 0 => Value::String((*s).to_string()),
+                _ => Value::Null,
+            },
+            Cells::Arrow(a) => cell(a.as_ref(), i),
+        }
+    }
+}
+
+impl<'s> ColumnSource<'s> {
+    fn new(seg: &'s Segment, c: Option<&'s ColumnMeta>) -> Result<ColumnSource<'s>> {
+        let Some(c) = c else {
+            return Ok(ColumnSource::Absent);
+        };
+        Ok(match c.column_type {
+            ColumnType::Long => ColumnSource::Long(c, seg.null_bitmap(c)?),
+            ColumnType::Double => ColumnSource::Double(c, seg.null_bitmap(c)?),
+            ColumnType::String => {
+                let dict = seg.dictionary(c)?;
+                let mut v = Vec::with_capacity(dict.len() + 1);
+                v.push("");
+                for i in 0..dict.len() {
+                    v.push(dict.get(i).ok_or_else(|| {
+                        Error::corruption(
+                            seg.path(),
+                            format!("column `{}` dictionary entry {i}", c.name),
+                            "UTF-8",
+                            "invalid",
+                        )
+                    })?);
+                }
+                ColumnSource::Str(c, v)
+            }
+            _ => ColumnSource::Arrow(c),
+        })
+    }
+
+    /// Block `b` decoded; only rows `0..upto` are meant to be read.
+    fn block<'a>(&'a self, seg: &'s Segment, b: usize, upto: usize) -> Result<Cells<'a, 's>> {
+        let base = (b * BLOCK_ROWS) as u32;
+        let n = seg.block_rows(b);
+        Ok(match self {
+            ColumnSource::Absent => Cells::Null,
+            ColumnSource::Long(c, nulls) => Cells::Long(
+                seg.read_longs_upto(c, StreamRole::Long, b, upto)?,
+                block_nulls(nulls, base, n),
+            ),
+            ColumnSource::Double(c, nulls) => Cells::Double(
+                seg.read_doubles_upto(c, b, upto)?,
+                block_nulls(nulls, base, n),
+            ),
+            ColumnSource::Str(c, dict) => {
+                Cells::Str(seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?, dict)
+            }
+            ColumnSource::Arrow(c) => Cells::Arrow(seg.column_array(c, b)?),
+        })
+    }
+}
+
 impl ScanExec<'_> {
     /// Name shown by EXPLAIN.
     pub fn name(&self) -> &'static str {
         "ScanExec"
     }
 
+    /// The events of one segment task, at most `stop_after` of them. Every block's rows are
+    /// counted into `produced` before they are built, failing beyond `max_rows`.
+    fn scan_task(
+        &self,
+        task: &SegmentTask,
+        ctx: &ExecContext,
+        stop_after: Option<u64>,
+        produced: &AtomicU64,
+    ) -> Result<SegmentEvents> {
+        let seg = &task.segment;
+        let names: Vec<String> = if self.columns.is_empty() {
+            seg.columns().iter().map(|c| c.name.clone()).collect()
+        } else {
+            self.columns.to_vec()
+        };
+        let rows = task_rows(task, self.filter)?;
+        let mut events = Vec::new();
+        if rows.is_empty() {
+            return Ok((task.id.clone(), names, events));
+        }
+        let sources: Vec<ColumnSource<'_>> = names
+            .iter()
+            .map(|n| ColumnSource::new(seg, seg.column(n)))
+            .collect::<Result<_>>()?;
+        // The time of each event, only needed to order them.
+        let time_source = if self.order == ScanOrder::None {
+            ColumnSource::Absent
+        } else {
+            ColumnSource::new(seg, seg.column(TIME_COLUMN))?
+        };
+        let mut left = stop_after.unwrap_or(u64::MAX);
+        for b in 0..seg.num_blocks() {
+            if left == 0 {
+                break;
+            }
+            let base = (b * BLOCK_ROWS) as u32;
+            let n = seg.block_rows(b) as u32;
+            let take = rows.range_cardinality(base..base + n).min(left);
+            if take == 0 {
+                continue;
+            }
+            ctx.check()?;
+            let before = produced.fetch_add(take, AtomicOrdering::Relaxed);
+            if before.saturating_add(take) > self.max_rows {
+                return Err(Error::ResourcesExhausted(format!(
+                    "scan would return more than {} rows (context maxScanRows); add a limit or narrow the filter",
+                    self.max_rows
+                )));
+            }
+            left -= take;
+            // Decode up to the last row taken.
+            let upto = rows
+                .range(base..base + n)
+                .nth((take - 1) as usize)
+                .map_or(n as usize, |r| (r - base) as usize + 1);
+            let cells: Vec<Cells<'_, '_>> = sources
+                .iter()
+                .map(|s| s.block(seg, b, upto))
+                .collect::<Result<_>>()?;
+            let times = time_source.block(seg, b, upto)?;
+            events.reserve(take as usize);
+            for r in rows.range(base..base + n).take(take as usize) {
+                let i = (r - base) as usize;
+                let t = match &times {
+                    Cells::Long(v, _) => v[i],
+                    _ => 0,
+                };
+                let ev = if self.compacted {
+                    Value::Array(cells.iter().map(|c| c.value(i)).collect())
+                } else {
+                    let mut m = Map::new();
+                    for (name, c) in names.iter().zip(&cells) {
+                        m.insert(name.clone(), c.value(i));
+                    }
+                    Value::Object(m)
+                };
+                events.push((t, ev));
+            }
+        }
+        Ok((task.id.clone(), names, events))
+    }
+
     /// Run over the segment tasks (in timeline order).
     pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
         let wanted = self.limit.map(|l| l.saturating_add(self.offset));
-        let mut produced = 0u64;
-        let mut out: Vec<SegmentEvents> = Vec::new();
-        'tasks: for task in tasks {
-            ctx.check()?;
-            let seg = &task.segment;
-            let rows = task_rows(task, self.filter)?;
-            if rows.is_empty() {
-                continue;
-            }
-            let names: Vec<String> = if self.columns.is_empty() {
-                seg.columns().iter().map(|c| c.name.clone()).collect()
-            } else {
-                self.columns.to_vec()
-            };
-            let schema = seg.arrow_schema();
-            let idx: Vec<Option<usize>> = names.iter().map(|n| schema.index_of(n).ok()).collect();
-            let time_idx = schema.index_of(TIME_COLUMN).ok();
-            let mut events = Vec::new();
-            for b in 0..seg.num_blocks() {
-                let base = (b * BLOCK_ROWS) as u32;
-                let n = seg.block_rows(b) as u32;
-                if rows.range_cardinality(base..base + n) == 0 {
-                    continue;
-                }
+        let produced = AtomicU64::new(0);
+        let out: Vec<SegmentEvents> = if self.order == ScanOrder::None && wanted.is_some() {
+            // A limit in segment order: read segments one after another until it is reached.
+            let mut out = Vec::new();
+            for task in tasks {
                 ctx.check()?;
-                let batch = seg.record_batch(b)?;
-                for r in rows.range(base..base + n) {
-                    let i = (r - base) as usize;
-                    let t = match time_idx {
-                        Some(ti) => cell(&batch, ti, i).as_i64().unwrap_or(0),
-                        None => 0,
-                    };
-                    let ev = if self.compacted {
-                        Value::Array(
-                            idx.iter()
-                                .map(|c| c.map(|c| cell(&batch, c, i)).unwrap_or(Value::Null))
-                                .collect(),
-                        )
-                    } else {
-                        let mut m = Map::new();
-                        for (name, c) in names.iter().zip(&idx) {
-                            m.insert(
-                                name.clone(),
-                                c.map(|c| cell(&batch, c, i)).unwrap_or(Value::Null),
-                            );
-                        }
-                        Value::Object(m)
-                    };
-                    events.push((t, ev));
-                    produced += 1;
-                    if produced > self.max_rows {
-                        return Err(Error::ResourcesExhausted(format!(
-                            "scan would return more than {} rows (context maxScanRows); add a limit or narrow the filter",
-                            self.max_rows
-                        )));
-                    }
-                    if self.order == ScanOrder::None && wanted.is_some_and(|w| produced >= w) {
-                        out.push((task.id.clone(), names.clone(), events));
-                        break 'tasks;
-                    }
+                let done = produced.load(AtomicOrdering::Relaxed);
+                let left = wanted.map(|w| w.saturating_sub(done));
+                if left == Some(0) {
+                    break;
                 }
+                out.push(self.scan_task(task, ctx, left, &produced)?);
             }
-            out.push((task.id.clone(), names, events));
-        }
+            out
+        } else {
+            // Every matching row is needed: segments in parallel, results in task order.
+            parallel_map(tasks, |task| {
+                ctx.check()?;
+                self.scan_task(task, ctx, None, &produced)
+            })?
+        };
         if self.order != ScanOrder::None {
             // Global order by time across segments, then offset/limit.
             let mut all: Vec<(i64, String, Vec<String>, Value)> = Vec::new();

@@ -97,7 +97,7 @@ impl SearchExec<'_> {
                                 pred,
                                 null_matches: false,
                             };
-                            f.evaluate(seg)?.0 & &rows
+                            f.true_rows(seg, Some(&rows))?
                         }
                     };
                     if value_rows.is_empty() {
