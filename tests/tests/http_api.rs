@@ -11,7 +11,6 @@ use basalt_tests::{HttpResponse, TestServer, load_rows};
 use serde_json::{Value, json};
 
 const MINUTE: i64 = 60_000;
-const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_451_606_400_000; // 2016-01-01T00:00:00Z
 const HOSTS: i64 = 4;
 const MINUTES: i64 = 120;
@@ -83,11 +82,21 @@ fn timeseries(ds: &str) -> String {
     .to_string()
 }
 
+/// (method, path, headers, body, expected status, expected message fragment).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<u8>,
+    u16,
+    &'a str,
+);
+
 #[test]
 fn bad_requests_get_druid_errors_and_the_server_stays_up() {
     let mut s = start_loaded();
     let big = vec![b' '; 17 * 1024 * 1024];
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         // Malformed JSON.
         ("POST", "/druid/v2", vec![], b"{\"queryType\": ".to_vec(), 400, ""),
         ("POST", "/druid/v2/sql", vec![], b"{\"query\": ".to_vec(), 400, "malformed JSON"),
