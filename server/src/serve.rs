@@ -22,7 +22,10 @@ pub fn run(config: ServerConfig) -> anyhow::Result<ExitCode> {
         Engine::open(&config.data_dir)
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
     );
-    let state = Arc::new(AppState::new(engine.clone(), crate::metrics::install_metrics()));
+    let state = Arc::new(AppState::new(
+        engine.clone(),
+        crate::metrics::install_metrics(),
+    ));
     let started = state.started;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -293,29 +293,16 @@ fn sql_endpoint_request_handling() {
     assert_druid_error(&r, 404, "not-running");
 }
 
-/// SQL answers in every result format. Runs only when the engine's SQL planner is present
-/// (it answers `SELECT COUNT(*)`); prints SKIPPED otherwise. After the SQL planner merge this
-/// test must run: `BASALT_REQUIRE_SQL=1` turns the skip into a failure.
+/// SQL answers in every result format.
 #[test]
-fn sql_result_formats_when_sql_is_available() {
+fn sql_result_formats() {
     let s = start_loaded();
     let probe = post_json(
         &s,
         "/druid/v2/sql",
         r#"{"query": "SELECT COUNT(*) AS n FROM cpu"}"#,
     );
-    if probe.status != 200 {
-        assert!(
-            std::env::var_os("BASALT_REQUIRE_SQL").is_none(),
-            "SQL required but unavailable: {}",
-            probe.text()
-        );
-        eprintln!(
-            "SKIPPED sql_result_formats_when_sql_is_available: engine SQL unavailable ({})",
-            probe.text()
-        );
-        return;
-    }
+    assert_eq!(probe.status, 200, "{}", probe.text());
     assert_eq!(probe.json(), json!([{"n": HOSTS * MINUTES}]));
     let query = "SELECT region, SUM(\"count\") AS n FROM cpu GROUP BY region ORDER BY region";
     let per_region = HOSTS / 2 * MINUTES;

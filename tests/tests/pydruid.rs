@@ -85,9 +85,7 @@ fn pydruid_queries_match_the_loaded_data() {
         .arg(server.url())
         .arg("--data")
         .arg(&rows_path);
-    if std::env::var_os("BASALT_REQUIRE_SQL").is_some() {
-        cmd.arg("--require-sql");
-    }
+    cmd.arg("--require-sql");
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
