@@ -203,6 +203,13 @@ fn cell(v: Option<&Value>, t: SqlType) -> Value {
             .as_i64()
             .map(|ms| Value::String(crate::time::format_iso_millis(ms)))
             .unwrap_or(Value::Null),
+        // Bucket timestamps of zoned granularities carry an offset: render them in UTC.
+        (Some(Value::String(t)), SqlType::Timestamp) if !t.ends_with('Z') => {
+            match crate::time::parse_iso_timestamp(t) {
+                Ok(ms) => Value::String(crate::time::format_iso_millis(ms)),
+                Err(_) => Value::String(t.clone()),
+            }
+        }
         (Some(v), SqlType::Other) if !v.is_string() => Value::String(v.to_string()),
         (Some(v), _) => v.clone(),
     }

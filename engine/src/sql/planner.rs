@@ -1277,7 +1277,7 @@ impl Planner<'_> {
                 }
             }
             let mut s = spec;
-            s["name"] = Value::String(format!("a{}", aggs.len()));
+            set_name(&mut s, &format!("a{}", aggs.len()));
             aggs.push(s);
             aggs.len() - 1
         };
@@ -1387,7 +1387,9 @@ impl Planner<'_> {
                             None,
                         )
                     } else {
-                        (null_unless(col_of(j), col_of(n)), None)
+                        // topN may rank by the aggregator itself (a group whose values are
+                        // all NULL ranks as 0 there).
+                        (null_unless(col_of(j), col_of(n)), Some(j))
                     }
                 }
                 (AggFunc::ApproxCountDistinct, Some(col)) => {
@@ -1525,6 +1527,14 @@ impl Planner<'_> {
                 .collect::<Result<Vec<_>>>()?,
         ])
     }
+}
+
+/// Name an aggregator and the aggregators nested in `filtered` wrappers.
+fn set_name(spec: &mut Value, name: &str) {
+    if let Some(inner) = spec.get_mut("aggregator") {
+        set_name(inner, name);
+    }
+    spec["name"] = Value::String(name.to_string());
 }
 
 fn is_count_spec(a: &Value) -> bool {
