@@ -336,6 +336,9 @@ pub(crate) struct QueryPiece {
     n: usize,
 }
 
+/// Rows of one push routed to one sink: the sink, its key, indexes into the accepted rows.
+type Group = (Arc<Mutex<Sink>>, SinkKey, Vec<usize>);
+
 /// Rows of one push after validation: (row index, time, values, interval).
 type Accepted<'a> = Vec<(u64, i64, Vec<InputValue<'a>>, Interval)>;
 
@@ -717,7 +720,7 @@ impl Shared {
         }
         // Route: one sink per interval.
         let wal_file = self.wal.current_file();
-        let mut groups: BTreeMap<i64, (Arc<Mutex<Sink>>, SinkKey, Vec<usize>)> = BTreeMap::new();
+        let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
         let mut conflicts: Vec<(usize, Reject)> = Vec::new();
         for (n, (_, _, _, interval)) in accepted.iter().enumerate() {
             if let Some(g) = groups.get_mut(&interval.start) {
