@@ -108,8 +108,8 @@ impl Table {
             let cell = |r: &Vec<Value>| r.get(i).cloned().unwrap_or(Value::Null);
             let array: ArrayRef = match col.sql_type {
                 SqlType::Timestamp => {
-                    let mut b =
-                        TimestampMillisecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+                    let mut b = TimestampMillisecondBuilder::with_capacity(rows.len())
+                        .with_timezone("UTC");
                     for r in rows {
                         b.append_option(timestamp_millis(&cell(r)));
                     }
