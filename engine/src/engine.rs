@@ -26,18 +26,35 @@ use crate::segment::{Segment, SegmentId, SegmentRef};
 use crate::storage::DataDir;
 use crate::time::Interval;
 
+/// Engine settings.
+#[derive(Clone, Debug, Default)]
+pub struct EngineConfig {
+    /// Realtime ingestion (WAL, memory bounds, handoff).
+    pub realtime: crate::realtime::RealtimeConfig,
+}
+
 /// The Basalt engine over one data directory.
 #[derive(Debug)]
 pub struct Engine {
-    data: DataDir,
+    data: Arc<DataDir>,
     open_segments: Mutex<HashMap<SegmentId, SegmentRef>>,
+    pub(crate) realtime: crate::realtime::Realtime,
 }
 
 impl Engine {
-    /// Open (or create) a data directory.
+    /// Open (or create) a data directory with default settings.
     pub fn open(path: &Path) -> Result<Engine> {
+        Engine::open_with(path, EngineConfig::default())
+    }
+
+    /// Open (or create) a data directory: replays the realtime WAL and starts realtime
+    /// background work.
+    pub fn open_with(path: &Path, config: EngineConfig) -> Result<Engine> {
+        config.realtime.validate()?;
+        let data = Arc::new(DataDir::open(path)?);
         Ok(Engine {
-            data: DataDir::open(path)?,
+            realtime: crate::realtime::Realtime::open(data.clone(), config.realtime)?,
+            data,
             open_segments: Mutex::new(HashMap::new()),
         })
     }
@@ -78,6 +95,8 @@ impl Engine {
     /// The segments a query reads: visible parts ∩ query intervals, in time order.
     fn tasks(&self, base: &QueryBase) -> Result<Vec<SegmentTask>> {
         let ds = &base.data_source;
+        // Realtime pieces before the timeline snapshot (see crate::realtime: exactly once).
+        let realtime = self.realtime.query_pieces(ds)?;
         let timeline = self.data.timeline();
         let known = self.data.catalog().get_datasource(ds)?.is_some()
             || timeline.datasources().iter().any(|d| d == ds);
@@ -103,7 +122,7 @@ impl Engine {
                 b.0.partition,
             ))
         });
-        by_id
+        let mut tasks = by_id
             .into_iter()
             .map(|(id, record, intervals)| {
                 Ok(SegmentTask {
@@ -113,7 +132,9 @@ impl Engine {
                     blocks: None,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        crate::realtime::Realtime::add_tasks(&realtime, &timeline, &base.intervals, &mut tasks);
+        Ok(tasks)
     }
 
     /// Known columns of a datasource: from its registered spec and its visible segments.

@@ -9,6 +9,7 @@
 //! - [`timeline`]: versioned intervals; which segments a query sees.
 //! - [`storage`]: the data directory, segment files and atomic publishing.
 //! - [`sql`]: Druid SQL planned into native queries; [`table`]: tabular results (→ Arrow).
+//! - [`realtime`]: push ingestion: WAL, incremental index, persists, handoff.
 //! - [`loader`]: the bulk loader (`basalt load`): files in, segments published atomically.
 
 pub mod admin;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod input;
 pub mod loader;
 pub mod query;
+pub mod realtime;
 pub mod schema;
 pub mod segment;
 pub mod sql;

@@ -356,6 +356,36 @@ enum MetricCol {
     },
 }
 
+/// The state of one metric in a rolled-up row, for [`SegmentWriter::push_rolled`].
+#[derive(Clone)]
+pub enum MetricState {
+    /// No value (a sum/min/max over nulls only).
+    Null,
+    /// A long aggregate (`count`, long sum/min/max).
+    Long(i64),
+    /// A double aggregate (double sum/min/max).
+    Double(f64),
+    /// A long first/last: (event time, value).
+    LongPair(i64, i64),
+    /// A double first/last: (event time, value).
+    DoublePair(i64, f64),
+    /// An HLL sketch.
+    Hll(HllSketch),
+}
+
+impl std::fmt::Debug for MetricState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricState::Null => write!(f, "Null"),
+            MetricState::Long(v) => write!(f, "Long({v})"),
+            MetricState::Double(v) => write!(f, "Double({v})"),
+            MetricState::LongPair(t, v) => write!(f, "LongPair({t}, {v})"),
+            MetricState::DoublePair(t, v) => write!(f, "DoublePair({t}, {v})"),
+            MetricState::Hll(s) => write!(f, "Hll(estimate {})", s.estimate()),
+        }
+    }
+}
+
 /// Builds one segment for one interval of one datasource.
 #[derive(Debug)]
 pub struct SegmentWriter {
@@ -772,6 +802,93 @@ impl SegmentWriter {
                     }
                 }
                 MetricCol::Hll { sketches: s, .. } => s.push(sketches.next().flatten()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Append one already rolled-up row: its (truncated) time, one input value per dimension,
+    /// and one state per metric (a count's count, a sum's sum, a first/last pair, a sketch).
+    /// Used to merge segments (realtime persists and handoff); rollup at [`SegmentWriter::finish`]
+    /// combines states with the same functions as raw rows. On error nothing is appended.
+    pub fn push_rolled(
+        &mut self,
+        time: i64,
+        dims: &[InputValue<'_>],
+        states: Vec<MetricState>,
+    ) -> Result<()> {
+        let n_dims = self.schema.dimensions.len();
+        if dims.len() != n_dims || states.len() != self.schema.metrics.len() {
+            return Err(Error::internal(format!(
+                "rolled-up row has {} dimensions and {} metric states, schema needs {} and {}",
+                dims.len(),
+                states.len(),
+                n_dims,
+                self.schema.metrics.len()
+            )));
+        }
+        for (col, st) in self.metrics.iter().zip(&states) {
+            let ok = matches!(
+                (col, st),
+                (_, MetricState::Null)
+                    | (MetricCol::Long { .. }, MetricState::Long(_))
+                    | (MetricCol::Double { .. }, MetricState::Double(_))
+                    | (MetricCol::LongPair { .. }, MetricState::LongPair(..))
+                    | (MetricCol::DoublePair { .. }, MetricState::DoublePair(..))
+                    | (MetricCol::Hll { .. }, MetricState::Hll(_))
+            );
+            if !ok {
+                return Err(Error::internal(format!(
+                    "metric state {st:?} does not fit its column"
+                )));
+            }
+        }
+        let mut fields: Vec<InputValue<'_>> = dims.to_vec();
+        fields.extend(self.schema.metrics.iter().map(|_| InputValue::Null));
+        self.push(time, &fields)?;
+        let row = self.times.len() as u32 - 1;
+        let r = row as usize;
+        for (col, st) in self.metrics.iter_mut().zip(states) {
+            match (col, st) {
+                (MetricCol::Long { values, nulls }, MetricState::Long(v)) => {
+                    values[r] = v;
+                    nulls.remove(row);
+                }
+                (MetricCol::Long { values, nulls }, MetricState::Null) => {
+                    // `count` pushes 1 for a row; a null state is no value.
+                    values[r] = 0;
+                    nulls.insert(row);
+                }
+                (MetricCol::Double { values, nulls }, MetricState::Double(v)) => {
+                    values[r] = v;
+                    nulls.remove(row);
+                }
+                (
+                    MetricCol::LongPair {
+                        times,
+                        values,
+                        nulls,
+                    },
+                    MetricState::LongPair(t, v),
+                ) => {
+                    times[r] = t;
+                    values[r] = v;
+                    nulls.remove(row);
+                }
+                (
+                    MetricCol::DoublePair {
+                        times,
+                        values,
+                        nulls,
+                    },
+                    MetricState::DoublePair(t, v),
+                ) => {
+                    times[r] = t;
+                    values[r] = v;
+                    nulls.remove(row);
+                }
+                (MetricCol::Hll { sketches, .. }, MetricState::Hll(s)) => sketches[r] = Some(s),
+                _ => {}
             }
         }
         Ok(())

@@ -1,0 +1,1256 @@
+//! Realtime ingestion: durable pushes, rows queryable at once, handoff into immutable segments.
+//!
+//! Data flow (see docs/ARCHITECTURE.md, "Realtime ingestion"):
+//!
+//! 1. **Push** ([`crate::engine::Engine::push_json_rows`], `push_ndjson`, `push_arrow`): every
+//!    row is parsed and validated against the datasource schema; bad rows are rejected with a
+//!    reason (counted per reason). If more than `max_parse_exceptions` rows of one push fail to
+//!    parse, the whole push is rejected (`InvalidArgument`) and nothing of it is stored. Rows
+//!    whose segment interval ended more than `late_data_max_lateness` ago are rejected as
+//!    `too late` (these are not parse errors).
+//! 2. **WAL** ([`wal`]): the accepted rows of a push become one checksummed record, grouped by
+//!    the sink they go to. The push returns once the record is durable (`FsyncPolicy::Always`,
+//!    group commit) or at once (`FsyncPolicy::Interval`, a background fsync).
+//! 3. **Incremental index** ([`index`]): rows are appended to their *sink* (one per datasource
+//!    and segment interval). A query freezes pending rows into a rolled-up piece first, so an
+//!    acknowledged row is visible to the next query.
+//! 4. **Persist** ([`persist`]): a background thread freezes pending rows when a sink passes
+//!    `max_rows_in_memory`, the node passes `max_bytes_in_memory`, or `intermediate_persist_period`
+//!    passes; pieces are memory-mapped files under `<data>/realtime/`, so memory is released.
+//!    Many pieces of a sink are merged into one. Pushes beyond `memory_budget_bytes` of pending
+//!    rows fail with the retryable [`Error::ResourcesExhausted`].
+//! 5. **Handoff** ([`handoff`]): once `interval end + window_period` (and `sink creation +
+//!    window_period`, for late sinks) has passed on the clock, the sink's pieces are merged into
+//!    final segments and published atomically; then the sink is dropped and WAL files no live
+//!    sink needs are deleted.
+//!
+//! **Exactly once, for queries and across crashes.** Every sink has a fixed identity
+//! ([`index::SinkKey`]: datasource, interval, version, first partition), chosen when it is
+//! created and written into every WAL record with its rows. Its handoff publishes segments with
+//! that version and partitions from that first one, so the catalog row of the first segment (the
+//! *marker*) is committed in the same transaction as the handed-off data. Replay skips the rows
+//! of every sink whose marker is in the catalog — whether or not the WAL was cleaned up before a
+//! crash. A query takes the realtime pieces first, then the timeline snapshot, and skips the
+//! pieces of any sink whose marker is in that snapshot: a sink is removed only after its publish
+//! swapped the timeline, so each row is read from exactly one place.
+
+pub mod handoff;
+pub mod index;
+pub mod persist;
+pub mod wal;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_array::RecordBatch;
+use parking_lot::{Condvar, Mutex};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::input::{ArrowRows, InputValue};
+use crate::query::exec::SegmentTask;
+use crate::schema::DataSchema;
+use crate::segment::{SegmentId, SegmentRef, Version};
+use crate::storage::DataDir;
+use crate::time::Interval;
+use crate::timeline::Timeline;
+
+use index::{Reject, Sink, SinkKey};
+use wal::Wal;
+
+/// Directory under the data directory holding realtime pieces (scratch: emptied on open).
+pub const REALTIME_DIR: &str = "realtime";
+
+/// When the WAL is fsynced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// Before every push is acknowledged (group commit shares one fsync among concurrent pushes).
+    #[default]
+    Always,
+    /// By a background thread at this period; a crash may lose acknowledged rows of the last
+    /// period.
+    Interval(Duration),
+}
+
+/// The wall clock realtime ingestion reads (interval closing, lateness). Tests use a manual one.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<Arc<AtomicI64>>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(None)
+    }
+
+    /// A clock that stays at `start_ms` until moved with [`Clock::set`] or [`Clock::advance`].
+    pub fn manual(start_ms: i64) -> Clock {
+        Clock(Some(Arc::new(AtomicI64::new(start_ms))))
+    }
+
+    /// Now, in UTC milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        match &self.0 {
+            Some(t) => t.load(Ordering::Acquire),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        }
+    }
+
+    /// Set a manual clock (no effect on the system clock).
+    pub fn set(&self, ms: i64) {
+        if let Some(t) = &self.0 {
+            t.store(ms, Ordering::Release);
+        }
+    }
+
+    /// Move a manual clock forward (no effect on the system clock).
+    pub fn advance(&self, d: Duration) {
+        if let Some(t) = &self.0 {
+            t.fetch_add(d.as_millis() as i64, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Realtime ingestion settings.
+#[derive(Clone, Debug)]
+pub struct RealtimeConfig {
+    /// When the WAL is fsynced.
+    pub fsync: FsyncPolicy,
+    /// Pending (not yet frozen) rows of one sink that trigger a freeze.
+    pub max_rows_in_memory: u64,
+    /// Pending bytes of the node that trigger freezing every sink.
+    pub max_bytes_in_memory: u64,
+    /// Hard bound on pending bytes: a push that would pass it fails with the retryable
+    /// `ResourcesExhausted`.
+    pub memory_budget_bytes: u64,
+    /// Pending rows older than this are frozen.
+    pub intermediate_persist_period: Duration,
+    /// How long after its interval ends (or, for late rows, after it was created) a sink
+    /// keeps taking rows before it is handed off.
+    pub window_period: Duration,
+    /// Rows whose segment interval ended longer ago than this are rejected as `too late`;
+    /// `None` accepts any age.
+    pub late_data_max_lateness: Option<Duration>,
+    /// Parse errors a push may have; one more rejects the whole push.
+    pub max_parse_exceptions: u64,
+    /// Per-row errors listed in a [`PushReport`] (the counts cover all).
+    pub max_reported_errors: usize,
+    /// Rows per final segment at handoff (more rows give more partitions).
+    pub rows_per_segment: u64,
+    /// Pieces a sink may have before they are merged into one.
+    pub max_pieces_per_sink: usize,
+    /// Size at which the WAL moves on to a new file.
+    pub wal_file_bytes: u64,
+    /// How often the background thread looks for work.
+    pub tick: Duration,
+    /// The clock.
+    pub clock: Clock,
+    /// Testing: stop right after a handoff's publish, before the sink is dropped and the WAL
+    /// cleaned (simulates a crash at that point).
+    #[doc(hidden)]
+    pub fail_after_publish: bool,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        RealtimeConfig {
+            fsync: FsyncPolicy::Always,
+            max_rows_in_memory: 150_000,
+            max_bytes_in_memory: 256 << 20,
+            memory_budget_bytes: 1 << 30,
+            intermediate_persist_period: Duration::from_secs(1),
+            window_period: Duration::from_secs(600),
+            late_data_max_lateness: None,
+            max_parse_exceptions: u64::MAX,
+            max_reported_errors: 100,
+            rows_per_segment: 5_000_000,
+            max_pieces_per_sink: 8,
+            wal_file_bytes: 64 << 20,
+            tick: Duration::from_millis(100),
+            clock: Clock::system(),
+            fail_after_publish: false,
+        }
+    }
+}
+
+impl RealtimeConfig {
+    /// Check the settings are usable together.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::invalid(format!("realtime config: {m}")));
+        if self.max_rows_in_memory == 0 {
+            return bad("max_rows_in_memory must be at least 1");
+        }
+        if self.max_bytes_in_memory == 0 || self.memory_budget_bytes == 0 {
+            return bad("max_bytes_in_memory and memory_budget_bytes must be positive");
+        }
+        if self.max_bytes_in_memory > self.memory_budget_bytes {
+            return bad("max_bytes_in_memory must not exceed memory_budget_bytes");
+        }
+        if self.rows_per_segment == 0 {
+            return bad("rows_per_segment must be at least 1");
+        }
+        if self.max_pieces_per_sink < 2 {
+            return bad("max_pieces_per_sink must be at least 2");
+        }
+        if self.wal_file_bytes < 4096 {
+            return bad("wal_file_bytes must be at least 4096");
+        }
+        if self.tick.is_zero() {
+            return bad("tick must be positive");
+        }
+        if let FsyncPolicy::Interval(d) = self.fsync
+            && d.is_zero()
+        {
+            return bad("an fsync interval must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// One rejected row of a push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The row's index in the batch (for NDJSON, its 0-based line number).
+    pub row: u64,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+/// The outcome of a push.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Rows stored (durable when the push returned, under `FsyncPolicy::Always`).
+    pub accepted: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// Rejected rows per reason category (`unparseable timestamp`, `wrong type`, `too late`…).
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// The first rejected rows with their full reasons.
+    pub errors: Vec<RowError>,
+}
+
+/// Counters and gauges of realtime ingestion (for `/metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RealtimeStats {
+    /// Pending rows in memory (not yet frozen).
+    pub rows_in_memory: u64,
+    /// Accounted bytes of pending rows.
+    pub bytes_in_memory: u64,
+    /// Highest `bytes_in_memory` seen.
+    pub peak_bytes_in_memory: u64,
+    /// Live sinks.
+    pub sinks: u64,
+    /// Frozen pieces on disk.
+    pub pieces: u64,
+    /// Freezes done.
+    pub persists: u64,
+    /// Piece merges done.
+    pub merges: u64,
+    /// Handoffs published.
+    pub handoffs: u64,
+    /// Segments published by handoffs.
+    pub segments_published: u64,
+    /// Rows accepted.
+    pub rows_accepted: u64,
+    /// Rows rejected, all reasons.
+    pub rows_rejected: u64,
+    /// Rows rejected per reason.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Pushes refused for the memory budget.
+    pub pushes_throttled: u64,
+    /// Whole pushes rejected for too many parse errors.
+    pub pushes_rejected: u64,
+    /// Rows replayed from the WAL at open.
+    pub rows_replayed: u64,
+    /// Bytes cut from a torn WAL tail at open.
+    pub wal_truncated_bytes: u64,
+    /// WAL records appended since open.
+    pub wal_records: u64,
+    /// Errors in background work (freeze, merge, handoff).
+    pub background_errors: u64,
+}
+
+/// Routing state: which sinks exist, guarded by one lock (pushes route under it, in WAL order).
+#[derive(Debug, Default)]
+struct State {
+    sinks: BTreeMap<SinkKey, Arc<Mutex<Sink>>>,
+    /// The sink taking rows for each (datasource, interval start).
+    active: HashMap<(String, i64), SinkKey>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    persists: AtomicU64,
+    merges: AtomicU64,
+    handoffs: AtomicU64,
+    segments_published: AtomicU64,
+    rows_accepted: AtomicU64,
+    rows_rejected: AtomicU64,
+    pushes_throttled: AtomicU64,
+    pushes_rejected: AtomicU64,
+    rows_replayed: AtomicU64,
+    wal_truncated_bytes: AtomicU64,
+    wal_records: AtomicU64,
+    background_errors: AtomicU64,
+    bytes_in_memory: AtomicU64,
+    peak_bytes: AtomicU64,
+    rows_in_memory: AtomicU64,
+}
+
+/// Shared between the engine handle and the background thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: RealtimeConfig,
+    data: Arc<DataDir>,
+    wal: Wal,
+    state: Mutex<State>,
+    /// Parsed schemas by datasource, with the spec text they were parsed from.
+    schemas: Mutex<HashMap<String, (String, Arc<DataSchema>)>>,
+    counters: Counters,
+    rejected_by_reason: Mutex<BTreeMap<String, u64>>,
+    scratch: PathBuf,
+    piece_seq: AtomicU64,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    /// Set by a simulated crash (`fail_after_publish`): no more background work.
+    halted: AtomicBool,
+}
+
+/// The realtime node of one engine: owns the background thread.
+#[derive(Debug)]
+pub struct Realtime {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A realtime piece a query reads, with the sink it belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct QueryPiece {
+    segment: SegmentRef,
+    key: SinkKey,
+    n: usize,
+}
+
+/// Rows of one push routed to one sink: the sink, its key, indexes into the accepted rows.
+type Group = (Arc<Mutex<Sink>>, SinkKey, Vec<usize>);
+
+/// Rows of one push after validation: (row index, time, values, interval).
+type Accepted<'a> = Vec<(u64, i64, Vec<InputValue<'a>>, Interval)>;
+
+impl Realtime {
+    /// Open realtime ingestion over `data`: empty the scratch directory, replay the WAL into
+    /// sinks (skipping sinks already handed off), start the background thread.
+    pub(crate) fn open(data: Arc<DataDir>, config: RealtimeConfig) -> Result<Realtime> {
+        config.validate()?;
+        let root = data.root().to_path_buf();
+        let scratch = root.join(REALTIME_DIR);
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+        }
+        std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+        let (wal, recovery) = Wal::open(&root.join(wal::WAL_DIR), config.wal_file_bytes)?;
+        let shared = Arc::new(Shared {
+            config,
+            data,
+            wal,
+            state: Mutex::new(State::default()),
+            schemas: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            rejected_by_reason: Mutex::new(BTreeMap::new()),
+            scratch,
+            piece_seq: AtomicU64::new(0),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            halted: AtomicBool::new(false),
+        });
+        shared
+            .counters
+            .wal_truncated_bytes
+            .store(recovery.truncated_bytes, Ordering::Relaxed);
+        shared.replay(recovery)?;
+        let bg = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("basalt-realtime".into())
+            .spawn(move || bg.run())
+            .map_err(|e| Error::internal(format!("cannot start the realtime thread: {e}")))?;
+        Ok(Realtime {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Push JSON rows (objects) to `datasource`.
+    pub fn push_json_rows(&self, datasource: &str, rows: &[Value]) -> Result<PushReport> {
+        let schema = self.shared.schema(datasource)?;
+        let parsed = rows.iter().enumerate().map(|(i, v)| {
+            (
+                i as u64,
+                index::parse_json_row(&schema, v).and_then(|(t, vals)| {
+                    index::validate_values(&schema, &vals).map(|()| (t, vals))
+                }),
+            )
+        });
+        self.shared.push(datasource, &schema, parsed)
+    }
+
+    /// Push newline-delimited JSON; blank lines are skipped, a bad line rejects that row only.
+    pub fn push_ndjson(&self, datasource: &str, body: &[u8]) -> Result<PushReport> {
+        let schema = self.shared.schema(datasource)?;
+        let mut values: Vec<(u64, std::result::Result<Value, Reject>)> = Vec::new();
+        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            values.push((
+                i as u64,
+                serde_json::from_slice::<Value>(line)
+                    .map_err(|e| Reject::new("invalid JSON", format!("line {}: {e}", i + 1))),
+            ));
+        }
+        let parsed = values.iter().map(|(i, v)| {
+            (
+                *i,
+                match v {
+                    Ok(v) => index::parse_json_row(&schema, v).and_then(|(t, vals)| {
+                        index::validate_values(&schema, &vals).map(|()| (t, vals))
+                    }),
+                    Err(r) => Err(r.clone()),
+                },
+            )
+        });
+        self.shared.push(datasource, &schema, parsed)
+    }
+
+    /// Push an Arrow record batch; columns are matched to the schema's fields by name.
+    pub fn push_arrow(&self, datasource: &str, batch: &RecordBatch) -> Result<PushReport> {
+        let schema = self.shared.schema(datasource)?;
+        let rows = ArrowRows::new(&schema, batch)?;
+        let parsed = (0..rows.len()).map(|i| {
+            let mut vals = Vec::new();
+            let res = match rows.row(i, &mut vals) {
+                Ok(t) => index::validate_values(&schema, &vals).map(|()| (t, vals)),
+                Err(e) => {
+                    let msg = match e {
+                        Error::InvalidArgument(m) => m,
+                        other => other.to_string(),
+                    };
+                    Err(Reject::new(
+                        if msg.contains("time") {
+                            "unparseable timestamp"
+                        } else {
+                            "wrong type"
+                        },
+                        msg,
+                    ))
+                }
+            };
+            (i as u64, res)
+        });
+        self.shared.push(datasource, &schema, parsed)
+    }
+
+    /// Graceful shutdown: make the WAL durable, freeze every pending row, stop the background
+    /// thread. Pushes still work afterwards (their pieces are frozen by queries).
+    pub fn flush(&self) -> Result<()> {
+        self.stop_thread();
+        self.shared.wal.sync_all()?;
+        self.shared.freeze_all()
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> RealtimeStats {
+        self.shared.stats()
+    }
+
+    /// Force the background work of one tick now (freeze, merge, handoff as due).
+    pub fn run_once(&self) -> Result<()> {
+        self.shared.tick()
+    }
+
+    /// The realtime pieces of `datasource`, pending rows frozen first. Call before taking the
+    /// timeline snapshot the query reads (see the module docs).
+    pub(crate) fn query_pieces(&self, datasource: &str) -> Result<Vec<QueryPiece>> {
+        self.shared.query_pieces(datasource)
+    }
+
+    /// Add the tasks of `pieces` to a query's segment tasks: pieces of sinks already published
+    /// in `timeline` are skipped, and each piece is clipped to the query intervals and to what
+    /// newer versions do not overshadow.
+    pub(crate) fn add_tasks(
+        pieces: &[QueryPiece],
+        timeline: &Timeline,
+        intervals: &[Interval],
+        tasks: &mut Vec<SegmentTask>,
+    ) {
+        for p in pieces {
+            let k = &p.key;
+            let visible = timeline.lookup(&k.datasource, k.interval);
+            if visible.iter().any(|v| v.record.id == k.marker()) {
+                continue;
+            }
+            let mut parts = vec![k.interval];
+            for v in visible.iter().filter(|v| v.record.id.version > k.version) {
+                parts = parts
+                    .into_iter()
+                    .flat_map(|iv| subtract(iv, v.visible))
+                    .collect();
+            }
+            let mut clipped = Vec::new();
+            for q in intervals {
+                for part in &parts {
+                    if let Some(x) = part.intersect(q) {
+                        clipped.push(x);
+                    }
+                }
+            }
+            if clipped.is_empty() {
+                continue;
+            }
+            tasks.push(SegmentTask {
+                segment: p.segment.clone(),
+                id: format!("{}_realtime{}", k.marker(), p.n),
+                intervals: clipped,
+                blocks: None,
+            });
+        }
+        tasks.sort_by_key(|t| t.segment.interval().start);
+    }
+
+    fn stop_thread(&self) {
+        *self.shared.stop.lock() = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Realtime {
+    fn drop(&mut self) {
+        self.stop_thread();
+    }
+}
+
+/// `a` minus `b`: zero, one or two intervals.
+fn subtract(a: Interval, b: Interval) -> Vec<Interval> {
+    if b.end <= a.start || b.start >= a.end {
+        return vec![a];
+    }
+    let mut out = Vec::new();
+    if a.start < b.start {
+        out.push(Interval {
+            start: a.start,
+            end: b.start,
+        });
+    }
+    if b.end < a.end {
+        out.push(Interval {
+            start: b.end,
+            end: a.end,
+        });
+    }
+    out
+}
+
+fn add_reason(map: &mut BTreeMap<String, u64>, reason: &str, n: u64) {
+    *map.entry(reason.to_string()).or_insert(0) += n;
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Shared {
+    fn schema(&self, datasource: &str) -> Result<Arc<DataSchema>> {
+        let spec = self
+            .data
+            .catalog()
+            .get_datasource(datasource)?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "datasource `{datasource}` does not exist; create it from a dataSchema first"
+                ))
+            })?;
+        let mut cache = self.schemas.lock();
+        if let Some((text, s)) = cache.get(datasource)
+            && *text == spec
+        {
+            return Ok(s.clone());
+        }
+        let schema = Arc::new(DataSchema::from_json(&spec)?);
+        cache.insert(datasource.to_string(), (spec, schema.clone()));
+        Ok(schema)
+    }
+
+    fn push<'a>(
+        &self,
+        datasource: &str,
+        schema: &Arc<DataSchema>,
+        rows: impl Iterator<Item = (u64, std::result::Result<(i64, Vec<InputValue<'a>>), Reject>)>,
+    ) -> Result<PushReport> {
+        let cfg = &self.config;
+        let now = cfg.clock.now_ms();
+        let mut report = PushReport::default();
+        let mut parse_errors = 0u64;
+        let mut accepted: Accepted<'a> = Vec::new();
+        let reject = |report: &mut PushReport, row: u64, r: &Reject| {
+            report.rejected += 1;
+            add_reason(&mut report.rejected_by_reason, r.reason, 1);
+            if report.errors.len() < cfg.max_reported_errors {
+                report.errors.push(RowError {
+                    row,
+                    reason: format!("{}: {}", r.reason, r.message),
+                });
+            }
+        };
+        let seg_gran = schema.granularity.segment_granularity;
+        for (i, res) in rows {
+            match res {
+                Ok((t, vals)) => {
+                    let interval = seg_gran.bucket(t);
+                    if let Some(late) = cfg.late_data_max_lateness
+                        && interval.end.saturating_add(duration_ms(late)) < now
+                    {
+                        let r = Reject::new(
+                            "too late",
+                            format!(
+                                "timestamp {} is in segment interval {interval}, which closed more than {late:?} ago",
+                                crate::time::format_iso_millis(t)
+                            ),
+                        );
+                        reject(&mut report, i, &r);
+                        continue;
+                    }
+                    accepted.push((i, t, vals, interval));
+                }
+                Err(r) => {
+                    parse_errors += 1;
+                    reject(&mut report, i, &r);
+                }
+            }
+        }
+        if parse_errors > cfg.max_parse_exceptions {
+            self.counters
+                .pushes_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            let reasons: Vec<String> = report
+                .rejected_by_reason
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            let first: Vec<String> = report
+                .errors
+                .iter()
+                .take(5)
+                .map(|e| format!("row {}: {}", e.row, e.reason))
+                .collect();
+            return Err(Error::invalid(format!(
+                "push to `{datasource}` rejected: {parse_errors} rows failed to parse, more than maxParseExceptions ({}); nothing was stored. Reasons: {}. First errors: {}",
+                cfg.max_parse_exceptions,
+                reasons.join(", "),
+                first.join("; ")
+            )));
+        }
+
+        let per_row = crate::loader::build::writer_bytes_per_row(schema);
+        let ticket = if accepted.is_empty() {
+            None
+        } else {
+            self.append(datasource, schema, accepted, per_row, now, &mut report)?
+        };
+        if let Some(t) = ticket
+            && cfg.fsync == FsyncPolicy::Always
+        {
+            self.wal.sync_to(t)?;
+        }
+        self.counters
+            .rows_accepted
+            .fetch_add(report.accepted, Ordering::Relaxed);
+        self.counters
+            .rows_rejected
+            .fetch_add(report.rejected, Ordering::Relaxed);
+        if !report.rejected_by_reason.is_empty() {
+            let mut m = self.rejected_by_reason.lock();
+            for (k, v) in &report.rejected_by_reason {
+                add_reason(&mut m, k, *v);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Route accepted rows to sinks, write the WAL record, append to the sinks. Returns the
+    /// WAL ticket.
+    fn append(
+        &self,
+        datasource: &str,
+        schema: &Arc<DataSchema>,
+        accepted: Accepted<'_>,
+        per_row: u64,
+        now: i64,
+        report: &mut PushReport,
+    ) -> Result<Option<u64>> {
+        let cfg = &self.config;
+        let bytes: Vec<u64> = accepted
+            .iter()
+            .map(|(_, _, v, _)| index::row_bytes(per_row, v))
+            .collect();
+        let total: u64 = bytes.iter().sum();
+        let mut state = self.state.lock();
+        let used = self.counters.bytes_in_memory.load(Ordering::Acquire);
+        if used.saturating_add(total) > cfg.memory_budget_bytes {
+            drop(state);
+            self.counters
+                .pushes_throttled
+                .fetch_add(1, Ordering::Relaxed);
+            self.wake.notify_all();
+            return Err(Error::ResourcesExhausted(format!(
+                "realtime ingestion is over its memory budget ({used} of {} bytes pending, the push needs {total}); retry shortly{}",
+                cfg.memory_budget_bytes,
+                if total > cfg.memory_budget_bytes {
+                    " with a smaller batch"
+                } else {
+                    ""
+                }
+            )));
+        }
+        // Route: one sink per interval.
+        let wal_file = self.wal.current_file();
+        let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
+        let mut conflicts: Vec<(usize, Reject)> = Vec::new();
+        for (n, (_, _, _, interval)) in accepted.iter().enumerate() {
+            if let Some(g) = groups.get_mut(&interval.start) {
+                g.2.push(n);
+                continue;
+            }
+            match self.sink_for(&mut state, datasource, schema, *interval, wal_file, now) {
+                Ok((sink, key)) => {
+                    groups.insert(interval.start, (sink, key, vec![n]));
+                }
+                Err(r) => conflicts.push((n, r)),
+            }
+        }
+        for (n, r) in &conflicts {
+            let row = accepted[*n].0;
+            report.rejected += 1;
+            add_reason(&mut report.rejected_by_reason, r.reason, 1);
+            if report.errors.len() < cfg.max_reported_errors {
+                report.errors.push(RowError {
+                    row,
+                    reason: format!("{}: {}", r.reason, r.message),
+                });
+            }
+        }
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        // The WAL record: {"ds":…,"g":[{"s":start,"e":end,"v":version,"p":partition,"r":[[t,…],…]}]}
+        let mut payload = Vec::with_capacity(accepted.len() * 64);
+        payload.extend_from_slice(b"{\"ds\":");
+        let _ = serde_json::to_writer(&mut payload, datasource);
+        payload.extend_from_slice(b",\"g\":[");
+        for (gi, (_, key, rows)) in groups.values().enumerate() {
+            if gi > 0 {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(
+                format!(
+                    "{{\"s\":{},\"e\":{},\"v\":{},\"p\":{},\"r\":[",
+                    key.interval.start, key.interval.end, key.version.0, key.first_partition
+                )
+                .as_bytes(),
+            );
+            for (ri, &n) in rows.iter().enumerate() {
+                if ri > 0 {
+                    payload.push(b',');
+                }
+                let (_, t, vals, _) = &accepted[n];
+                payload.push(b'[');
+                payload.extend_from_slice(t.to_string().as_bytes());
+                for v in vals {
+                    payload.push(b',');
+                    index::write_json_value(&mut payload, v);
+                }
+                payload.push(b']');
+            }
+            payload.extend_from_slice(b"]}");
+        }
+        payload.extend_from_slice(b"]}");
+        let ticket = self.wal.append(&payload)?;
+        self.counters.wal_records.fetch_add(1, Ordering::Relaxed);
+        for (sink, _, rows) in groups.values() {
+            let mut s = sink.lock();
+            for &n in rows {
+                let (row, t, vals, _) = &accepted[n];
+                match s.pending.push(*t, vals) {
+                    Ok(()) => {
+                        s.pending_bytes += bytes[n];
+                        s.rows_in += 1;
+                        self.add_memory(bytes[n], 1);
+                        report.accepted += 1;
+                    }
+                    Err(e) => {
+                        // Validation should have caught it; the row is in the WAL, and replay
+                        // will reject it the same way.
+                        tracing::error!(row, error = %e, "realtime row failed after validation");
+                        report.rejected += 1;
+                        add_reason(&mut report.rejected_by_reason, "wrong type", 1);
+                    }
+                }
+            }
+            s.first_wal_file = s.first_wal_file.min(ticket.file_seq);
+        }
+        Ok(Some(ticket.seq))
+    }
+
+    fn add_memory(&self, bytes: u64, rows: u64) {
+        let now = self
+            .counters
+            .bytes_in_memory
+            .fetch_add(bytes, Ordering::AcqRel)
+            + bytes;
+        self.counters.peak_bytes.fetch_max(now, Ordering::AcqRel);
+        self.counters
+            .rows_in_memory
+            .fetch_add(rows, Ordering::AcqRel);
+    }
+
+    fn release_memory(&self, bytes: u64, rows: u64) {
+        let _ =
+            self.counters
+                .bytes_in_memory
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                    Some(b.saturating_sub(bytes))
+                });
+        let _ =
+            self.counters
+                .rows_in_memory
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                    Some(b.saturating_sub(rows))
+                });
+    }
+
+    /// The active sink of (datasource, interval), created if needed.
+    fn sink_for(
+        &self,
+        state: &mut State,
+        datasource: &str,
+        schema: &Arc<DataSchema>,
+        interval: Interval,
+        wal_file: u64,
+        now: i64,
+    ) -> std::result::Result<(Arc<Mutex<Sink>>, SinkKey), Reject> {
+        let akey = (datasource.to_string(), interval.start);
+        if let Some(k) = state.active.get(&akey)
+            && let Some(s) = state.sinks.get(k)
+        {
+            return Ok((s.clone(), k.clone()));
+        }
+        let key = self
+            .new_sink_key(state, datasource, interval)
+            .map_err(|e| match e {
+                Error::InvalidArgument(m) => Reject::new("segment interval conflict", m),
+                other => Reject::new("internal", other.to_string()),
+            })?;
+        let sink = Sink::new(key.clone(), schema.clone(), wal_file, now)
+            .map_err(|e| Reject::new("internal", e.to_string()))?;
+        let sink = Arc::new(Mutex::new(sink));
+        state.sinks.insert(key.clone(), sink.clone());
+        state.active.insert(akey, key.clone());
+        Ok((sink, key))
+    }
+
+    /// Choose the identity of a new sink: the version of the interval's published segments (so
+    /// handoffs append partitions and keep earlier data visible) or a new one, and the first
+    /// partition past every partition published or reserved.
+    fn new_sink_key(&self, state: &State, datasource: &str, interval: Interval) -> Result<SinkKey> {
+        // A live sink of the same interval (being handed off) fixes the version.
+        let live = state
+            .sinks
+            .keys()
+            .filter(|k| k.datasource == datasource && k.interval == interval)
+            .max_by_key(|k| k.first_partition);
+        let timeline = self.data.timeline();
+        let visible = timeline.lookup(datasource, interval);
+        if let Some(v) = visible.iter().find(|v| v.record.id.interval != interval) {
+            return Err(Error::invalid(format!(
+                "segment interval {interval} overlaps published segment {} of another interval; \
+                 realtime rows need the datasource's segmentGranularity to match its segments",
+                v.record.id
+            )));
+        }
+        let version = match (live, visible.iter().map(|v| v.record.id.version).max()) {
+            (Some(k), _) => k.version,
+            (None, Some(v)) => v,
+            (None, None) => self.data.allocate_version(datasource)?,
+        };
+        let mut first = 0u32;
+        let catalog = self.data.catalog();
+        for rec in catalog
+            .used_segments(Some(datasource))?
+            .into_iter()
+            .chain(catalog.unused_segments(Some(datasource))?)
+        {
+            if rec.id.interval == interval && rec.id.version == version {
+                first = first.max(rec.id.partition.saturating_add(1));
+            }
+        }
+        for k in state.sinks.keys() {
+            if k.datasource == datasource && k.interval == interval && k.version == version {
+                first = first.max(k.first_partition.saturating_add(index::SINK_PARTITION_SPAN));
+            }
+        }
+        if first > u32::MAX - index::SINK_PARTITION_SPAN {
+            return Err(Error::ResourcesExhausted(format!(
+                "no partitions left in {datasource} {interval} version {}",
+                version.0
+            )));
+        }
+        Ok(SinkKey {
+            datasource: datasource.to_string(),
+            interval,
+            version: Version(version.0),
+            first_partition: first,
+        })
+    }
+
+    /// Replay recovered WAL records into sinks.
+    fn replay(&self, recovery: wal::Recovery) -> Result<()> {
+        let mut state = self.state.lock();
+        let mut published: HashMap<SinkKey, bool> = HashMap::new();
+        let mut replayed = 0u64;
+        for rec in recovery.records {
+            let v: Value = serde_json::from_slice(&rec.payload).map_err(|e| {
+                Error::corruption(
+                    self.data.root().join(wal::WAL_DIR),
+                    format!("WAL record payload in file {}", rec.file_seq),
+                    "JSON",
+                    e,
+                )
+            })?;
+            let ds = v.get("ds").and_then(Value::as_str).unwrap_or_default();
+            let Ok(schema) = self.schema(ds) else {
+                tracing::warn!(
+                    datasource = ds,
+                    "skipping WAL rows of a datasource that no longer exists"
+                );
+                continue;
+            };
+            let Some(groups) = v.get("g").and_then(Value::as_array) else {
+                continue;
+            };
+            for g in groups {
+                let num = |k: &str| g.get(k).and_then(Value::as_i64);
+                let (Some(s), Some(e), Some(ver), Some(p)) =
+                    (num("s"), num("e"), num("v"), num("p"))
+                else {
+                    return Err(Error::corruption(
+                        self.data.root().join(wal::WAL_DIR),
+                        "WAL record group",
+                        "s, e, v, p",
+                        g.to_string().chars().take(80).collect::<String>(),
+                    ));
+                };
+                let key = SinkKey {
+                    datasource: ds.to_string(),
+                    interval: Interval { start: s, end: e },
+                    version: Version(ver as u64),
+                    first_partition: p as u32,
+                };
+                let done = match published.get(&key) {
+                    Some(d) => *d,
+                    None => {
+                        let d = self.data.catalog().get_segment(&key.marker())?.is_some();
+                        published.insert(key.clone(), d);
+                        d
+                    }
+                };
+                if done {
+                    continue;
+                }
+                let sink = match state.sinks.get(&key) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let sink = Arc::new(Mutex::new(Sink::new(
+                            key.clone(),
+                            schema.clone(),
+                            rec.file_seq,
+                            self.config.clock.now_ms(),
+                        )?));
+                        state.sinks.insert(key.clone(), sink.clone());
+                        let akey = (ds.to_string(), s);
+                        let newer = state
+                            .active
+                            .get(&akey)
+                            .is_none_or(|k| k.first_partition < key.first_partition);
+                        if newer {
+                            state.active.insert(akey, key.clone());
+                        }
+                        sink
+                    }
+                };
+                let per_row = crate::loader::build::writer_bytes_per_row(&schema);
+                let mut sk = sink.lock();
+                for row in g.get("r").and_then(Value::as_array).into_iter().flatten() {
+                    let (t, vals) = index::read_wal_row(row)?;
+                    match sk.pending.push(t, &vals) {
+                        Ok(()) => {
+                            let b = index::row_bytes(per_row, &vals);
+                            sk.pending_bytes += b;
+                            sk.rows_in += 1;
+                            self.add_memory(b, 1);
+                            replayed += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "skipping a WAL row that does not fit the current schema")
+                        }
+                    }
+                }
+                if sk.pending.num_rows() as u64 >= self.config.max_rows_in_memory
+                    || self.counters.bytes_in_memory.load(Ordering::Acquire)
+                        >= self.config.max_bytes_in_memory
+                {
+                    self.freeze_sink(&mut sk)?;
+                }
+            }
+        }
+        self.counters
+            .rows_replayed
+            .store(replayed, Ordering::Relaxed);
+        if replayed > 0 {
+            tracing::info!(
+                rows = replayed,
+                sinks = state.sinks.len(),
+                "replayed realtime WAL"
+            );
+        }
+        Ok(())
+    }
+
+    fn piece_path(&self) -> PathBuf {
+        let n = self.piece_seq.fetch_add(1, Ordering::Relaxed);
+        self.scratch.join(format!("piece-{n}.bseg"))
+    }
+
+    fn freeze_sink(&self, sink: &mut Sink) -> Result<()> {
+        let bytes = sink.pending_bytes;
+        let rows = sink.pending.num_rows() as u64;
+        if rows == 0 {
+            return Ok(());
+        }
+        let res = persist::freeze(sink, self.piece_path());
+        self.release_memory(bytes, rows);
+        res?;
+        self.counters.persists.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn sinks(&self) -> Vec<Arc<Mutex<Sink>>> {
+        self.state.lock().sinks.values().cloned().collect()
+    }
+
+    fn freeze_all(&self) -> Result<()> {
+        for s in self.sinks() {
+            self.freeze_sink(&mut s.lock())?;
+        }
+        Ok(())
+    }
+
+    fn query_pieces(&self, datasource: &str) -> Result<Vec<QueryPiece>> {
+        let sinks: Vec<Arc<Mutex<Sink>>> = self
+            .state
+            .lock()
+            .sinks
+            .iter()
+            .filter(|(k, _)| k.datasource == datasource)
+            .map(|(_, s)| s.clone())
+            .collect();
+        let mut out = Vec::new();
+        for s in sinks {
+            let mut s = s.lock();
+            self.freeze_sink(&mut s)?;
+            for (n, p) in s.pieces.iter().enumerate() {
+                out.push(QueryPiece {
+                    segment: p.segment.clone(),
+                    key: s.key.clone(),
+                    n,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn stats(&self) -> RealtimeStats {
+        let c = &self.counters;
+        let (sinks, pieces) = {
+            let sinks = self.sinks();
+            let pieces = sinks.iter().map(|s| s.lock().pieces.len() as u64).sum();
+            (sinks.len() as u64, pieces)
+        };
+        RealtimeStats {
+            rows_in_memory: c.rows_in_memory.load(Ordering::Relaxed),
+            bytes_in_memory: c.bytes_in_memory.load(Ordering::Relaxed),
+            peak_bytes_in_memory: c.peak_bytes.load(Ordering::Relaxed),
+            sinks,
+            pieces,
+            persists: c.persists.load(Ordering::Relaxed),
+            merges: c.merges.load(Ordering::Relaxed),
+            handoffs: c.handoffs.load(Ordering::Relaxed),
+            segments_published: c.segments_published.load(Ordering::Relaxed),
+            rows_accepted: c.rows_accepted.load(Ordering::Relaxed),
+            rows_rejected: c.rows_rejected.load(Ordering::Relaxed),
+            rejected_by_reason: self.rejected_by_reason.lock().clone(),
+            pushes_throttled: c.pushes_throttled.load(Ordering::Relaxed),
+            pushes_rejected: c.pushes_rejected.load(Ordering::Relaxed),
+            rows_replayed: c.rows_replayed.load(Ordering::Relaxed),
+            wal_truncated_bytes: c.wal_truncated_bytes.load(Ordering::Relaxed),
+            wal_records: c.wal_records.load(Ordering::Relaxed),
+            background_errors: c.background_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The background loop: a tick every `config.tick`, or sooner when woken.
+    fn run(self: Arc<Self>) {
+        let mut last_sync = Instant::now();
+        loop {
+            {
+                let mut stop = self.stop.lock();
+                if *stop {
+                    return;
+                }
+                self.wake.wait_for(&mut stop, self.config.tick);
+                if *stop {
+                    return;
+                }
+            }
+            if let FsyncPolicy::Interval(d) = self.config.fsync
+                && last_sync.elapsed() >= d
+            {
+                last_sync = Instant::now();
+                if let Err(e) = self.wal.sync_all() {
+                    tracing::error!(error = %e, "realtime WAL fsync failed");
+                    self.counters
+                        .background_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if let Err(e) = self.tick() {
+                tracing::error!(error = %e, "realtime background work failed");
+                self.counters
+                    .background_errors
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One round of background work: freezes, merges, handoffs.
+    fn tick(&self) -> Result<()> {
+        if self.halted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let cfg = &self.config;
+        let over_bytes =
+            self.counters.bytes_in_memory.load(Ordering::Acquire) >= cfg.max_bytes_in_memory;
+        let mut first_err = None;
+        for s in self.sinks() {
+            let mut sk = s.lock();
+            let due = over_bytes
+                || sk.pending.num_rows() as u64 >= cfg.max_rows_in_memory
+                || sk.last_freeze.elapsed() >= cfg.intermediate_persist_period;
+            if due && let Err(e) = self.freeze_sink(&mut sk) {
+                first_err.get_or_insert(e);
+            }
+            if sk.pieces.len() > cfg.max_pieces_per_sink
+                && let Err(e) = self.merge_pieces(&mut sk)
+            {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = handoff::handoff_due(self) {
+            first_err.get_or_insert(e);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Merge the smaller half of a sink's pieces into one.
+    fn merge_pieces(&self, sink: &mut Sink) -> Result<()> {
+        let mut order: Vec<usize> = (0..sink.pieces.len()).collect();
+        order.sort_by_key(|&i| sink.pieces[i].segment.num_rows());
+        let take: Vec<usize> = order[..sink.pieces.len().div_ceil(2).max(2)].to_vec();
+        let segs: Vec<SegmentRef> = take
+            .iter()
+            .map(|&i| sink.pieces[i].segment.clone())
+            .collect();
+        let merged = persist::merge(&sink.schema, sink.key.interval, &segs, u64::MAX, || {
+            Ok(self.piece_path())
+        })?;
+        let mut new_pieces = Vec::new();
+        for (path, _) in merged {
+            let segment = Arc::new(crate::segment::Segment::open(&path)?);
+            new_pieces.push(index::Piece { segment, path });
+        }
+        let mut keep = Vec::new();
+        for (i, p) in std::mem::take(&mut sink.pieces).into_iter().enumerate() {
+            if take.contains(&i) {
+                let _ = std::fs::remove_file(&p.path);
+            } else {
+                keep.push(p);
+            }
+        }
+        keep.extend(new_pieces);
+        sink.pieces = keep;
+        self.counters.merges.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Keys of the sinks, for tests and diagnostics: (datasource, interval, version, partition).
+pub fn sink_marker(key: &SinkKey) -> SegmentId {
+    key.marker()
+}
+
+/// The realtime scratch directory of a data directory.
+pub fn scratch_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(REALTIME_DIR)
+}
+
+impl crate::engine::Engine {
+    /// Push JSON rows (objects) to a registered datasource. Returns when the accepted rows are
+    /// durable (per the fsync policy); see [`PushReport`] for what was rejected and why.
+    pub fn push_json_rows(&self, datasource: &str, rows: &[Value]) -> Result<PushReport> {
+        self.realtime.push_json_rows(datasource, rows)
+    }
+
+    /// Push newline-delimited JSON (already decompressed); a bad line rejects that row only.
+    pub fn push_ndjson(&self, datasource: &str, body: &[u8]) -> Result<PushReport> {
+        self.realtime.push_ndjson(datasource, body)
+    }
+
+    /// Push an Arrow record batch; columns are matched to the schema's fields by name.
+    pub fn push_arrow(&self, datasource: &str, batch: &RecordBatch) -> Result<PushReport> {
+        self.realtime.push_arrow(datasource, batch)
+    }
+
+    /// Graceful shutdown of realtime ingestion: WAL durable, memory frozen to pieces,
+    /// background work stopped.
+    pub fn flush_realtime(&self) -> Result<()> {
+        self.realtime.flush()
+    }
+
+    /// Realtime counters and gauges (for `/metrics`).
+    pub fn realtime_stats(&self) -> RealtimeStats {
+        self.realtime.stats()
+    }
+
+    /// Run one round of realtime background work now (freezes, merges, handoffs that are due).
+    pub fn realtime_tick(&self) -> Result<()> {
+        self.realtime.run_once()
+    }
+}

@@ -1,0 +1,138 @@
+//! Handoff: merge a closed sink's pieces into final segments, publish them atomically, drop the
+//! sink, delete the WAL files no live sink needs.
+//!
+//! Crash points, and why each is safe (see the `crate::realtime` docs for the marker rule):
+//! - before the catalog commit: nothing is published; replay rebuilds the sink from the WAL
+//!   (staged files are removed when the data directory opens);
+//! - after the commit, before the sink is dropped or the WAL cleaned: replay finds the sink's
+//!   marker segment in the catalog and skips its rows;
+//! - after the WAL files are deleted: nothing to replay for the sink.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use parking_lot::Mutex;
+
+use super::index::{SINK_PARTITION_SPAN, Sink, SinkKey};
+use super::{Shared, duration_ms, persist};
+use crate::error::{Error, Result};
+use crate::segment::{SegmentId, SegmentRef};
+
+/// Hand off every sink whose window has passed (and retry handoffs that failed).
+pub(crate) fn handoff_due(sh: &Shared) -> Result<()> {
+    let now = sh.config.clock.now_ms();
+    let window = duration_ms(sh.config.window_period);
+    let due: Vec<(SinkKey, Arc<Mutex<Sink>>)> = {
+        let mut state = sh.state.lock();
+        let mut due = Vec::new();
+        for (k, s) in &state.sinks {
+            let mut sk = s.lock();
+            let closed = k.interval.end.saturating_add(window) <= now
+                && sk.created_ms.saturating_add(window) <= now;
+            if closed || sk.handing_off {
+                sk.handing_off = true;
+                due.push((k.clone(), s.clone()));
+            }
+        }
+        for (k, _) in &due {
+            state.active.retain(|_, v| v != k);
+        }
+        due
+    };
+    let mut first_err = None;
+    for (key, sink) in due {
+        if let Err(e) = handoff_one(sh, &key, &sink) {
+            tracing::error!(sink = %key.marker(), error = %e, "realtime handoff failed; will retry");
+            first_err.get_or_insert(e);
+            if sh.halted.load(Ordering::Acquire) {
+                break;
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn handoff_one(sh: &Shared, key: &SinkKey, sink: &Arc<Mutex<Sink>>) -> Result<()> {
+    let (schema, pieces): (_, Vec<SegmentRef>) = {
+        let mut sk = sink.lock();
+        sh.freeze_sink(&mut sk)?;
+        (
+            sk.schema.clone(),
+            sk.pieces.iter().map(|p| p.segment.clone()).collect(),
+        )
+    };
+    if !pieces.is_empty() {
+        let outputs = persist::merge(
+            &schema,
+            key.interval,
+            &pieces,
+            sh.config.rows_per_segment,
+            || sh.data.staging_path(),
+        )?;
+        if outputs.len() > SINK_PARTITION_SPAN as usize {
+            for (p, _) in &outputs {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(Error::ResourcesExhausted(format!(
+                "handoff of {} would make {} segments, more than {SINK_PARTITION_SPAN}; raise rows_per_segment",
+                key.marker(),
+                outputs.len()
+            )));
+        }
+        let n = outputs.len();
+        let staged: Vec<_> = outputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (path, stats))| {
+                (
+                    SegmentId {
+                        datasource: key.datasource.clone(),
+                        interval: key.interval,
+                        version: key.version,
+                        partition: key.first_partition + i as u32,
+                    },
+                    path,
+                    stats.rows_out,
+                )
+            })
+            .collect();
+        let paths: Vec<_> = staged.iter().map(|(_, p, _)| p.clone()).collect();
+        if let Err(e) = sh.data.publish(staged, None) {
+            for p in paths {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        sh.counters
+            .segments_published
+            .fetch_add(n as u64, Ordering::Relaxed);
+        tracing::info!(sink = %key.marker(), segments = n, "realtime handoff published");
+    }
+    if sh.config.fail_after_publish {
+        sh.halted.store(true, Ordering::Release);
+        return Err(Error::internal(
+            "simulated crash after a handoff publish (fail_after_publish)",
+        ));
+    }
+    // The timeline now shows the published segments; queries skip this sink's pieces from
+    // here on, so dropping it cannot lose rows.
+    let min_live = {
+        let mut state = sh.state.lock();
+        state.sinks.remove(key);
+        state
+            .sinks
+            .values()
+            .map(|s| s.lock().first_wal_file)
+            .min()
+            .unwrap_or(u64::MAX)
+    };
+    for p in &sink.lock().pieces {
+        let _ = std::fs::remove_file(&p.path);
+    }
+    sh.counters.handoffs.fetch_add(1, Ordering::Relaxed);
+    sh.wal.remove_files_before(min_live)?;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! The incremental index: one *sink* per (datasource, segment interval, version, first
+//! partition) holding the rows pushed for that interval until handoff.
+//!
+//! A sink keeps new rows in a [`SegmentWriter`] (columnar, dictionaries growing as values
+//! arrive) and, on a *freeze*, turns them into an immutable, memory-mapped piece: sorted and
+//! rolled up by `queryGranularity` and the dimensions, with the schema's metric aggregators
+//! (HLL sketches included). Pieces are what queries read; handoff merges them into final
+//! segments. Rows are validated here, before the WAL sees them, so a row is either rejected with
+//! a reason or certain to be appended.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::input::InputValue;
+use crate::loader::convert::{to_double, to_long};
+use crate::schema::{DataSchema, DimensionType, MetricKind};
+use crate::segment::{SegmentId, SegmentRef, SegmentWriter, Version};
+use crate::time::Interval;
+
+/// Partitions each sink reserves in its interval's version: its handoff publishes partitions
+/// `first_partition .. first_partition + SINK_PARTITION_SPAN` at most.
+pub const SINK_PARTITION_SPAN: u32 = 1024;
+
+/// The identity of a sink; also the identity of the first segment its handoff publishes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SinkKey {
+    /// The datasource.
+    pub datasource: String,
+    /// The segment-granularity interval.
+    pub interval: Interval,
+    /// The version its segments are published with.
+    pub version: Version,
+    /// The first partition its segments are published with.
+    pub first_partition: u32,
+}
+
+impl SinkKey {
+    /// The id of the first segment this sink's handoff publishes: once the catalog holds it,
+    /// the sink's rows are published (the handoff marker).
+    pub fn marker(&self) -> SegmentId {
+        SegmentId {
+            datasource: self.datasource.clone(),
+            interval: self.interval,
+            version: self.version,
+            partition: self.first_partition,
+        }
+    }
+}
+
+/// An immutable piece of a sink: a rolled-up segment file in the realtime scratch directory.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// The open (memory-mapped) segment.
+    pub segment: SegmentRef,
+    /// Its file.
+    pub path: PathBuf,
+}
+
+/// Rows of one datasource interval waiting for handoff.
+#[derive(Debug)]
+pub struct Sink {
+    /// Identity.
+    pub key: SinkKey,
+    /// The datasource schema rows are read with.
+    pub schema: Arc<DataSchema>,
+    /// Rows since the last freeze.
+    pub pending: SegmentWriter,
+    /// Accounted bytes of `pending`.
+    pub pending_bytes: u64,
+    /// Frozen pieces.
+    pub pieces: Vec<Piece>,
+    /// Oldest WAL file holding rows of this sink.
+    pub first_wal_file: u64,
+    /// Wall-clock time (clock ms) the sink was created.
+    pub created_ms: i64,
+    /// Last freeze (or creation).
+    pub last_freeze: Instant,
+    /// Handoff has started: no new rows.
+    pub handing_off: bool,
+    /// Rows appended in all (before rollup).
+    pub rows_in: u64,
+}
+
+impl Sink {
+    /// A new, empty sink.
+    pub fn new(key: SinkKey, schema: Arc<DataSchema>, wal_file: u64, now_ms: i64) -> Result<Sink> {
+        let pending = SegmentWriter::new(&schema, key.interval)?;
+        Ok(Sink {
+            key,
+            schema,
+            pending,
+            pending_bytes: 0,
+            pieces: Vec::new(),
+            first_wal_file: wal_file,
+            created_ms: now_ms,
+            last_freeze: Instant::now(),
+            handing_off: false,
+            rows_in: 0,
+        })
+    }
+}
+
+/// A row that failed validation: a short reason (the counting key) and the full message.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    /// Category, e.g. `unparseable timestamp`.
+    pub reason: &'static str,
+    /// Full message naming the field and value.
+    pub message: String,
+}
+
+impl Reject {
+    /// A reject with a category and a message.
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Reject {
+        Reject {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Read one JSON row: object check, timestamp, input values.
+pub fn parse_json_row<'a>(
+    schema: &DataSchema,
+    row: &'a Value,
+) -> std::result::Result<(i64, Vec<InputValue<'a>>), Reject> {
+    let Value::Object(map) = row else {
+        return Err(Reject::new(
+            "not a JSON object",
+            format!(
+                "row is {}, not a JSON object",
+                crate::schema::json_type(row)
+            ),
+        ));
+    };
+    let mut values = Vec::new();
+    match crate::input::json_row(schema, map, &mut values) {
+        Ok(t) => Ok((t, values)),
+        Err(e) => {
+            let msg = match e {
+                Error::InvalidArgument(m) => m,
+                other => other.to_string(),
+            };
+            let reason = if msg.starts_with("timestamp field") {
+                if msg.contains("missing or null") {
+                    "missing timestamp"
+                } else {
+                    "unparseable timestamp"
+                }
+            } else {
+                "wrong type"
+            };
+            Err(Reject::new(reason, msg))
+        }
+    }
+}
+
+/// Check that every input value converts to its column as the segment writer will convert it,
+/// so appending the row cannot fail.
+pub fn validate_values(
+    schema: &DataSchema,
+    values: &[InputValue<'_>],
+) -> std::result::Result<(), Reject> {
+    let n_dims = schema.dimensions.len();
+    if values.len() != n_dims + schema.metrics.len() {
+        return Err(Reject::new(
+            "internal",
+            "row has the wrong number of fields",
+        ));
+    }
+    let wrong = |(_, msg): (String, String)| Reject::new("wrong type", msg);
+    for (d, v) in schema.dimensions.iter().zip(values) {
+        match d.kind {
+            DimensionType::String => {
+                if let InputValue::List(items) = v
+                    && items.iter().any(|i| matches!(i, InputValue::List(_)))
+                {
+                    return Err(Reject::new(
+                        "wrong type",
+                        format!("field `{}`: nested lists are not allowed", d.name),
+                    ));
+                }
+            }
+            DimensionType::Long => {
+                to_long(v, &d.name).map_err(wrong)?;
+            }
+            DimensionType::Double => {
+                to_double(v, &d.name).map_err(wrong)?;
+            }
+        }
+    }
+    for (m, v) in schema.metrics.iter().zip(&values[n_dims..]) {
+        let field = m.field_name.as_deref().unwrap_or(&m.name);
+        match m.kind {
+            MetricKind::Count | MetricKind::HllSketch => {}
+            k if k.is_long() => {
+                to_long(v, field).map_err(wrong)?;
+            }
+            _ => {
+                to_double(v, field).map_err(wrong)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Accounted in-memory bytes of one pending row: the writer's per-row estimate plus its strings
+/// (as if every string were a new dictionary entry, so the estimate bounds the real use).
+pub fn row_bytes(per_row: u64, values: &[InputValue<'_>]) -> u64 {
+    fn strs(v: &InputValue<'_>) -> u64 {
+        match v {
+            InputValue::Str(s) => 2 * s.len() as u64 + 24,
+            InputValue::List(items) => items.iter().map(strs).sum::<u64>() + 8,
+            _ => 0,
+        }
+    }
+    per_row + values.iter().map(strs).sum::<u64>()
+}
+
+/// Write an input value as compact JSON (the WAL row encoding). Non-finite doubles are written
+/// as their text, which reads back to the same value and the same string rendering.
+pub fn write_json_value(out: &mut Vec<u8>, v: &InputValue<'_>) {
+    use std::io::Write as _;
+    match v {
+        InputValue::Null => out.extend_from_slice(b"null"),
+        InputValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        InputValue::Long(i) => {
+            let _ = write!(out, "{i}");
+        }
+        InputValue::Double(f) => {
+            if f.is_finite() {
+                let _ = serde_json::to_writer(&mut *out, f);
+            } else {
+                let _ = serde_json::to_writer(&mut *out, &f.to_string());
+            }
+        }
+        InputValue::Str(s) => {
+            let _ = serde_json::to_writer(&mut *out, &**s);
+        }
+        InputValue::List(items) => {
+            out.push(b'[');
+            for (i, it) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_value(out, it);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+/// Read a WAL row back: `[time, value…]`.
+pub fn read_wal_row(v: &Value) -> Result<(i64, Vec<InputValue<'_>>)> {
+    let bad = || Error::internal("WAL row is not [time, values…]");
+    let Value::Array(items) = v else {
+        return Err(bad());
+    };
+    let time = items.first().and_then(Value::as_i64).ok_or_else(bad)?;
+    let mut values = Vec::with_capacity(items.len().saturating_sub(1));
+    for it in &items[1..] {
+        values.push(InputValue::from_json(it, "wal")?);
+    }
+    Ok((time, values))
+}
+
+/// Make an owned copy of an input value.
+pub fn to_owned_value(v: &InputValue<'_>) -> InputValue<'static> {
+    match v {
+        InputValue::Null => InputValue::Null,
+        InputValue::Bool(b) => InputValue::Bool(*b),
+        InputValue::Long(i) => InputValue::Long(*i),
+        InputValue::Double(f) => InputValue::Double(*f),
+        InputValue::Str(s) => InputValue::Str(Cow::Owned(s.to_string())),
+        InputValue::List(items) => InputValue::List(items.iter().map(to_owned_value).collect()),
+    }
+}
