@@ -16,6 +16,17 @@
 //! [log]
 //! level = "info"      # a tracing filter, e.g. "info,basalt_engine=debug"
 //! format = "text"     # or "json"
+//!
+//! [realtime]
+//! fsync = "always"                 # or "interval" (with fsync_interval_ms)
+//! fsync_interval_ms = 100
+//! max_rows_in_memory = 150000      # pending rows of one interval before they are frozen
+//! max_bytes_in_memory = 268435456  # pending bytes of the node before everything is frozen
+//! memory_budget_bytes = 1073741824 # over this, pushes get a retryable "resources exhausted"
+//! intermediate_persist_period_ms = 1000
+//! window_period_secs = 600         # late-row window after an interval ends, before handoff
+//! late_data_max_lateness_secs = 86400  # older rows are rejected "too late"; unset = any age
+//! max_parse_exceptions = 1000      # more bad rows than this reject the whole push
 //! ```
 
 use std::net::SocketAddr;
@@ -23,6 +34,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use basalt_engine::engine::EngineConfig;
+use basalt_engine::realtime::{FsyncPolicy, RealtimeConfig};
 use serde::Deserialize;
 
 /// Log output format.
@@ -36,7 +49,7 @@ pub enum LogFormat {
 }
 
 /// The whole server configuration after layering.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Data directory (segments, catalog, WAL); created if missing.
     pub data_dir: PathBuf,
@@ -50,6 +63,8 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Log output format.
     pub log_format: LogFormat,
+    /// Realtime ingestion settings.
+    pub realtime: RealtimeConfig,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +76,7 @@ impl Default for ServerConfig {
             drain_timeout: Duration::from_secs(10),
             log_level: "info".to_string(),
             log_format: LogFormat::Text,
+            realtime: RealtimeConfig::default(),
         }
     }
 }
@@ -78,6 +94,22 @@ struct FileConfig {
     shutdown: FileShutdown,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    realtime: FileRealtime,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRealtime {
+    fsync: Option<String>,
+    fsync_interval_ms: Option<u64>,
+    max_rows_in_memory: Option<u64>,
+    max_bytes_in_memory: Option<u64>,
+    memory_budget_bytes: Option<u64>,
+    intermediate_persist_period_ms: Option<u64>,
+    window_period_secs: Option<u64>,
+    late_data_max_lateness_secs: Option<u64>,
+    max_parse_exceptions: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +157,44 @@ pub struct ServeArgs {
     /// Log format [default: text] (also `BASALT_LOG_FORMAT`).
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// WAL fsync policy: `always` (before every acknowledgement) or `interval:MS`
+    /// [default: always] (also `BASALT_FSYNC`).
+    #[arg(long)]
+    pub fsync: Option<String>,
+    /// Realtime memory budget in bytes; over it pushes are refused with a retryable error
+    /// [default: 1 GiB] (also `BASALT_MEMORY_BUDGET_BYTES`).
+    #[arg(long)]
+    pub memory_budget_bytes: Option<u64>,
+    /// Seconds after an interval ends that it still takes rows before handoff [default: 600]
+    /// (also `BASALT_WINDOW_PERIOD_SECS`).
+    #[arg(long)]
+    pub window_period_secs: Option<u64>,
+    /// Freeze pending realtime rows at least this often, in milliseconds [default: 1000]
+    /// (also `BASALT_PERSIST_PERIOD_MS`).
+    #[arg(long)]
+    pub persist_period_ms: Option<u64>,
+    /// Pending rows of one interval that trigger a freeze [default: 150000]
+    /// (also `BASALT_MAX_ROWS_IN_MEMORY`).
+    #[arg(long)]
+    pub max_rows_in_memory: Option<u64>,
+}
+
+/// Parse an fsync policy: `always`, `interval` (100 ms) or `interval:MS`.
+fn parse_fsync(what: &str, v: &str) -> anyhow::Result<FsyncPolicy> {
+    let v = v.trim().to_ascii_lowercase();
+    if v == "always" {
+        return Ok(FsyncPolicy::Always);
+    }
+    if v == "interval" {
+        return Ok(FsyncPolicy::Interval(Duration::from_millis(100)));
+    }
+    if let Some(ms) = v.strip_prefix("interval:")
+        && let Ok(ms) = ms.parse::<u64>()
+        && ms > 0
+    {
+        return Ok(FsyncPolicy::Interval(Duration::from_millis(ms)));
+    }
+    bail!("{what} = {v:?}: expected `always`, `interval` or `interval:MS`")
 }
 
 impl ServerConfig {
@@ -148,7 +218,8 @@ impl ServerConfig {
             c.apply_file(&path)?;
         }
         c.apply_env(env)?;
-        c.apply_args(args);
+        c.apply_args(args)?;
+        c.realtime.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(c)
     }
 
@@ -174,6 +245,35 @@ impl ServerConfig {
         }
         if let Some(v) = f.log.format {
             self.log_format = v;
+        }
+        let r = f.realtime;
+        let rt = &mut self.realtime;
+        if let Some(v) = r.fsync {
+            rt.fsync = parse_fsync("[realtime] fsync", &v)?;
+            if let (FsyncPolicy::Interval(_), Some(ms)) = (rt.fsync, r.fsync_interval_ms) {
+                rt.fsync = FsyncPolicy::Interval(Duration::from_millis(ms.max(1)));
+            }
+        }
+        if let Some(v) = r.max_rows_in_memory {
+            rt.max_rows_in_memory = v;
+        }
+        if let Some(v) = r.max_bytes_in_memory {
+            rt.max_bytes_in_memory = v;
+        }
+        if let Some(v) = r.memory_budget_bytes {
+            rt.memory_budget_bytes = v;
+        }
+        if let Some(v) = r.intermediate_persist_period_ms {
+            rt.intermediate_persist_period = Duration::from_millis(v);
+        }
+        if let Some(v) = r.window_period_secs {
+            rt.window_period = Duration::from_secs(v);
+        }
+        if let Some(v) = r.late_data_max_lateness_secs {
+            rt.late_data_max_lateness = Some(Duration::from_secs(v));
+        }
+        if let Some(v) = r.max_parse_exceptions {
+            rt.max_parse_exceptions = v;
         }
         Ok(())
     }
@@ -210,10 +310,42 @@ impl ServerConfig {
                 _ => bail!("environment variable BASALT_LOG_FORMAT={v:?} must be text or json"),
             };
         }
+        if let Some(v) = env("BASALT_FSYNC") {
+            self.realtime.fsync = parse_fsync("BASALT_FSYNC", &v)?;
+        }
+        if let Some(v) = env("BASALT_MEMORY_BUDGET_BYTES") {
+            self.realtime.memory_budget_bytes = parse("BASALT_MEMORY_BUDGET_BYTES", &v)?;
+        }
+        if let Some(v) = env("BASALT_WINDOW_PERIOD_SECS") {
+            self.realtime.window_period =
+                Duration::from_secs(parse("BASALT_WINDOW_PERIOD_SECS", &v)?);
+        }
+        if let Some(v) = env("BASALT_PERSIST_PERIOD_MS") {
+            self.realtime.intermediate_persist_period =
+                Duration::from_millis(parse("BASALT_PERSIST_PERIOD_MS", &v)?);
+        }
+        if let Some(v) = env("BASALT_MAX_ROWS_IN_MEMORY") {
+            self.realtime.max_rows_in_memory = parse("BASALT_MAX_ROWS_IN_MEMORY", &v)?;
+        }
         Ok(())
     }
 
-    fn apply_args(&mut self, a: &ServeArgs) {
+    fn apply_args(&mut self, a: &ServeArgs) -> anyhow::Result<()> {
+        if let Some(v) = &a.fsync {
+            self.realtime.fsync = parse_fsync("--fsync", v)?;
+        }
+        if let Some(v) = a.memory_budget_bytes {
+            self.realtime.memory_budget_bytes = v;
+        }
+        if let Some(v) = a.window_period_secs {
+            self.realtime.window_period = Duration::from_secs(v);
+        }
+        if let Some(v) = a.persist_period_ms {
+            self.realtime.intermediate_persist_period = Duration::from_millis(v);
+        }
+        if let Some(v) = a.max_rows_in_memory {
+            self.realtime.max_rows_in_memory = v;
+        }
         if let Some(v) = &a.data_dir {
             self.data_dir = v.clone();
         }
@@ -231,6 +363,14 @@ impl ServerConfig {
         }
         if let Some(v) = a.log_format {
             self.log_format = v;
+        }
+        Ok(())
+    }
+
+    /// The engine's configuration (validated when the engine opens).
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            realtime: self.realtime.clone(),
         }
     }
 }
@@ -251,7 +391,8 @@ mod tests {
     #[test]
     fn defaults_without_anything() -> anyhow::Result<()> {
         let c = ServerConfig::load_from(&ServeArgs::default(), &env_of(&[]))?;
-        assert_eq!(c, ServerConfig::default());
+        assert_eq!(c.data_dir, PathBuf::from("./basalt-data"));
+        assert_eq!(c.realtime.fsync, FsyncPolicy::Always);
         assert_eq!(c.http_addr.to_string(), "127.0.0.1:8888");
         assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:50051");
         Ok(())
@@ -273,6 +414,10 @@ addr = "127.0.0.1:1002"
 drain_timeout_secs = 3
 [log]
 format = "json"
+[realtime]
+fsync = "interval"
+fsync_interval_ms = 250
+window_period_secs = 30
 "#,
         )?;
         let args = ServeArgs {
@@ -286,6 +431,11 @@ format = "json"
         assert_eq!(c.grpc_addr.port(), 1002);
         assert_eq!(c.drain_timeout, Duration::from_secs(3));
         assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            c.realtime.fsync,
+            FsyncPolicy::Interval(Duration::from_millis(250))
+        );
+        assert_eq!(c.realtime.window_period, Duration::from_secs(30));
         // Environment overrides the file.
         let env = env_of(&[
             ("BASALT_HTTP_ADDR", "127.0.0.1:2001"),
@@ -303,6 +453,15 @@ format = "json"
         };
         let c = ServerConfig::load_from(&args, &env)?;
         assert_eq!(c.http_addr.port(), 3001);
+        let bad = ServeArgs {
+            fsync: Some("sometimes".into()),
+            ..ServeArgs::default()
+        };
+        let e = ServerConfig::load_from(&bad, &env_of(&[]))
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(e.contains("--fsync"), "{e}");
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
         Ok(())
     }

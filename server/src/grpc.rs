@@ -3,7 +3,7 @@
 
 pub mod admin;
 pub mod convert;
-// pub mod ingest; (enabled with the realtime engine)
+pub mod ingest;
 pub mod query;
 
 use std::future::Future;
@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use basalt_engine::engine::Engine;
 use basalt_proto::v1::admin_service_server::AdminServiceServer;
+use basalt_proto::v1::ingest_service_server::IngestServiceServer;
 use basalt_proto::v1::query_service_server::QueryServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -34,6 +35,9 @@ pub async fn serve(
     health
         .set_serving::<AdminServiceServer<admin::AdminApi>>()
         .await;
+    health
+        .set_serving::<IngestServiceServer<ingest::IngestApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(basalt_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -42,12 +46,15 @@ pub async fn serve(
     let query = QueryServiceServer::new(query::QueryApi::new(engine.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let ingest = IngestServiceServer::new(ingest::IngestApi::new(engine.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let admin = AdminServiceServer::new(admin::AdminApi::new(engine.clone(), started))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(query)
+        .add_service(ingest)
         .add_service(admin)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

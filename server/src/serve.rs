@@ -19,7 +19,7 @@ use crate::http::{AppState, router};
 /// Run the server until SIGINT or SIGTERM.
 pub fn run(config: ServerConfig) -> anyhow::Result<ExitCode> {
     let engine = Arc::new(
-        Engine::open(&config.data_dir)
+        Engine::open_with(&config.data_dir, config.engine_config())
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
     );
     let state = Arc::new(AppState::new(
@@ -112,7 +112,14 @@ pub fn run(config: ServerConfig) -> anyhow::Result<ExitCode> {
 
 /// Persist what ingestion holds in memory (the WAL already has it; this shortens replay).
 async fn flush_ingestion(engine: &Arc<Engine>) {
-    let _ = engine;
+    let e = engine.clone();
+    match tokio::task::spawn_blocking(move || e.flush_realtime()).await {
+        Ok(Ok(())) => tracing::info!("realtime ingestion flushed"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "flushing realtime ingestion failed; the WAL keeps the rows")
+        }
+        Err(e) => tracing::warn!(error = %e, "flush task failed; the WAL keeps the rows"),
+    }
 }
 
 /// How often the server checks the catalog for segments published by other processes

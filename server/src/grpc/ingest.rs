@@ -152,6 +152,16 @@ impl IngestService for IngestApi {
                 }
             }
         }
+        ::metrics::counter!(crate::metrics::ROWS_INGESTED_TOTAL, "datasource" => datasource.clone())
+            .increment(totals.accepted);
+        for (reason, n) in &totals.by_reason {
+            ::metrics::counter!(
+                crate::metrics::ROWS_REJECTED_TOTAL,
+                "datasource" => datasource.clone(),
+                "reason" => reason.clone()
+            )
+            .increment(*n);
+        }
         Ok(Response::new(PushResponse {
             accepted: totals.accepted,
             rejected: totals.rejected,

@@ -119,46 +119,14 @@ impl PushOutcome {
     }
 }
 
-/// The engine's push call.
-///
-/// REALTIME-MERGE: realtime ingestion adds `Engine::push_ndjson(&self, datasource: &str,
-/// rows: &[u8]) -> Result<PushReport>`. At merge, replace the body of this function with:
-///
-/// ```ignore
-/// let r = engine.push_ndjson(datasource, rows)?;
-/// Ok(PushOutcome {
-///     accepted: r.accepted,
-///     rejected: r.rejected,
-///     rejected_by_reason: r.rejected_by_reason,
-///     errors: r.errors.into_iter().map(|e| (e.row, e.reason)).collect(),
-/// })
-/// ```
-///
-/// Until then the endpoint validates the request (datasource exists, body decodes) and answers
-/// 501 Not Implemented.
+/// The engine's push call: returns once the accepted rows are durable (write-ahead log).
 fn push(engine: &Engine, datasource: &str, rows: &[u8]) -> Result<PushOutcome, ApiError> {
-    let known = engine
-        .data_dir()
-        .catalog()
-        .get_datasource(datasource)?
-        .is_some()
-        || engine
-            .data_dir()
-            .timeline()
-            .datasources()
-            .iter()
-            .any(|d| d == datasource);
-    if !known {
-        return Err(ApiError::not_found(format!(
-            "datasource `{datasource}` does not exist; create it with POST /v1/datasources"
-        )));
-    }
-    let _ = rows;
-    Err(ApiError {
-        status: StatusCode::NOT_IMPLEMENTED,
-        error: "Not implemented",
-        message: "push ingestion is not available in this build".into(),
-        class: "org.apache.druid.error.DruidException",
+    let r = engine.push_ndjson(datasource, rows)?;
+    Ok(PushOutcome {
+        accepted: r.accepted,
+        rejected: r.rejected,
+        rejected_by_reason: r.rejected_by_reason,
+        errors: r.errors.into_iter().map(|e| (e.row, e.reason)).collect(),
     })
 }
 
