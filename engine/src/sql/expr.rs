@@ -1109,8 +1109,7 @@ fn parse_with_pattern(s: &str, p: &str) -> Result<Option<i64>> {
     }
     if pos != bytes.len()
         || !(1..=12).contains(&mo)
-        || d < 1
-        || d > 31
+        || !(1..=31).contains(&d)
         || h > 23
         || mi > 59
         || se > 59
