@@ -131,8 +131,19 @@ impl TestServer {
         std::mem::replace(&mut self.data_dir, placeholder)
     }
 
+    /// Send SIGTERM, wait for the exit status, and keep the data directory for a restart.
+    pub fn stop_keep(mut self) -> (std::process::ExitStatus, tempfile::TempDir) {
+        let status = self.terminate();
+        let placeholder = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+        (status, std::mem::replace(&mut self.data_dir, placeholder))
+    }
+
     /// Send SIGTERM and wait for the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
