@@ -19,11 +19,11 @@ pub struct DatasourceInfo {
     /// The registered spec (Druid `dataSchema` JSON); `None` for a datasource that only has
     /// segments (e.g. loaded before registration).
     pub spec: Option<Value>,
-    /// Used segments, in time order.
+    /// Visible segments (not overshadowed), in time order.
     pub segments: Vec<SegmentRecord>,
-    /// Sum of the segments' rows (after rollup).
+    /// Sum of the visible segments' rows (after rollup).
     pub num_rows: u64,
-    /// Sum of the segments' file sizes.
+    /// Sum of the visible segments' file sizes.
     pub size_bytes: u64,
 }
 
@@ -40,8 +40,8 @@ impl Engine {
         };
         let schema = DataSchema::from_value(&spec)?;
         crate::storage::validate_datasource_name(&schema.data_source)?;
-        let text = serde_json::to_string(&spec)
-            .map_err(|e| Error::internal(format!("re-encoding a spec: {e}")))?;
+        // Stored normalized: defaults filled in, one spelling per setting.
+        let text = schema.to_json().to_string();
         self.data_dir()
             .catalog()
             .create_datasource(&schema.data_source, &text)?;
@@ -65,30 +65,15 @@ impl Engine {
     pub fn datasource_info(&self, name: &str) -> Result<DatasourceInfo> {
         let catalog = self.data_dir().catalog();
         let spec = catalog.get_datasource(name)?;
-        let mut segments = catalog.used_segments(Some(name))?;
+        // The segments queries see (overshadowed ones left out), in time order.
+        let segments = self.data_dir().timeline().segments(name);
         if spec.is_none() && segments.is_empty() {
             return Err(Error::NotFound(format!(
                 "datasource `{name}` does not exist"
             )));
         }
-        segments.sort_by(|a, b| {
-            (a.id.interval.start, a.id.version, a.id.partition).cmp(&(
-                b.id.interval.start,
-                b.id.version,
-                b.id.partition,
-            ))
-        });
-        // Rows and bytes count what queries see: overshadowed segments are left out.
-        let timeline = self.data_dir().timeline();
-        let visible: BTreeSet<String> = timeline
-            .lookup(name, Interval::ETERNITY)
-            .into_iter()
-            .map(|v| v.record.id.to_string())
-            .collect();
-        let (num_rows, size_bytes) = segments
-            .iter()
-            .filter(|s| visible.contains(&s.id.to_string()))
-            .fold((0, 0), |(r, b), s| (r + s.num_rows, b + s.size_bytes));
+        let num_rows = segments.iter().map(|s| s.num_rows).sum();
+        let size_bytes = segments.iter().map(|s| s.size_bytes).sum();
         let spec = match spec {
             Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
                 Error::Catalog(format!("stored spec of `{name}` is not JSON: {e}"))
@@ -113,6 +98,11 @@ impl Engine {
     /// Returns how many segments were dropped.
     pub fn drop_interval(&self, name: &str, interval: &str) -> Result<usize> {
         let interval = Interval::parse(interval)?;
+        self.drop_interval_of(name, interval)
+    }
+
+    /// [`Engine::drop_interval`] with a parsed interval.
+    pub fn drop_interval_of(&self, name: &str, interval: Interval) -> Result<usize> {
         if !self.datasource_names()?.iter().any(|n| n == name) {
             return Err(Error::NotFound(format!(
                 "datasource `{name}` does not exist"

@@ -321,6 +321,39 @@ fn native_queries_stream_arrow() {
         assert!(!id.is_empty(), "a query id is generated");
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1200);
 
+        // A deadline that has passed before the query can run: the call ends with
+        // DEADLINE_EXCEEDED (or CANCELLED, as the transport reports an expired timer), and the
+        // server goes on answering.
+        let mut req = tonic::Request::new(NativeQueryRequest {
+            query_json: scan.to_string(),
+        });
+        req.set_timeout(std::time::Duration::from_nanos(1));
+        let e = query.native(req).await.unwrap_err();
+        assert!(
+            matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{e:?}"
+        );
+        // A query whose own context timeout is tiny fails with DEADLINE_EXCEEDED from the
+        // engine.
+        let mut slow = scan.clone();
+        slow["context"] = json!({"timeout": 1});
+        let mut ok_or_timeout = 0;
+        for _ in 0..3 {
+            match query
+                .native(NativeQueryRequest {
+                    query_json: slow.to_string(),
+                })
+                .await
+            {
+                Ok(_) => ok_or_timeout += 1,
+                Err(e) => {
+                    assert_eq!(e.code(), Code::DeadlineExceeded, "{e:?}");
+                    ok_or_timeout += 1;
+                }
+            }
+        }
+        assert_eq!(ok_or_timeout, 3);
+
         // Errors map to statuses that name the problem.
         for (text, code, needle) in [
             ("{nope", Code::InvalidArgument, "JSON"),

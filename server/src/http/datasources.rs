@@ -10,9 +10,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use basalt_engine::catalog::SegmentRecord;
-use basalt_engine::engine::Engine;
-use basalt_engine::schema::DataSchema;
-use basalt_engine::storage::validate_datasource_name;
 use basalt_engine::time::Interval;
 use basalt_engine::{Error as EngineError, Result as EngineResult};
 use serde_json::{Value, json};
@@ -55,44 +52,31 @@ pub async fn create(
             ));
         }
     }
-    let schema = DataSchema::from_value(&spec)?;
-    validate_datasource_name(&schema.data_source)?;
-    let normalized = schema.to_json();
-    let name = schema.data_source.clone();
-    let text = normalized.to_string();
-    blocking(&state, move |engine| -> EngineResult<_> {
-        engine.data_dir().catalog().create_datasource(&name, &text)
+    let text = spec.to_string();
+    let info = blocking(&state, move |engine| -> EngineResult<_> {
+        let name = engine.create_datasource(&text)?;
+        engine.datasource_info(&name)
     })
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"dataSource": schema.data_source, "spec": normalized})),
+        Json(json!({"dataSource": info.name, "spec": info.spec})),
     ))
 }
 
 /// `GET /v1/datasources`: every datasource with its segment, row and byte counts.
 pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     blocking(&state, |engine| -> EngineResult<_> {
-        let timeline = engine.data_dir().timeline();
-        let mut names = engine.data_dir().catalog().list_datasources()?;
-        for d in timeline.datasources() {
-            if !names.contains(&d) {
-                names.push(d);
-            }
+        let mut out = Vec::new();
+        for name in engine.datasource_names()? {
+            let info = engine.datasource_info(&name)?;
+            out.push(json!({
+                "name": info.name,
+                "segments": info.segments.len(),
+                "rows": info.num_rows,
+                "sizeBytes": info.size_bytes,
+            }));
         }
-        names.sort();
-        let out: Vec<Value> = names
-            .iter()
-            .map(|name| {
-                let segments = timeline.segments(name);
-                json!({
-                    "name": name,
-                    "segments": segments.len(),
-                    "rows": segments.iter().map(|s| s.num_rows).sum::<u64>(),
-                    "sizeBytes": segments.iter().map(|s| s.size_bytes).sum::<u64>(),
-                })
-            })
-            .collect();
         Ok(Json(Value::Array(out)))
     })
     .await
@@ -104,23 +88,13 @@ pub async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(&state, move |engine| -> EngineResult<_> {
-        let spec = engine.data_dir().catalog().get_datasource(&name)?;
-        let segments = engine.data_dir().timeline().segments(&name);
-        if spec.is_none() && segments.is_empty() {
-            return Err(not_found(&name));
-        }
-        let spec: Value = match spec {
-            Some(text) => serde_json::from_str(&text).map_err(|e| {
-                EngineError::internal(format!("stored spec of `{name}` is not JSON: {e}"))
-            })?,
-            None => Value::Null,
-        };
+        let info = engine.datasource_info(&name)?;
         Ok(Json(json!({
-            "name": name,
-            "spec": spec,
-            "segments": segments.iter().map(segment_json).collect::<Vec<_>>(),
-            "totalRows": segments.iter().map(|s| s.num_rows).sum::<u64>(),
-            "totalSizeBytes": segments.iter().map(|s| s.size_bytes).sum::<u64>(),
+            "name": info.name,
+            "spec": info.spec,
+            "segments": info.segments.iter().map(segment_json).collect::<Vec<_>>(),
+            "totalRows": info.num_rows,
+            "totalSizeBytes": info.size_bytes,
         })))
     })
     .await
@@ -132,13 +106,10 @@ pub async fn drop_datasource(
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     blocking(&state, move |engine| -> EngineResult<_> {
-        engine
-            .data_dir()
-            .drop_datasource(&name)
-            .map_err(|e| match e {
-                EngineError::NotFound(_) => not_found(&name),
-                other => other,
-            })?;
+        engine.drop_datasource(&name).map_err(|e| match e {
+            EngineError::NotFound(_) => not_found(&name),
+            other => other,
+        })?;
         Ok(Json(json!({"dataSource": name, "dropped": true})))
     })
     .await
@@ -152,8 +123,7 @@ pub async fn drop_interval(
 ) -> Result<Json<Value>, ApiError> {
     let interval = parse_path_interval(&interval)?;
     blocking(&state, move |engine| -> EngineResult<_> {
-        ensure_exists(engine, &name)?;
-        let n = engine.data_dir().drop_interval(&name, interval)?;
+        let n = engine.drop_interval_of(&name, interval)?;
         Ok(Json(json!({
             "dataSource": name,
             "interval": interval.to_string(),
@@ -171,21 +141,6 @@ pub fn parse_path_interval(text: &str) -> Result<Interval, ApiError> {
         text.replacen('_', "/", 1)
     };
     Interval::parse(&text).map_err(ApiError::from)
-}
-
-fn ensure_exists(engine: &Engine, name: &str) -> EngineResult<()> {
-    if engine.data_dir().catalog().get_datasource(name)?.is_some()
-        || engine
-            .data_dir()
-            .timeline()
-            .datasources()
-            .iter()
-            .any(|d| d == name)
-    {
-        Ok(())
-    } else {
-        Err(not_found(name))
-    }
 }
 
 fn not_found(name: &str) -> EngineError {
