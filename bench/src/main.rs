@@ -256,6 +256,13 @@ struct TsbsQueriesArgs {
     /// `peers.py query --queries`; run nothing.
     #[arg(long)]
     dump_queries: Option<PathBuf>,
+    /// Also run each query as Druid SQL and as native JSON through `basalt serve` (started on
+    /// --data-dir as a child process) and time them against each other over loopback HTTP.
+    #[arg(long)]
+    basalt_sql: bool,
+    /// The `basalt` binary for --basalt-sql (default: `basalt` next to this program).
+    #[arg(long)]
+    basalt_bin: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -508,6 +515,17 @@ fn tsbs_queries(args: &TsbsQueriesArgs) -> anyhow::Result<serde_json::Value> {
         rebuild: args.rebuild,
         max_check_rows: args.max_check_rows,
         dump_queries: args.dump_queries.clone(),
+        basalt_sql: if args.basalt_sql {
+            Some(match &args.basalt_bin {
+                Some(b) => absolute(b)?,
+                None => std::env::current_exe()?
+                    .parent()
+                    .context("this program's directory")?
+                    .join("basalt"),
+            })
+        } else {
+            None
+        },
     })
 }
 

@@ -20,6 +20,7 @@ pub mod compare;
 pub mod defs;
 pub mod peer;
 pub mod setup;
+pub mod sql_http;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -68,6 +69,9 @@ pub struct Options {
     /// Only write the queries to this file (the input of `peers.py query --queries`), run
     /// nothing.
     pub dump_queries: Option<PathBuf>,
+    /// Also run every query as Druid SQL and as native JSON through this `basalt` binary's
+    /// `serve` (on `data_dir`), see [`sql_http`].
+    pub basalt_sql: Option<PathBuf>,
 }
 
 /// The timings of one system on one query.
@@ -112,6 +116,8 @@ pub struct QueryResult {
     /// `Engine::explain_json` of the query.
     pub explain: Value,
     pub load_average_1m: [Option<f64>; 2],
+    /// Native vs SQL through `basalt serve` (with `--basalt-sql`).
+    pub sql_vs_native: Option<sql_http::SqlVsNative>,
 }
 
 /// Median of `xs` (mean of the middle two for an even count); `None` when empty.
@@ -177,7 +183,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
                     "name": q.name,
                     "description": q.description,
                     "basalt": q.basalt,
-                    "sql": {"duckdb": q.duckdb, "clickhouse": q.clickhouse},
+                    "sql": {"duckdb": q.duckdb, "clickhouse": q.clickhouse, "druid": q.druid},
                     "time_columns": q.time_columns,
                 })
             })
@@ -236,6 +242,13 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
         peer_info.insert(p.clone(), info);
         servers.push(server);
     }
+    let basalt_server = match &opts.basalt_sql {
+        Some(bin) => Some(
+            sql_http::BasaltServer::spawn(bin, &opts.data_dir)
+                .context("start basalt serve for --basalt-sql")?,
+        ),
+        None => None,
+    };
 
     println!(
         "tsbs-queries: {} queries, 1 warm-up + {} timed runs each, systems interleaved run by run \
@@ -250,7 +263,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
     );
     let mut results = Vec::with_capacity(queries.len());
     for q in &queries {
-        let r = run_query(&engine, &mut servers, q, opts);
+        let r = run_query(&engine, &mut servers, basalt_server.as_ref(), q, opts);
         print_progress(&r);
         results.push(r);
     }
@@ -261,8 +274,34 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
     }
     drop(servers);
 
+    let server_rss = basalt_server
+        .as_ref()
+        .and_then(sql_http::BasaltServer::peak_rss_bytes);
+    drop(basalt_server);
     let names: Vec<String> = opts.peers.clone();
     let summary = summarize(&results, &names);
+    let sql_table: Vec<(String, sql_http::SqlVsNative)> = results
+        .iter()
+        .filter_map(|r| Some((r.name.clone(), r.sql_vs_native.clone()?)))
+        .collect();
+    if !sql_table.is_empty() {
+        println!();
+        println!("SQL vs native through basalt serve (HTTP, loopback):");
+        println!("{}", sql_http::markdown_table(&sql_table));
+        let overheads: Vec<f64> = sql_table
+            .iter()
+            .filter_map(|(_, s)| Some(s.sql_median_ms? / s.native_median_ms?))
+            .collect();
+        println!(
+            "geometric mean SQL/native: {} over {} queries; server peak RSS {}",
+            geomean(&overheads).map_or("n/a".to_owned(), |g| format!("{g:.3}")),
+            overheads.len(),
+            server_rss.map_or("n/a".to_owned(), |b| format!(
+                "{:.0} MiB",
+                b as f64 / 1048576.0
+            ))
+        );
+    }
     println!();
     println!("{}", markdown_table(&results, &names, &summary));
     let mismatches: Vec<&Agreement> = results
@@ -311,12 +350,14 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
         "summary": summary,
         "peak_rss_bytes": {"runner": peak_rss_bytes(), "peers": peer_rss},
         "load_average_1m_end": load_average_1m(),
+        "basalt_server_peak_rss_bytes": server_rss,
     }))
 }
 
 fn run_query(
     engine: &Engine,
     servers: &mut [PeerServer],
+    basalt_server: Option<&sql_http::BasaltServer>,
     q: &QueryDef,
     opts: &Options,
 ) -> QueryResult {
@@ -435,6 +476,14 @@ fn run_query(
             sample(name, rows);
         }
     }
+    let sql_vs_native = basalt_server.map(|server| {
+        let duckdb = peers
+            .iter()
+            .zip(&peer_results)
+            .find(|((name, _), _)| name == "duckdb")
+            .and_then(|(_, res)| res.as_ref());
+        sql_http::measure(server, q, opts.runs, duckdb)
+    });
     let best_peer = peers
         .iter()
         .filter_map(|(_, t)| t.median_ms)
@@ -452,6 +501,7 @@ fn run_query(
         samples: Value::Object(samples),
         explain,
         load_average_1m: [load_before, load_average_1m()],
+        sql_vs_native,
     }
 }
 
@@ -663,6 +713,7 @@ mod tests {
             rebuild: false,
             max_check_rows: 1000,
             dump_queries: None,
+            basalt_sql: None,
         };
         let first = run(&opts)?;
         assert_eq!(first["setup"]["parquet"]["generated"], json!(true));
@@ -684,6 +735,27 @@ mod tests {
         assert_eq!(rows("double-groupby-1"), Some(json!(24 * 10)));
         assert_eq!(rows("distinct-hosts-per-hour"), Some(json!(24)));
         assert_eq!(rows("topn-max-usage-user-12h"), Some(json!(10)));
+
+        // Every query's Druid SQL plans and answers with as many rows as its native form.
+        let engine = Engine::open(&opts.data_dir)?;
+        let data = Dataset {
+            hosts: cfg.hosts,
+            start_ms: cfg.start_ms,
+            end_ms: cfg.end_ms,
+        };
+        for q in tsbs_queries(&data, 1) {
+            let native = engine.query_json(&q.basalt.to_string())?;
+            let request = basalt_engine::sql::SqlRequest {
+                query: q.druid.clone(),
+                parameters: Vec::new(),
+                context: serde_json::Map::new(),
+            };
+            let table = engine
+                .sql(&request, None)
+                .map_err(|e| anyhow::anyhow!("{}: {e} in {}", q.name, q.druid))?;
+            assert_eq!(table.rows.len(), count_rows(&native), "{}", q.name);
+        }
+        drop(engine);
 
         // Idempotent: the second run reuses the data and publishes nothing.
         let second = run(&Options {

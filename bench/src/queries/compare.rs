@@ -76,7 +76,7 @@ pub fn basalt_rows(response: &Value) -> anyhow::Result<Vec<Row>> {
 }
 
 /// A Druid ISO-8601 timestamp as epoch milliseconds (left as is if it does not parse).
-fn druid_time(v: &Value) -> Value {
+pub fn druid_time(v: &Value) -> Value {
     v.as_str()
         .and_then(|s| basalt_engine::time::parse_iso_timestamp(s).ok())
         .map_or_else(|| v.clone(), Value::from)

@@ -68,6 +68,8 @@ pub struct QueryDef {
     pub basalt: Value,
     pub duckdb: String,
     pub clickhouse: String,
+    /// Druid SQL for Basalt's `POST /druid/v2/sql`.
+    pub druid: String,
     /// Columns compared across systems (Basalt's output names; the SQL aliases match, and the
     /// peers' `timestamp` column is Basalt's `__time`).
     pub columns: Vec<String>,
@@ -131,6 +133,8 @@ impl ParamRng {
 pub enum Dialect {
     DuckDb,
     ClickHouse,
+    /// Druid SQL as Basalt's `POST /druid/v2/sql` takes it (`__time`, `TIME_FLOOR`).
+    Druid,
 }
 
 impl Dialect {
@@ -141,6 +145,8 @@ impl Dialect {
             (Dialect::DuckDb, Unit::Hour) => "date_trunc('hour', timestamp)",
             (Dialect::ClickHouse, Unit::Minute) => "toStartOfMinute(timestamp)",
             (Dialect::ClickHouse, Unit::Hour) => "toStartOfHour(timestamp)",
+            (Dialect::Druid, Unit::Minute) => "TIME_FLOOR(__time, 'PT1M')",
+            (Dialect::Druid, Unit::Hour) => "TIME_FLOOR(__time, 'PT1H')",
         }
     }
 
@@ -150,15 +156,34 @@ impl Dialect {
         match self {
             Dialect::DuckDb => format!("TIMESTAMPTZ '{text}+00'"),
             Dialect::ClickHouse => format!("toDateTime64('{text}', 3, 'UTC')"),
+            Dialect::Druid => format!("TIMESTAMP '{text}'"),
+        }
+    }
+
+    /// The time column.
+    fn ts(self) -> &'static str {
+        match self {
+            Dialect::Druid => "__time",
+            _ => "timestamp",
+        }
+    }
+
+    /// `GROUP BY` / `ORDER BY` text naming the time bucket aliased `__time` (Druid SQL would
+    /// read `__time` there as the column, not the alias: use the first select item).
+    fn by_time(self) -> &'static str {
+        match self {
+            Dialect::Druid => "1",
+            _ => "__time",
         }
     }
 
     /// `timestamp` in `[start, end)`.
     fn window(self, (start, end): (i64, i64)) -> String {
         format!(
-            "timestamp >= {} AND timestamp < {}",
+            "{ts} >= {} AND {ts} < {}",
             self.time(start),
-            self.time(end)
+            self.time(end),
+            ts = self.ts()
         )
     }
 
@@ -166,6 +191,7 @@ impl Dialect {
         match self {
             Dialect::DuckDb => format!("approx_count_distinct({col})"),
             Dialect::ClickHouse => format!("uniq({col})"),
+            Dialect::Druid => format!("APPROX_COUNT_DISTINCT({col})"),
         }
     }
 
@@ -173,6 +199,7 @@ impl Dialect {
         match self {
             Dialect::DuckDb => format!("arg_max({value}, {by})"),
             Dialect::ClickHouse => format!("argMax({value}, {by})"),
+            Dialect::Druid => format!("LATEST({value})"),
         }
     }
 }
@@ -290,8 +317,9 @@ fn single_groupby(
     let window = rng.window(data, hours * HOUR_MS);
     let fields = &FIELD_NAMES[..metrics];
     let sql = |d: Dialect| {
+        let bt = d.by_time();
         format!(
-            "SELECT {} AS __time, {} FROM cpu WHERE {} AND {} GROUP BY __time ORDER BY __time",
+            "SELECT {} AS __time, {} FROM cpu WHERE {} AND {} GROUP BY {bt} ORDER BY {bt}",
             d.bucket(Unit::Minute),
             max_select(fields),
             host_sql(&hosts),
@@ -313,6 +341,7 @@ fn single_groupby(
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns: with_time(names("max_", fields)),
         time_columns: vec!["__time".to_owned()],
         check: Check::Ordered { rel_tol: 0.0 },
@@ -328,8 +357,9 @@ fn cpu_max_all(data: &Dataset, seed: u64, nhosts: usize) -> QueryDef {
     let window = rng.window(data, 8 * HOUR_MS);
     let fields = &FIELD_NAMES[..];
     let sql = |d: Dialect| {
+        let bt = d.by_time();
         format!(
-            "SELECT {} AS __time, {} FROM cpu WHERE {} AND {} GROUP BY __time ORDER BY __time",
+            "SELECT {} AS __time, {} FROM cpu WHERE {} AND {} GROUP BY {bt} ORDER BY {bt}",
             d.bucket(Unit::Hour),
             max_select(fields),
             host_sql(&hosts),
@@ -349,6 +379,7 @@ fn cpu_max_all(data: &Dataset, seed: u64, nhosts: usize) -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns: with_time(names("max_", fields)),
         time_columns: vec!["__time".to_owned()],
         check: Check::Ordered { rel_tol: 0.0 },
@@ -387,6 +418,7 @@ fn double_groupby(data: &Dataset, seed: u64, metrics: usize) -> QueryDef {
         })
         .collect();
     let sql = |d: Dialect| {
+        let bt = d.by_time();
         let means = fields
             .iter()
             .map(|f| format!("avg({f}) AS mean_{f}"))
@@ -394,7 +426,7 @@ fn double_groupby(data: &Dataset, seed: u64, metrics: usize) -> QueryDef {
             .join(", ");
         format!(
             "SELECT {} AS __time, hostname, {means} FROM cpu WHERE {} \
-             GROUP BY __time, hostname ORDER BY __time, hostname",
+             GROUP BY {bt}, hostname ORDER BY {bt}, hostname",
             d.bucket(Unit::Hour),
             d.window(window)
         )
@@ -414,6 +446,7 @@ fn double_groupby(data: &Dataset, seed: u64, metrics: usize) -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns,
         time_columns: vec!["__time".to_owned()],
         check: Check::Ordered { rel_tol: 1e-9 },
@@ -472,6 +505,7 @@ fn high_cpu(data: &Dataset, seed: u64, nhosts: usize) -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns,
         time_columns: vec!["__time".to_owned()],
         check: if hosts.is_empty() {
@@ -491,11 +525,12 @@ fn lastpoint() -> QueryDef {
     let sql = |d: Dialect| {
         let lasts = fields
             .iter()
-            .map(|f| format!("{} AS {f}", d.arg_max(f, "timestamp")))
+            .map(|f| format!("{} AS {f}", d.arg_max(f, d.ts())))
             .collect::<Vec<_>>()
             .join(", ");
+        let ts = d.ts();
         format!(
-            "SELECT hostname, max(timestamp) AS last_time, {lasts} FROM cpu \
+            "SELECT hostname, max({ts}) AS last_time, {lasts} FROM cpu \
              GROUP BY hostname ORDER BY hostname"
         )
     };
@@ -514,6 +549,7 @@ fn lastpoint() -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns,
         time_columns: vec!["last_time".to_owned()],
         check: Check::Ordered { rel_tol: 0.0 },
@@ -527,9 +563,10 @@ fn groupby_orderby_limit(data: &Dataset, seed: u64) -> QueryDef {
     let mut rng = ParamRng::new(seed, &name);
     let (_, end) = rng.window(data, HOUR_MS);
     let sql = |d: Dialect| {
+        let (bt, ts) = (d.by_time(), d.ts());
         format!(
             "SELECT {} AS __time, max(usage_user) AS max_usage_user FROM cpu \
-             WHERE timestamp < {} GROUP BY __time ORDER BY __time DESC LIMIT 5",
+             WHERE {ts} < {} GROUP BY {bt} ORDER BY {bt} DESC LIMIT 5",
             d.bucket(Unit::Minute),
             d.time(end)
         )
@@ -549,6 +586,7 @@ fn groupby_orderby_limit(data: &Dataset, seed: u64) -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns: vec!["__time".to_owned(), "max_usage_user".to_owned()],
         time_columns: vec!["__time".to_owned()],
         check: Check::Ordered { rel_tol: 0.0 },
@@ -582,6 +620,7 @@ fn topn_max_user(data: &Dataset, seed: u64) -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns: vec!["max_usage_user".to_owned()],
         time_columns: vec![],
         // Many hosts reach the clamp (100): only the metric's values are determined.
@@ -600,10 +639,11 @@ fn timeseries_region(data: &Dataset, seed: u64) -> QueryDef {
     let region = REGIONS[rng.below(REGIONS.len() as u64) as usize];
     let window = rng.window(data, HOUR_MS);
     let sql = |d: Dialect| {
+        let bt = d.by_time();
         format!(
             "SELECT {} AS __time, count(*) AS num_rows, max(usage_user) AS max_usage_user, \
              avg(usage_user) AS mean_usage_user FROM cpu WHERE region = '{region}' AND {} \
-             GROUP BY __time ORDER BY __time",
+             GROUP BY {bt} ORDER BY {bt}",
             d.bucket(Unit::Minute),
             d.window(window)
         )
@@ -632,6 +672,7 @@ fn timeseries_region(data: &Dataset, seed: u64) -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns: vec![
             "__time".to_owned(),
             "num_rows".to_owned(),
@@ -648,8 +689,9 @@ fn timeseries_region(data: &Dataset, seed: u64) -> QueryDef {
 fn distinct_hosts(data: &Dataset) -> QueryDef {
     let window = (data.start_ms, data.end_ms);
     let sql = |d: Dialect| {
+        let bt = d.by_time();
         format!(
-            "SELECT {} AS __time, {} AS hosts FROM cpu WHERE {} GROUP BY __time ORDER BY __time",
+            "SELECT {} AS __time, {} AS hosts FROM cpu WHERE {} GROUP BY {bt} ORDER BY {bt}",
             d.bucket(Unit::Hour),
             d.approx_count_distinct("hostname"),
             d.window(window)
@@ -671,6 +713,7 @@ fn distinct_hosts(data: &Dataset) -> QueryDef {
         }),
         duckdb: sql(Dialect::DuckDb),
         clickhouse: sql(Dialect::ClickHouse),
+        druid: sql(Dialect::Druid),
         columns: vec!["__time".to_owned(), "hosts".to_owned()],
         time_columns: vec!["__time".to_owned()],
         // Three different sketches: agreement within their error.
@@ -758,6 +801,14 @@ mod tests {
         assert_eq!(
             q.basalt["filter"]["values"].as_array().map(Vec::len),
             Some(8)
+        );
+        assert!(q.druid.contains("TIME_FLOOR(__time, 'PT1M') AS __time"));
+        assert!(q.druid.contains("__time >= TIMESTAMP '2016-01-01 "));
+        assert!(q.druid.ends_with("GROUP BY 1 ORDER BY 1"));
+        let last = lastpoint();
+        assert!(
+            last.druid
+                .contains("max(__time) AS last_time, LATEST(usage_user) AS usage_user")
         );
     }
 }
