@@ -18,7 +18,7 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use crate::bitmap::{BitmapIndexReader, decode_bitmap};
-use crate::column::{BlockValue, decode_blobs, decode_numbers, decode_numbers_prefix};
+use crate::column::{BlockValue, decode_blobs, decode_numbers_prefix};
 use crate::dictionary::DictionaryReader;
 use crate::error::{Error, Result};
 use crate::schema::{DataSchema, TIME_COLUMN};
@@ -421,22 +421,8 @@ impl Segment {
         role: StreamRole,
         b: usize,
     ) -> Result<Vec<T>> {
-        let stream = col.stream(role).ok_or_else(|| {
-            Error::invalid(format!("column `{}` has no {role:?} stream", col.name))
-        })?;
-        let block = stream
-            .blocks
-            .get(b)
-            .ok_or_else(|| Error::invalid(format!("column `{}` has no block {b}", col.name)))?;
-        let what = format!("column `{}` block {b}", col.name);
-        let bytes = self.checked_bytes(&block.range, &what)?;
-        decode_numbers::<T>(
-            block.codec,
-            bytes,
-            block.num_values as usize,
-            &self.path,
-            &what,
-        )
+        // Asking for every row makes the prefix decoder decode the whole block.
+        self.block_values_upto(col, role, b, usize::MAX)
     }
 
     fn block_values_upto<T: BlockValue>(

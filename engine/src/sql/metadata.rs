@@ -197,33 +197,12 @@ pub fn information_schema(engine: &Engine, table: &str) -> Result<Relation> {
                 add("INFORMATION_SCHEMA", t, &meta(&r));
             }
             add("sys", "segments", &meta(&sys_table(engine, "segments")?));
-            let mut out = rel(&COLUMNS_COLUMNS, rows);
-            let cols_meta = meta(&out);
-            let start = out.rows.len();
-            let mut extra = Vec::new();
-            for (i, (name, t)) in cols_meta.iter().enumerate() {
-                extra.push(vec![
-                    s("druid"),
-                    s("INFORMATION_SCHEMA"),
-                    s("COLUMNS"),
-                    s(name),
-                    Datum::Long(i as i64 + 1),
-                    Datum::Null,
-                    s("YES"),
-                    s(t.sql_name()),
-                    Datum::Null,
-                    Datum::Null,
-                    Datum::Null,
-                    Datum::Null,
-                    Datum::Null,
-                    Datum::Null,
-                    Datum::Null,
-                    Datum::Null,
-                    Datum::Long(jdbc_type(*t)),
-                ]);
-            }
-            out.rows.splice(start..start, extra);
-            Ok(out)
+            let own: Vec<(String, SqlType)> = COLUMNS_COLUMNS
+                .iter()
+                .map(|(n, t)| (n.to_string(), *t))
+                .collect();
+            add("INFORMATION_SCHEMA", "COLUMNS", &own);
+            Ok(rel(&COLUMNS_COLUMNS, rows))
         }
         other => Err(Error::NotFound(format!(
             "table INFORMATION_SCHEMA.{other} not found (tables: SCHEMATA, TABLES, COLUMNS)"

@@ -68,24 +68,8 @@ impl QueryApi {
 fn query_id(context: &Map<String, Value>, key: &str) -> String {
     match context.get(key).and_then(Value::as_str) {
         Some(id) if !id.is_empty() => id.to_string(),
-        _ => new_query_id(),
+        _ => crate::http::sql::new_query_id(),
     }
-}
-
-/// A new query id: time and a process-wide counter, hex.
-pub fn new_query_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{:x}-{:x}-{:x}",
-        now,
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 #[tonic::async_trait]

@@ -326,7 +326,7 @@ impl Drop for RunningQuery {
 
 /// A new query id: 128 random bits (from the standard library's randomly keyed hasher and a
 /// process counter) in UUID text form.
-fn new_query_id() -> String {
+pub(crate) fn new_query_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut words = [0u64; 2];
     for w in &mut words {
