@@ -14,6 +14,7 @@
 
 pub mod groupby_exec;
 pub mod metadata_exec;
+pub mod newest_first;
 pub mod scan_exec;
 pub mod search_exec;
 pub mod timeseries_exec;
@@ -611,9 +612,11 @@ pub fn aggregate_task(
     for b in task.blocks.clone().unwrap_or(0..seg.num_blocks()) {
         let base = (b * BLOCK_ROWS) as u32;
         let n = seg.block_rows(b) as u32;
-        if rows.range_cardinality(base..base + n) == 0 {
+        let selected = rows.range_cardinality(base..base + n);
+        if selected == 0 {
             continue;
         }
+        let full = selected == u64::from(n);
         ctx.check()?;
         let upto = block_prefix(&rows, base, n);
         let single_bucket = time_blocks.and_then(|blocks| blocks.get(b)).and_then(|m| {
@@ -636,8 +639,7 @@ pub fn aggregate_task(
             let table = dense_tables
                 .entry(bucket)
                 .or_insert_with(|| vec![u32::MAX; dense_card + 1]);
-            for row in rows.range(base..base + n) {
-                let i = (row - base) as usize;
+            for i in selected_rows(&rows, base, n, full) {
                 let id = ids.as_ref().map_or(0, |v| v[i]) as usize;
                 let mut g = table.get(id).copied().unwrap_or(u32::MAX);
                 if g == u32::MAX {
@@ -675,8 +677,7 @@ pub fn aggregate_task(
             .iter()
             .map(|c| dim_codes(seg, *c, b, upto))
             .collect::<Result<_>>()?;
-        for row in rows.range(base..base + n) {
-            let i = (row - base) as usize;
+        for i in selected_rows(&rows, base, n, full) {
             let t = times[i];
             let bucket = match bucket_cache {
                 Some((s, e, bk)) if t >= s && t < e => bk,
@@ -840,7 +841,7 @@ fn group_of(
     Ok(g)
 }
 
-fn merge_into(
+pub(crate) fn merge_into(
     out: &mut Groups,
     key: GroupKey,
     st: Vec<AggState>,
@@ -859,6 +860,25 @@ fn merge_into(
     Ok(())
 }
 
+/// Block-relative indexes of the selected rows of block `base..base + n`: a fully selected
+/// block counts `0..n` without walking the bitmap.
+fn selected_rows(
+    rows: &RoaringBitmap,
+    base: u32,
+    n: u32,
+    full: bool,
+) -> impl Iterator<Item = usize> + '_ {
+    let (all, some) = if full {
+        (Some(0..n as usize), None)
+    } else {
+        (
+            None,
+            Some(rows.range(base..base + n).map(move |r| (r - base) as usize)),
+        )
+    };
+    all.into_iter().flatten().chain(some.into_iter().flatten())
+}
+
 /// Aggregate every task in parallel and merge the partial groups.
 pub fn aggregate_all(
     tasks: &[SegmentTask],
@@ -866,6 +886,9 @@ pub fn aggregate_all(
     grouping: &Grouping<'_>,
     ctx: &ExecContext,
 ) -> Result<Groups> {
+    if newest_first::applies(grouping) {
+        return newest_first::aggregate(tasks, filter, grouping, ctx);
+    }
     let tasks = split_for_parallelism(tasks);
     let partials = parallel_map(&tasks, |t| aggregate_task(t, filter, grouping, ctx))?;
     let mut iter = partials.into_iter();
