@@ -386,8 +386,10 @@ pub struct SegmentAggContext {
 impl AggregatorSpec {
     /// Prepare the per-segment context.
     pub fn segment_context(&self, seg: &Segment) -> Result<SegmentAggContext> {
+        // A filter true on every row of the segment (say `not null(x)` where `x` has no
+        // nulls) costs nothing: the aggregator runs unfiltered there.
         let filter_rows = match &self.filter {
-            Some(f) => Some(f.true_rows(seg, None)?),
+            Some(f) => Some(f.true_rows(seg, None)?).filter(|r| r.len() < seg.num_rows()),
             None => None,
         };
         let mut str_nums = None;

@@ -403,6 +403,14 @@ fn intervals_json(ranges: &Option<Ranges>) -> Value {
     }
 }
 
+/// ORDER BY … LIMIT handed to the native aggregation query.
+struct OrderPushdown {
+    /// A topN: (threshold, (output column ranked by, descending)).
+    topn: Option<(usize, (usize, bool))>,
+    /// A timeseries ordered by its bucket alone: (rows, descending).
+    time_limit: Option<(usize, bool)>,
+}
+
 /// How one SQL aggregate is computed from native aggregator outputs.
 struct NativeAgg {
     /// Expression over the native output row giving the SQL value.
@@ -929,16 +937,27 @@ impl Planner<'_> {
                         && limit.is_some()
                         && pushdown_order.len() == 1
                         && sort_exprs.len() == 1;
+                    // ORDER BY the time bucket alone, with a LIMIT: a timeseries returns
+                    // just those buckets (the bucket is never NULL, so the order is exact).
+                    let time_limit = match (limit, post_sorts.as_slice(), &post_having) {
+                        (Some(l), [Expr::Col(0)], None) if keys.len() == 1 && !distinct => {
+                            Some((l + offset, sort_exprs[0].1))
+                        }
+                        _ => None,
+                    };
                     if let Some(rows) = self.native_aggregate(
                         &name,
                         &ds_scope,
                         &wp,
                         &keys,
                         &calls,
-                        if topn_ok {
-                            limit.map(|l| (l, pushdown_order[0]))
-                        } else {
-                            None
+                        OrderPushdown {
+                            topn: if topn_ok {
+                                limit.map(|l| (l, pushdown_order[0]))
+                            } else {
+                                None
+                            },
+                            time_limit,
                         },
                     )? {
                         let types = keys
@@ -1226,8 +1245,9 @@ impl Planner<'_> {
         wp: &WherePlan,
         keys: &[Expr],
         calls: &[AggCall],
-        topn: Option<(usize, (usize, bool))>,
+        order: OrderPushdown,
     ) -> Result<Option<Vec<Vec<Datum>>>> {
+        let OrderPushdown { topn, time_limit } = order;
         let time_col = scope.time_col();
         let mut granularity: Option<Value> = None;
         let mut dims: Vec<(usize, Value)> = Vec::new(); // key index → dimension spec
@@ -1348,15 +1368,29 @@ impl Planner<'_> {
                     | AggFunc::Latest,
                     Some(col),
                 ) => {
+                    if Some(col) == time_col {
+                        // MIN/MAX(__time): the time column is a long column natively.
+                        let ty = match c.func {
+                            AggFunc::Min => "longMin",
+                            AggFunc::Max => "longMax",
+                            _ => return Ok(None),
+                        };
+                        let j = add(
+                            wrap(json!({"type": ty, "fieldName": TIME_COLUMN})),
+                            &mut aggs,
+                        );
+                        native.push(NativeAgg {
+                            expr: Expr::Cast(Box::new(col_of(j)), SqlType::Timestamp),
+                        });
+                        single.push(Some(j));
+                        continue;
+                    }
                     let t = scope.types[col];
                     let long = match t {
                         SqlType::Bigint => true,
                         SqlType::Double => false,
                         _ => return Ok(None),
                     };
-                    if Some(col) == time_col {
-                        return Ok(None);
-                    }
                     let ty = match (c.func, long) {
                         (AggFunc::Sum | AggFunc::Avg, true) => "longSum",
                         (AggFunc::Sum | AggFunc::Avg, false) => "doubleSum",
@@ -1373,8 +1407,10 @@ impl Planner<'_> {
                         wrap(json!({"type": ty, "fieldName": scope.names[col]})),
                         &mut aggs,
                     );
-                    let n = add(nonnull(col), &mut aggs);
                     if c.func == AggFunc::Avg {
+                        // AVG needs the non-NULL count (a plain count on segments where the
+                        // column has no NULLs: the engine drops a filter true on every row).
+                        let n = add(nonnull(col), &mut aggs);
                         (
                             null_unless(
                                 Expr::Bin(
@@ -1387,9 +1423,9 @@ impl Planner<'_> {
                             None,
                         )
                     } else {
-                        // topN may rank by the aggregator itself (a group whose values are
-                        // all NULL ranks as 0 there).
-                        (null_unless(col_of(j), col_of(n)), Some(j))
+                        // The native sum/min/max/first/last skip NULLs and are null over no
+                        // non-NULL value, as SQL wants.
+                        (col_of(j), Some(j))
                     }
                 }
                 (AggFunc::ApproxCountDistinct, Some(col)) => {
@@ -1419,8 +1455,13 @@ impl Planner<'_> {
         let gran = granularity.clone().unwrap_or(json!("all"));
         let mut q = if dims.is_empty() {
             ctx.insert("skipEmptyBuckets".into(), Value::Bool(true));
-            json!({"queryType": "timeseries", "dataSource": ds, "intervals": intervals,
-                   "granularity": gran, "aggregations": aggs, "context": ctx})
+            let mut q = json!({"queryType": "timeseries", "dataSource": ds, "intervals": intervals,
+                   "granularity": gran, "aggregations": aggs, "context": ctx});
+            if let (Some((n, desc)), Some(0)) = (time_limit, time_key) {
+                q["descending"] = Value::Bool(desc);
+                q["limit"] = json!(n);
+            }
+            q
         } else if let (1, None, Some((limit, (col, desc)))) = (dims.len(), &granularity, topn)
             && col >= keys.len()
             && let Some(j) = single[col - keys.len()]
