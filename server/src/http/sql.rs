@@ -103,38 +103,52 @@ pub struct HeaderSpec {
 }
 
 /// Render `table` in `format` with the requested header rows.
+///
+/// Cells are written straight into the output buffer; in the object formats each column's
+/// `"name":` is escaped once, not once per row.
 pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8> {
-    let mut out = String::with_capacity(64 + table.rows.len() * table.columns.len() * 12);
+    let width = table.columns.len();
+    let mut out: Vec<u8> = Vec::with_capacity(64 + table.rows.len() * width * 16);
     match format {
         ResultFormat::Object | ResultFormat::ObjectLines => {
             let lines = format == ResultFormat::ObjectLines;
+            let keys: Vec<Vec<u8>> = table
+                .columns
+                .iter()
+                .map(|c| {
+                    let mut k = json_string(&c.name).into_bytes();
+                    k.push(b':');
+                    k
+                })
+                .collect();
             if !lines {
-                out.push('[');
+                out.push(b'[');
             }
             let mut first = true;
-            let mut row_out = |out: &mut String, cells: &mut dyn Iterator<Item = String>| {
+            let mut row_out = |out: &mut Vec<u8>, cell: &mut dyn FnMut(&mut Vec<u8>, usize)| {
                 if !lines && !first {
-                    out.push(',');
+                    out.push(b',');
                 }
                 first = false;
-                out.push('{');
-                for (i, (col, cell)) in table.columns.iter().zip(cells).enumerate() {
+                out.push(b'{');
+                for (i, key) in keys.iter().enumerate() {
                     if i > 0 {
-                        out.push(',');
+                        out.push(b',');
                     }
-                    out.push_str(&json_string(&col.name));
-                    out.push(':');
-                    out.push_str(&cell);
+                    out.extend_from_slice(key);
+                    cell(out, i);
                 }
-                out.push('}');
+                out.push(b'}');
                 if lines {
-                    out.push('\n');
+                    out.push(b'\n');
                 }
             };
             if header.names {
-                let mut cells = table.columns.iter().map(|c| {
+                row_out(&mut out, &mut |out, i| {
+                    let c = &table.columns[i];
                     if !header.types && !header.sql_types {
-                        return "null".to_string();
+                        out.extend_from_slice(b"null");
+                        return;
                     }
                     let mut m = String::from("{");
                     if header.types {
@@ -147,68 +161,78 @@ pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8
                         let _ = write!(m, "\"sqlType\":{}", json_string(c.sql_type.sql_name()));
                     }
                     m.push('}');
-                    m
+                    out.extend_from_slice(m.as_bytes());
                 });
-                row_out(&mut out, &mut cells);
             }
             for row in &table.rows {
-                let mut cells = (0..table.columns.len()).map(|i| json_cell(row.get(i)));
-                row_out(&mut out, &mut cells);
+                row_out(&mut out, &mut |out, i| write_json_cell(out, row.get(i)));
             }
             if lines {
-                out.push('\n');
+                out.push(b'\n');
             } else {
-                out.push(']');
+                out.push(b']');
             }
         }
         ResultFormat::Array | ResultFormat::ArrayLines => {
             let lines = format == ResultFormat::ArrayLines;
-            let mut rows: Vec<Vec<String>> = header_rows(table, header)
-                .into_iter()
-                .map(|r| r.iter().map(|s| json_string(s)).collect())
-                .collect();
-            let body = table.rows.iter().map(|row| {
-                (0..table.columns.len())
-                    .map(|i| json_cell(row.get(i)))
-                    .collect()
-            });
             if !lines {
-                out.push('[');
+                out.push(b'[');
             }
-            for (n, cells) in rows.drain(..).chain(body).enumerate() {
+            let mut n = 0usize;
+            let mut row_start = |out: &mut Vec<u8>| {
                 if !lines && n > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push('[');
-                out.push_str(&cells.join(","));
-                out.push(']');
+                n += 1;
+                out.push(b'[');
+            };
+            let row_end = |out: &mut Vec<u8>| {
+                out.push(b']');
                 if lines {
-                    out.push('\n');
+                    out.push(b'\n');
                 }
+            };
+            for cells in header_rows(table, header) {
+                row_start(&mut out);
+                for (i, c) in cells.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(json_string(c).as_bytes());
+                }
+                row_end(&mut out);
+            }
+            for row in &table.rows {
+                row_start(&mut out);
+                for i in 0..width {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json_cell(&mut out, row.get(i));
+                }
+                row_end(&mut out);
             }
             if lines {
-                out.push('\n');
+                out.push(b'\n');
             } else {
-                out.push(']');
+                out.push(b']');
             }
         }
         ResultFormat::Csv => {
             for row in header_rows(table, header) {
                 let cells: Vec<String> = row.iter().map(|s| csv_field(s)).collect();
-                out.push_str(&cells.join(","));
-                out.push('\n');
+                out.extend_from_slice(cells.join(",").as_bytes());
+                out.push(b'\n');
             }
             for row in &table.rows {
-                let cells: Vec<String> = (0..table.columns.len())
-                    .map(|i| csv_cell(row.get(i)))
-                    .collect();
-                out.push_str(&cells.join(","));
-                out.push('\n');
+                let cells: Vec<String> = (0..width).map(|i| csv_cell(row.get(i))).collect();
+                out.extend_from_slice(cells.join(",").as_bytes());
+                out.push(b'\n');
             }
-            out.push('\n');
+            out.push(b'\n');
         }
     }
-    out.into_bytes()
+    out
 }
 
 /// The header rows of the array and CSV formats: names, then Druid types, then SQL types.
@@ -243,8 +267,15 @@ fn json_string(s: &str) -> String {
     Value::String(s.to_string()).to_string()
 }
 
-fn json_cell(v: Option<&Value>) -> String {
-    v.map_or_else(|| "null".to_string(), Value::to_string)
+/// A JSON cell (SQL NULL and a missing cell are `null`).
+fn write_json_cell(out: &mut Vec<u8>, v: Option<&Value>) {
+    match v {
+        None | Some(Value::Null) => out.extend_from_slice(b"null"),
+        // Writing a JSON value into memory cannot fail.
+        Some(v) => {
+            let _ = serde_json::to_writer(&mut *out, v);
+        }
+    }
 }
 
 /// A CSV cell: SQL NULL is an empty field; strings as they are; anything else as JSON text.
