@@ -212,23 +212,19 @@ pub fn execute(
             ]],
         });
     }
+    let planner::Relation { names, types, rows } = rel;
     Ok(Table {
-        columns: rel
-            .names
-            .iter()
-            .zip(&rel.types)
-            .map(|(n, t)| TableColumn {
-                name: n.clone(),
-                sql_type: *t,
-            })
+        columns: names
+            .into_iter()
+            .zip(&types)
+            .map(|(name, t)| TableColumn { name, sql_type: *t })
             .collect(),
-        rows: rel
-            .rows
-            .iter()
+        rows: rows
+            .into_iter()
             .map(|r| {
-                r.iter()
-                    .zip(&rel.types)
-                    .map(|(d, t)| d.to_json(*t))
+                r.into_iter()
+                    .zip(&types)
+                    .map(|(d, t)| d.into_json(*t))
                     .collect()
             })
             .collect(),

@@ -13,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::queries::compare::{Agreement, Row, agreement, druid_time};
@@ -126,8 +127,8 @@ fn dechunk(body: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// POSTs `body`; returns the elapsed milliseconds and the parsed JSON (an error for non-2xx).
-fn post_json(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<(f64, Value)> {
+/// POSTs `body`; returns the elapsed milliseconds and the body (an error for non-2xx).
+fn post(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<(f64, Vec<u8>)> {
     let t0 = Instant::now();
     let (status, resp) = http(addr, "POST", path, body).with_context(|| format!("POST {path}"))?;
     let ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -135,13 +136,46 @@ fn post_json(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<(f64, 
     if !(200..300).contains(&status) {
         bail!("HTTP {status}: {}", String::from_utf8_lossy(&resp));
     }
+    Ok((ms, resp))
+}
+
+/// POSTs `body`; returns the elapsed milliseconds and the parsed JSON (an error for non-2xx).
+fn post_json(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<(f64, Value)> {
+    let (ms, resp) = post(addr, path, body)?;
     let v = serde_json::from_slice(&resp).with_context(|| format!("response of POST {path}"))?;
     Ok((ms, v))
 }
 
-/// The SQL request body.
-fn sql_body(sql: &str) -> Vec<u8> {
-    json!({"query": sql, "resultFormat": "object"})
+/// A native scan batch, for counting its rows without building them.
+#[derive(Deserialize)]
+struct CountedBatch {
+    #[serde(default)]
+    events: Vec<IgnoredAny>,
+}
+
+/// Rows of a response counted without building them (for queries checked by row count only,
+/// whose answers can be millions of rows): native scan batches' events, or SQL rows.
+fn count_rows(resp: &[u8], native: bool) -> anyhow::Result<usize> {
+    Ok(if native {
+        serde_json::from_slice::<Vec<CountedBatch>>(resp)?
+            .iter()
+            .map(|b| b.events.len())
+            .sum()
+    } else {
+        serde_json::from_slice::<Vec<IgnoredAny>>(resp)?.len()
+    })
+}
+
+/// The SQL request body; it carries the native query's result-size limits (`maxScanRows`,
+/// `maxGroupByRows`) so both forms run under the same caps.
+fn sql_body(sql: &str, native: &Value) -> Vec<u8> {
+    let mut context = Map::new();
+    for k in ["maxScanRows", "maxGroupByRows"] {
+        if let Some(v) = native.pointer(&format!("/context/{k}")) {
+            context.insert(k.to_owned(), v.clone());
+        }
+    }
+    json!({"query": sql, "resultFormat": "object", "context": context})
         .to_string()
         .into_bytes()
 }
@@ -192,24 +226,35 @@ pub fn measure(
     duckdb: Option<&(usize, Option<Vec<Row>>)>,
 ) -> SqlVsNative {
     let native = q.basalt.to_string().into_bytes();
-    let sql = sql_body(&q.druid);
+    let sql = sql_body(&q.druid, &q.basalt);
     let mut out = SqlVsNative {
         sql: q.druid.clone(),
         ..SqlVsNative::default()
     };
     let count_only = matches!(q.check, Check::Rows);
-    match post_json(server.http, "/druid/v2", &native) {
-        Ok((_, v)) => {
-            out.native_rows = crate::queries::compare::basalt_rows(&v)
-                .ok()
-                .map(|r| r.len());
-        }
+    let native_first = if count_only {
+        post(server.http, "/druid/v2", &native).and_then(|(_, b)| count_rows(&b, true))
+    } else {
+        post_json(server.http, "/druid/v2", &native).map(|(_, v)| {
+            crate::queries::compare::basalt_rows(&v)
+                .map(|r| r.len())
+                .unwrap_or(0)
+        })
+    };
+    match native_first {
+        Ok(n) => out.native_rows = Some(n),
         Err(e) => out.native_error = Some(format!("{e:#}")),
     }
     let mut ours: Option<Vec<Row>> = None;
-    match post_json(server.http, "/druid/v2/sql", &sql)
-        .and_then(|(_, v)| sql_rows(&v, &q.time_columns))
-    {
+    let sql_first = if count_only {
+        post(server.http, "/druid/v2/sql", &sql)
+            .and_then(|(_, b)| count_rows(&b, false))
+            .map(|n| vec![Row::new(); n])
+    } else {
+        post_json(server.http, "/druid/v2/sql", &sql)
+            .and_then(|(_, v)| sql_rows(&v, &q.time_columns))
+    };
+    match sql_first {
         Ok(rows) => {
             out.sql_rows = Some(rows.len());
             ours = Some(rows);
@@ -236,13 +281,13 @@ pub fn measure(
     drop(ours);
     for _ in 0..runs {
         if out.native_error.is_none() {
-            match post_json(server.http, "/druid/v2", &native) {
+            match post(server.http, "/druid/v2", &native) {
                 Ok((ms, _)) => out.native_ms.push(ms),
                 Err(e) => out.native_error = Some(format!("{e:#}")),
             }
         }
         if out.sql_error.is_none() {
-            match post_json(server.http, "/druid/v2/sql", &sql) {
+            match post(server.http, "/druid/v2/sql", &sql) {
                 Ok((ms, _)) => out.sql_ms.push(ms),
                 Err(e) => out.sql_error = Some(format!("{e:#}")),
             }

@@ -170,6 +170,23 @@ impl Datum {
         }
     }
 
+    /// As JSON for a column of type `ty`, moving a string instead of copying it.
+    pub fn into_json(self, ty: SqlType) -> Value {
+        match (self, ty) {
+            (Datum::Str(s), SqlType::Varchar | SqlType::Other) => Value::String(s),
+            (Datum::Long(v), SqlType::Bigint) => Value::from(v),
+            (d, ty) => d.to_json(ty),
+        }
+    }
+
+    /// [`Datum::from_json`] for an owned cell: a string is moved, not copied.
+    pub fn from_json_owned(v: Value, ty: SqlType) -> Datum {
+        match (v, ty) {
+            (Value::String(s), SqlType::Varchar | SqlType::Other) => Datum::Str(s),
+            (v, ty) => Datum::from_json(&v, ty),
+        }
+    }
+
     /// Read a JSON cell of a column of type `ty` (as native results and tables carry them).
     pub fn from_json(v: &Value, ty: SqlType) -> Datum {
         match v {

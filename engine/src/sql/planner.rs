@@ -1115,14 +1115,39 @@ impl Planner<'_> {
             });
         }
         self.step("Project");
+        // Plain column references move their cell out of the input row (copied only when the
+        // column is output twice); computed values are evaluated first, over the whole row.
+        let exprs: Vec<&Expr> = post_items.iter().chain(extra.iter().copied()).collect();
+        let plain: Vec<Option<usize>> = exprs
+            .iter()
+            .map(|e| match e {
+                Expr::Col(i) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let mut uses: HashMap<usize, usize> = HashMap::new();
+        for i in plain.iter().flatten() {
+            *uses.entry(*i).or_default() += 1;
+        }
         let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let mut o = Vec::with_capacity(n + extra.len());
-            for e in post_items {
-                o.push(e.eval(r)?);
+        for mut r in rows {
+            let mut o = Vec::with_capacity(exprs.len());
+            for (e, p) in exprs.iter().zip(&plain) {
+                o.push(match p {
+                    Some(_) => Datum::Null,
+                    None => e.eval(&r)?,
+                });
             }
-            for e in &extra {
-                o.push(e.eval(r)?);
+            for (k, p) in plain.iter().enumerate() {
+                if let Some(i) = *p
+                    && let Some(cell) = r.get_mut(i)
+                {
+                    o[k] = if uses.get(&i).copied().unwrap_or(0) > 1 {
+                        cell.clone()
+                    } else {
+                        std::mem::replace(cell, Datum::Null)
+                    };
+                }
             }
             out.push(o);
         }
@@ -1200,32 +1225,40 @@ impl Planner<'_> {
         let result = self.engine.query(&parsed, self.cancelled.clone())?;
         let width = scope.names.len();
         let mut rows = Vec::new();
-        for batch in result.as_array().into_iter().flatten() {
-            let names: Vec<&str> = batch
+        // The native result is consumed batch by batch (cells moved, each batch freed once
+        // converted), so a large scan is not held twice.
+        let Value::Array(batches) = result else {
+            return Ok(rows);
+        };
+        for mut batch in batches {
+            let map: Vec<Option<usize>> = batch
                 .get("columns")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|n| n.as_str().and_then(|n| scope.resolve(n)))
+                        .collect()
+                })
                 .unwrap_or_default();
-            let map: Vec<Option<usize>> = names.iter().map(|n| scope.resolve(n)).collect();
-            for ev in batch
-                .get("events")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            let events = match batch.get_mut("events") {
+                Some(Value::Array(ev)) => std::mem::take(ev),
+                _ => Vec::new(),
+            };
+            rows.reserve(events.len());
+            for ev in events {
                 let mut row = vec![Datum::Null; width];
                 match ev {
                     Value::Array(vals) => {
-                        for (v, m) in vals.iter().zip(&map) {
-                            if let Some(i) = m {
-                                row[*i] = Datum::from_json(v, scope.types[*i]);
+                        for (v, m) in vals.into_iter().zip(&map) {
+                            if let Some(i) = *m {
+                                row[i] = Datum::from_json_owned(v, scope.types[i]);
                             }
                         }
                     }
                     Value::Object(o) => {
                         for (k, v) in o {
-                            if let Some(i) = scope.resolve(k) {
-                                row[i] = Datum::from_json(v, scope.types[i]);
+                            if let Some(i) = scope.resolve(&k) {
+                                row[i] = Datum::from_json_owned(v, scope.types[i]);
                             }
                         }
                     }
