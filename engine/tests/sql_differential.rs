@@ -308,7 +308,10 @@ fn pushed_down_plans_equal_relational_plans() {
     let first_query_type = |engine: &Engine, q: &str| -> String {
         let t = run(engine, &format!("EXPLAIN PLAN FOR {q}"));
         let plan: Value = serde_json::from_str(t.rows[0][0].as_str().unwrap()).unwrap();
-        plan[0]["query"]["queryType"].as_str().unwrap_or("").to_string()
+        plan[0]["query"]["queryType"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     };
     let mut checked = 0;
     for seed in [1u64, 2, 3] {
