@@ -756,21 +756,24 @@ pub enum StateColumn {
     Hll(Vec<Option<Box<HllUnion>>>),
 }
 
+/// Fold block values `v[sel[j]]` (converted by `conv`) into states `c[groups[j]]` with `op`;
+/// generic so each aggregator kind gets its own loop with the operation inlined.
 #[inline]
-fn long_op(k: MetricKind) -> fn(i64, i64) -> i64 {
-    match k {
-        MetricKind::LongMin => i64::min,
-        MetricKind::LongMax => i64::max,
-        _ => i64::wrapping_add,
-    }
-}
-
-#[inline]
-fn double_op(k: MetricKind) -> fn(f64, f64) -> f64 {
-    match k {
-        MetricKind::DoubleMin => f64::min,
-        MetricKind::DoubleMax => f64::max,
-        _ => |a, b| a + b,
+fn fold_rows<T: Copy, U: Copy>(
+    c: &mut [Option<T>],
+    v: &[U],
+    sel: &[u32],
+    groups: &[u32],
+    conv: impl Fn(U) -> T,
+    op: impl Fn(T, T) -> T,
+) {
+    for (&r, &g) in sel.iter().zip(groups) {
+        let s = &mut c[g as usize];
+        let x = conv(v[r as usize]);
+        *s = Some(match *s {
+            Some(a) => op(a, x),
+            None => x,
+        });
     }
 }
 
@@ -869,26 +872,20 @@ impl AggregatorSpec {
                     return Ok(());
                 }
                 (AggKind::Long(k), StateColumn::Long(c), AggInput::Long(v, None)) => {
-                    let op = long_op(*k);
-                    for (&r, &g) in sel.iter().zip(groups) {
-                        let s = &mut c[g as usize];
-                        let x = v[r as usize];
-                        *s = Some(match *s {
-                            Some(a) => op(a, x),
-                            None => x,
-                        });
+                    let id = |x: i64| x;
+                    match k {
+                        MetricKind::LongMin => fold_rows(c, v, sel, groups, id, i64::min),
+                        MetricKind::LongMax => fold_rows(c, v, sel, groups, id, i64::max),
+                        _ => fold_rows(c, v, sel, groups, id, i64::wrapping_add),
                     }
                     return Ok(());
                 }
                 (AggKind::Double(k), StateColumn::Double(c), AggInput::Double(v, None)) => {
-                    let op = double_op(*k);
-                    for (&r, &g) in sel.iter().zip(groups) {
-                        let s = &mut c[g as usize];
-                        let x = v[r as usize];
-                        *s = Some(match *s {
-                            Some(a) => op(a, x),
-                            None => x,
-                        });
+                    let id = |x: f64| x;
+                    match k {
+                        MetricKind::DoubleMin => fold_rows(c, v, sel, groups, id, f64::min),
+                        MetricKind::DoubleMax => fold_rows(c, v, sel, groups, id, f64::max),
+                        _ => fold_rows(c, v, sel, groups, id, |a, b| a + b),
                     }
                     return Ok(());
                 }
@@ -925,14 +922,11 @@ impl AggregatorSpec {
                     return Ok(());
                 }
                 (AggKind::Double(k), StateColumn::Double(c), AggInput::Long(v, None)) => {
-                    let op = double_op(*k);
-                    for (&r, &g) in sel.iter().zip(groups) {
-                        let s = &mut c[g as usize];
-                        let x = v[r as usize] as f64;
-                        *s = Some(match *s {
-                            Some(a) => op(a, x),
-                            None => x,
-                        });
+                    let conv = |x: i64| x as f64;
+                    match k {
+                        MetricKind::DoubleMin => fold_rows(c, v, sel, groups, conv, f64::min),
+                        MetricKind::DoubleMax => fold_rows(c, v, sel, groups, conv, f64::max),
+                        _ => fold_rows(c, v, sel, groups, conv, |a, b| a + b),
                     }
                     return Ok(());
                 }

@@ -569,6 +569,29 @@ pub fn aggregate_task(
         .iter()
         .map(|a| a.segment_context(seg))
         .collect::<Result<_>>()?;
+    // Counts without a filter on this segment (say SQL's non-NULL counts of columns that have
+    // no NULLs here) are all equal: the first is computed, the others copy it at the end.
+    let twin_of: Vec<Option<usize>> = {
+        let mut first_count = None;
+        grouping
+            .aggs
+            .iter()
+            .zip(&agg_ctx)
+            .enumerate()
+            .map(|(ai, (a, c))| {
+                if !matches!(a.kind, AggKind::Count) || c.filter_rows.is_some() {
+                    return None;
+                }
+                match first_count {
+                    None => {
+                        first_count = Some(ai);
+                        None
+                    }
+                    Some(f) => Some(f),
+                }
+            })
+            .collect()
+    };
     let multi_dims: Vec<usize> = dim_cols
         .iter()
         .enumerate()
@@ -657,6 +680,9 @@ pub fn aggregate_task(
                 gidx.push(g);
             }
             for (ai, a) in grouping.aggs.iter().enumerate() {
+                if twin_of[ai].is_some() {
+                    continue;
+                }
                 let input = a.block_input(seg, b, &times, &agg_ctx[ai], upto)?;
                 a.update_batch(
                     &mut columns[ai],
@@ -750,6 +776,9 @@ pub fn aggregate_task(
         }
         // Aggregate the block column by column.
         for (ai, a) in grouping.aggs.iter().enumerate() {
+            if twin_of[ai].is_some() {
+                continue;
+            }
             let input = a.block_input(seg, b, &times, &agg_ctx[ai], upto)?;
             a.update_batch(
                 &mut columns[ai],
@@ -758,6 +787,13 @@ pub fn aggregate_task(
                 &gidx,
                 agg_ctx[ai].filter_rows.as_ref().map(|f| (f, base)),
             )?;
+        }
+    }
+    for (ai, twin) in twin_of.iter().enumerate() {
+        if let Some(f) = *twin
+            && let (StateColumn::Long(src), StateColumn::Long(_)) = (&columns[f], &columns[ai])
+        {
+            columns[ai] = StateColumn::Long(src.clone());
         }
     }
     let mut states: Vec<Vec<AggState>> = (0..local_keys.len())

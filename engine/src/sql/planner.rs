@@ -1129,27 +1129,34 @@ impl Planner<'_> {
         for i in plain.iter().flatten() {
             *uses.entry(*i).or_default() += 1;
         }
-        let mut out = Vec::with_capacity(rows.len());
-        for mut r in rows {
-            let mut o = Vec::with_capacity(exprs.len());
-            for (e, p) in exprs.iter().zip(&plain) {
-                o.push(match p {
-                    Some(_) => Datum::Null,
-                    None => e.eval(&r)?,
-                });
-            }
-            for (k, p) in plain.iter().enumerate() {
-                if let Some(i) = *p
-                    && let Some(cell) = r.get_mut(i)
-                {
-                    o[k] = if uses.get(&i).copied().unwrap_or(0) > 1 {
-                        cell.clone()
-                    } else {
-                        std::mem::replace(cell, Datum::Null)
-                    };
+        // `SELECT *` and the like: the rows are already the output.
+        let identity = plain.iter().enumerate().all(|(k, p)| *p == Some(k))
+            && rows.iter().all(|r| r.len() == plain.len());
+        let mut out = Vec::with_capacity(if identity { 0 } else { rows.len() });
+        if identity {
+            out = rows;
+        } else {
+            for mut r in rows {
+                let mut o = Vec::with_capacity(exprs.len());
+                for (e, p) in exprs.iter().zip(&plain) {
+                    o.push(match p {
+                        Some(_) => Datum::Null,
+                        None => e.eval(&r)?,
+                    });
                 }
+                for (k, p) in plain.iter().enumerate() {
+                    if let Some(i) = *p
+                        && let Some(cell) = r.get_mut(i)
+                    {
+                        o[k] = if uses.get(&i).copied().unwrap_or(0) > 1 {
+                            cell.clone()
+                        } else {
+                            std::mem::replace(cell, Datum::Null)
+                        };
+                    }
+                }
+                out.push(o);
             }
-            out.push(o);
         }
         if distinct {
             self.step("Distinct");
