@@ -898,21 +898,29 @@ pub(crate) fn merge_into(
 
 /// Block-relative indexes of the selected rows of block `base..base + n`: a fully selected
 /// block counts `0..n` without walking the bitmap.
-fn selected_rows(
-    rows: &RoaringBitmap,
-    base: u32,
-    n: u32,
-    full: bool,
-) -> impl Iterator<Item = usize> + '_ {
-    let (all, some) = if full {
-        (Some(0..n as usize), None)
+enum SelectedRows<'a> {
+    All(std::ops::Range<usize>),
+    Some(roaring::bitmap::Iter<'a>, u32),
+}
+
+impl Iterator for SelectedRows<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            SelectedRows::All(r) => r.next(),
+            SelectedRows::Some(it, base) => it.next().map(|r| (r - *base) as usize),
+        }
+    }
+}
+
+fn selected_rows(rows: &RoaringBitmap, base: u32, n: u32, full: bool) -> SelectedRows<'_> {
+    if full {
+        SelectedRows::All(0..n as usize)
     } else {
-        (
-            None,
-            Some(rows.range(base..base + n).map(move |r| (r - base) as usize)),
-        )
-    };
-    all.into_iter().flatten().chain(some.into_iter().flatten())
+        SelectedRows::Some(rows.range(base..base + n), base)
+    }
 }
 
 /// Aggregate every task in parallel and merge the partial groups.
