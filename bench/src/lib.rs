@@ -9,6 +9,7 @@
 //! - [`prefetch`]: running a producer on its own thread, ahead of the measured work.
 //! - [`peers`]: driving `bench/peers.py` (DuckDB, ClickHouse via chdb).
 //! - [`queries`]: the `tsbs-queries` workload (TSBS queries on Basalt and the peers).
+//! - [`push_bench`]: the `push` workload (realtime pushes over gRPC, HTTP and in-process).
 //! - [`report`]: machine info, peak memory and the results files.
 //!
 //! See `bench/README.md` for the workloads and commands.
@@ -18,6 +19,7 @@ pub mod chunking;
 pub mod load_bench;
 pub mod peers;
 pub mod prefetch;
+pub mod push_bench;
 pub mod queries;
 pub mod report;
 pub mod server_load;

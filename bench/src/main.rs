@@ -59,6 +59,37 @@ enum Command {
     /// Start `basalt serve` and drive it with concurrent HTTP clients mixing pushes and native
     /// queries for a fixed time: throughput, p50/p99 latency, errors.
     ServerLoad(ServerLoadArgs),
+    /// Sustained realtime push rate with fsync on: TSBS rows from N clients over gRPC (JSON,
+    /// Arrow), HTTP NDJSON and in-process; rows/s, MB/s, latency, peak RSS, push-to-queryable.
+    Push(PushArgs),
+}
+
+/// Options of `push`.
+#[derive(Debug, Args)]
+struct PushArgs {
+    /// The `basalt` binary to start (default: next to this benchmark binary).
+    #[arg(long)]
+    basalt_bin: Option<PathBuf>,
+    /// Concurrent client threads.
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Seconds per mode.
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Rows per push (rounded down to whole TSBS timestamps).
+    #[arg(long, default_value_t = 1000)]
+    rows_per_push: usize,
+    /// TSBS hosts (rows per timestamp).
+    #[arg(long, default_value_t = 100)]
+    hosts: u32,
+    /// Modes to run, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "engine,grpc-json,grpc-arrow,http"
+    )]
+    modes: Vec<basalt_bench::push_bench::PushMode>,
 }
 
 /// Options of `server-load`.
@@ -277,6 +308,7 @@ fn main() -> anyhow::Result<()> {
         Command::TsbsQueries(_) => "tsbs-queries",
         Command::Load(_) => "load",
         Command::ServerLoad(_) => "server-load",
+        Command::Push(_) => "push",
     };
     // Collected first: the start time and load average describe the run, not its aftermath.
     let run = RunInfo::collect(workload);
@@ -287,6 +319,7 @@ fn main() -> anyhow::Result<()> {
         Command::TsbsQueries(args) => tsbs_queries(args)?,
         Command::Load(args) => load_workload(args)?,
         Command::ServerLoad(args) => server_load(args)?,
+        Command::Push(args) => push(args)?,
     };
     if !cli.no_results {
         let path = write_result(&cli.results_dir, &run, &result)?;
@@ -755,4 +788,28 @@ fn server_load(args: &ServerLoadArgs) -> anyhow::Result<serde_json::Value> {
     result["server_peak_rss_mib"] = json!(rss.map(|k| k / 1024));
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(result)
+}
+
+fn push(args: &PushArgs) -> anyhow::Result<serde_json::Value> {
+    let basalt = match &args.basalt_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("basalt"),
+    };
+    let server_modes = args
+        .modes
+        .iter()
+        .any(|m| *m != basalt_bench::push_bench::PushMode::Engine);
+    anyhow::ensure!(
+        !server_modes || basalt.exists(),
+        "{} not found; build it with `cargo build --release -p basalt-server`",
+        basalt.display()
+    );
+    basalt_bench::push_bench::run(&basalt_bench::push_bench::PushOptions {
+        basalt,
+        clients: args.clients,
+        seconds: args.seconds,
+        rows_per_push: args.rows_per_push,
+        hosts: args.hosts,
+        modes: args.modes.clone(),
+    })
 }

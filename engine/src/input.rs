@@ -623,3 +623,324 @@ fn arrow_value(a: &ArrayRef, i: usize) -> InputValue<'_> {
         _ => InputValue::Null,
     }
 }
+
+/// Reads JSON object rows of one schema straight from their text into [`InputValue`]s, with
+/// strings borrowed from the text (only strings with escapes are copied) and no intermediate
+/// [`Value`] tree.
+///
+/// It is the fast path of realtime pushes. It reads what [`json_row`] reads, value for value,
+/// for the rows it accepts; any row it does not take — invalid JSON, not an object, a nested
+/// object or list, a timestamp that does not read in one step — gets `None`, and the caller
+/// reads it with [`json_row`] (through a [`Value`]), which gives the full reason. So the fast
+/// path never decides whether a row is rejected, only how quickly a good row is read.
+#[derive(Debug)]
+pub struct JsonRowReader<'s> {
+    schema: &'s DataSchema,
+    /// Input slots fed by each field name (a field may feed several metrics), and whether the
+    /// field is the timestamp column.
+    fields: std::collections::HashMap<&'s str, FieldSlots>,
+    slots: usize,
+}
+
+#[derive(Debug, Default)]
+struct FieldSlots {
+    slots: Vec<usize>,
+    is_time: bool,
+}
+
+impl<'s> JsonRowReader<'s> {
+    /// A reader for rows of `schema`.
+    pub fn new(schema: &'s DataSchema) -> JsonRowReader<'s> {
+        let mut fields: std::collections::HashMap<&'s str, FieldSlots> =
+            std::collections::HashMap::new();
+        let inputs = input_fields(schema);
+        let slots = inputs.len();
+        for (slot, name) in inputs.into_iter().enumerate() {
+            if let Some(name) = name {
+                fields.entry(name).or_default().slots.push(slot);
+            }
+        }
+        fields
+            .entry(schema.timestamp_spec.column.as_str())
+            .or_default()
+            .is_time = true;
+        JsonRowReader {
+            schema,
+            fields,
+            slots,
+        }
+    }
+
+    /// Read one row: its timestamp, and its input values into `out` (cleared first). `None`
+    /// means the fast path does not take this row; read it with [`json_row`] instead (the
+    /// contents of `out` are then unspecified).
+    pub fn read<'a>(&self, text: &'a str, out: &mut Vec<InputValue<'a>>) -> Option<i64> {
+        use serde::de::DeserializeSeed as _;
+        out.clear();
+        out.resize(self.slots, InputValue::Null);
+        let mut time = None;
+        let mut de = serde_json::Deserializer::from_str(text);
+        RowSeed {
+            reader: self,
+            out,
+            time: &mut time,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        de.end().ok()?;
+        let ts = &self.schema.timestamp_spec;
+        match time {
+            None | Some(InputValue::Null) => ts.missing_value,
+            Some(InputValue::Long(v)) => ts.format.parse_i64(v).ok(),
+            Some(InputValue::Str(s)) => ts.format.parse_str(&s).ok(),
+            // Fractional numbers, booleans, lists: the general reader says what they mean.
+            Some(_) => None,
+        }
+    }
+}
+
+/// Deserializes one row object into the reader's slots.
+struct RowSeed<'r, 's, 'a> {
+    reader: &'r JsonRowReader<'s>,
+    out: &'r mut Vec<InputValue<'a>>,
+    time: &'r mut Option<InputValue<'a>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RowSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for RowSeed<'_, '_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let Some(field) = self.reader.fields.get(&*key) else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            };
+            let v: InputValue<'de> = map.next_value_seed(ValueSeed { depth: 0 })?;
+            if field.is_time {
+                *self.time = Some(v.clone());
+            }
+            for &slot in &field.slots {
+                self.out[slot] = v.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key, borrowed from the text unless it has escapes.
+struct KeySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// A field value as [`InputValue::from_json`] reads it: scalars, and lists of scalars one
+/// level deep. Anything else is an error here (the general reader then names it).
+struct ValueSeed {
+    depth: u8,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ValueSeed {
+    type Value = InputValue<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<InputValue<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ValueSeed {
+    type Value = InputValue<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a scalar or a list of scalars")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(InputValue::Null)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(InputValue::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(InputValue::Long(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        // As `serde_json::Number::as_i64`, then `as_f64`.
+        Ok(match i64::try_from(v) {
+            Ok(i) => InputValue::Long(i),
+            Err(_) => InputValue::Double(v as f64),
+        })
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(InputValue::Double(v))
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(InputValue::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(InputValue::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(InputValue::Str(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        if self.depth > 0 {
+            return Err(serde::de::Error::custom("nested list"));
+        }
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element_seed(ValueSeed { depth: 1 })? {
+            items.push(v);
+        }
+        Ok(InputValue::List(items))
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, _map: M) -> Result<Self::Value, M::Error> {
+        Err(serde::de::Error::custom("an object"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn schema(format: &str, missing: Option<i64>) -> DataSchema {
+        let mut ts = serde_json::json!({"column": "ts", "format": format});
+        if let Some(m) = missing {
+            ts["missingValue"] = serde_json::json!(m);
+        }
+        let spec = serde_json::json!({
+            "dataSource": "t",
+            "timestampSpec": ts,
+            "dimensionsSpec": {"dimensions": ["host", "tags", {"type": "long", "name": "n"}]},
+            "metricsSpec": [
+                {"type": "count", "name": "count"},
+                {"type": "doubleSum", "name": "v_sum", "fieldName": "v"},
+                {"type": "doubleMax", "name": "v_max", "fieldName": "v"}
+            ],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none", "rollup": false}
+        });
+        DataSchema::from_json(&spec.to_string()).unwrap()
+    }
+
+    /// The general reader's answer for `text`, as owned values (None: it rejects the row).
+    fn general(schema: &DataSchema, text: &str) -> Option<(i64, Vec<InputValue<'static>>)> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let Value::Object(map) = &v else { return None };
+        let mut out = Vec::new();
+        let t = json_row(schema, map, &mut out).ok()?;
+        Some((t, out.iter().map(owned).collect()))
+    }
+
+    fn owned(v: &InputValue<'_>) -> InputValue<'static> {
+        match v {
+            InputValue::Str(s) => InputValue::Str(Cow::Owned(s.to_string())),
+            InputValue::List(l) => InputValue::List(l.iter().map(owned).collect()),
+            InputValue::Null => InputValue::Null,
+            InputValue::Bool(b) => InputValue::Bool(*b),
+            InputValue::Long(i) => InputValue::Long(*i),
+            InputValue::Double(f) => InputValue::Double(*f),
+        }
+    }
+
+    fn fast(schema: &DataSchema, text: &str) -> Option<(i64, Vec<InputValue<'static>>)> {
+        let mut out = Vec::new();
+        let t = JsonRowReader::new(schema).read(text, &mut out)?;
+        Some((t, out.iter().map(owned).collect()))
+    }
+
+    #[test]
+    fn reads_what_the_general_reader_reads() {
+        let s = schema("auto", None);
+        let rows = [
+            r#"{"ts": 1000, "host": "h1", "tags": ["a", "b"], "n": 5, "v": 1.5}"#,
+            r#"{"ts": "2024-01-01T00:00:00Z", "host": "h\u00e9\"q\\", "v": "2.5", "n": "7"}"#,
+            r#"{"ts": "1700000000000", "host": "日本語", "extra": {"deep": [1, [2]]}, "v": null}"#,
+            r#"  {"host": "late", "ts": 5, "ts": 6, "v": 18446744073709551615}  "#,
+            r#"{"ts": 7, "tags": [], "n": -0, "v": -1e308, "host": true}"#,
+            r#"{"ts": 8, "\u0068ost": "escaped key", "tags": [null, 1, 2.5, "x"]}"#,
+        ];
+        for text in rows {
+            let g = general(&s, text);
+            assert!(g.is_some(), "{text}");
+            assert_eq!(fast(&s, text), g, "{text}");
+        }
+        // Strings without escapes are borrowed from the text.
+        let text = r#"{"ts": 1, "host": "plain", "tags": ["x"]}"#;
+        let mut out = Vec::new();
+        JsonRowReader::new(&s).read(text, &mut out).unwrap();
+        assert!(matches!(&out[0], InputValue::Str(Cow::Borrowed("plain"))));
+        assert!(
+            matches!(&out[1], InputValue::List(l) if matches!(&l[0], InputValue::Str(Cow::Borrowed("x"))))
+        );
+    }
+
+    #[test]
+    fn leaves_unusual_and_bad_rows_to_the_general_reader() {
+        let s = schema("auto", None);
+        for text in [
+            r#"{"ts": 1, "host": {"a": 1}}"#, // object value: general reader names it
+            r#"{"ts": 1, "tags": [["nested"]]}"#, // nested list
+            r#"{"ts": 1.5, "host": "h"}"#,    // fractional timestamp
+            r#"{"ts": "yesterday"}"#,         // unparseable timestamp
+            r#"{"host": "h"}"#,               // missing timestamp, no missingValue
+            r#"{"ts": 1, "host": "h""#,       // truncated
+            r#"{"ts": 1} {"ts": 2}"#,         // trailing data
+            r#"[1, 2]"#,                      // not an object
+            r#"{"ts": 1, "host": "\ud800"}"#, // lone surrogate
+            "",
+        ] {
+            assert_eq!(fast(&s, text), None, "{text}");
+        }
+        // A missing timestamp takes missingValue, like the general reader.
+        let s = schema("millis", Some(42));
+        let text = r#"{"host": "h", "v": 1}"#;
+        assert_eq!(fast(&s, text), general(&s, text));
+        assert_eq!(fast(&s, text).map(|r| r.0), Some(42));
+        // Numeric formats read number strings.
+        let s = schema("posix", None);
+        let text = r#"{"ts": "1700000000", "host": "h"}"#;
+        assert_eq!(fast(&s, text).map(|r| r.0), Some(1_700_000_000_000));
+        assert_eq!(fast(&s, text), general(&s, text));
+    }
+}

@@ -51,7 +51,7 @@ use parking_lot::{Condvar, Mutex};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::input::{ArrowRows, InputValue};
+use crate::input::{ArrowRows, InputValue, JsonRowReader};
 use crate::query::exec::SegmentTask;
 use crate::schema::DataSchema;
 use crate::segment::{SegmentId, SegmentRef, Version};
@@ -319,6 +319,10 @@ pub(crate) struct Shared {
     wake: Condvar,
     /// Set by a simulated crash (`fail_after_publish`): no more background work.
     halted: AtomicBool,
+    /// Held for a whole round of background work ([`Shared::tick`]), which runs on the
+    /// background thread and on callers of `Engine::realtime_tick`: merges and handoffs work
+    /// outside the sink locks, so only one round may run at a time.
+    work: Mutex<()>,
 }
 
 /// The realtime node of one engine: owns the background thread.
@@ -367,6 +371,7 @@ impl Realtime {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             halted: AtomicBool::new(false),
+            work: Mutex::new(()),
         });
         shared
             .counters
@@ -401,27 +406,44 @@ impl Realtime {
     /// Push newline-delimited JSON; blank lines are skipped, a bad line rejects that row only.
     pub fn push_ndjson(&self, datasource: &str, body: &[u8]) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
-        let mut values: Vec<(u64, std::result::Result<Value, Reject>)> = Vec::new();
-        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            values.push((
-                i as u64,
-                serde_json::from_slice::<Value>(line)
-                    .map_err(|e| Reject::new("invalid JSON", format!("line {}: {e}", i + 1))),
-            ));
-        }
-        let parsed = values.iter().map(|(i, v)| {
-            (
-                *i,
-                match v {
-                    Ok(v) => index::parse_json_row(&schema, v).and_then(|(t, vals)| {
-                        index::validate_values(&schema, &vals).map(|()| (t, vals))
-                    }),
-                    Err(r) => Err(r.clone()),
-                },
-            )
+        let reader = JsonRowReader::new(&schema);
+        let parsed = body
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|(i, line)| {
+                let res = index::read_json_text(&reader, &schema, line).map_err(|r| {
+                    if r.reason == index::INVALID_JSON {
+                        r.prefixed(&format!("line {}: ", i + 1))
+                    } else {
+                        r
+                    }
+                });
+                (i as u64, res)
+            });
+        self.shared.push(datasource, &schema, parsed)
+    }
+
+    /// Push rows given as JSON texts (one object each); a row that is not valid JSON is
+    /// rejected as `invalid JSON` (a parse error, counted against `max_parse_exceptions`) and
+    /// the rest go on. Report rows are indexes into `rows`.
+    pub fn push_json_texts<S: AsRef<str>>(
+        &self,
+        datasource: &str,
+        rows: &[S],
+    ) -> Result<PushReport> {
+        let schema = self.shared.schema(datasource)?;
+        let reader = JsonRowReader::new(&schema);
+        let parsed = rows.iter().enumerate().map(|(i, text)| {
+            let res =
+                index::read_json_text(&reader, &schema, text.as_ref().as_bytes()).map_err(|r| {
+                    if r.reason == index::INVALID_JSON {
+                        r.prefixed("row is not valid JSON: ")
+                    } else {
+                        r
+                    }
+                });
+            (i as u64, res)
         });
         self.shared.push(datasource, &schema, parsed)
     }
@@ -748,38 +770,27 @@ impl Shared {
         if groups.is_empty() {
             return Ok(None);
         }
-        // The WAL record: {"ds":…,"g":[{"s":start,"e":end,"v":version,"p":partition,"r":[[t,…],…]}]}
-        let mut payload = Vec::with_capacity(accepted.len() * 64);
-        payload.extend_from_slice(b"{\"ds\":");
-        let _ = serde_json::to_writer(&mut payload, datasource);
-        payload.extend_from_slice(b",\"g\":[");
-        for (gi, (_, key, rows)) in groups.values().enumerate() {
-            if gi > 0 {
-                payload.push(b',');
-            }
-            payload.extend_from_slice(
-                format!(
-                    "{{\"s\":{},\"e\":{},\"v\":{},\"p\":{},\"r\":[",
-                    key.interval.start, key.interval.end, key.version.0, key.first_partition
-                )
-                .as_bytes(),
+        // The WAL record (binary, see `wal::record`), one group per sink.
+        let n_values = accepted.first().map_or(0, |a| a.2.len());
+        let mut enc =
+            wal::record::RecordEncoder::new(datasource, groups.len(), accepted.len() * 96 + 64);
+        for (_, key, rows) in groups.values() {
+            enc.group(
+                wal::record::GroupKey {
+                    start: key.interval.start,
+                    end: key.interval.end,
+                    version: key.version.0,
+                    first_partition: key.first_partition,
+                },
+                rows.len(),
+                n_values,
             );
-            for (ri, &n) in rows.iter().enumerate() {
-                if ri > 0 {
-                    payload.push(b',');
-                }
+            for &n in rows {
                 let (_, t, vals, _) = &accepted[n];
-                payload.push(b'[');
-                payload.extend_from_slice(t.to_string().as_bytes());
-                for v in vals {
-                    payload.push(b',');
-                    index::write_json_value(&mut payload, v);
-                }
-                payload.push(b']');
+                enc.row(*t, vals);
             }
-            payload.extend_from_slice(b"]}");
         }
-        payload.extend_from_slice(b"]}");
+        let payload = enc.finish();
         let ticket = self.wal.append(&payload)?;
         self.counters.wal_records.fetch_add(1, Ordering::Relaxed);
         for (sink, _, rows) in groups.values() {
@@ -923,16 +934,10 @@ impl Shared {
         let mut state = self.state.lock();
         let mut published: HashMap<SinkKey, bool> = HashMap::new();
         let mut replayed = 0u64;
+        let wal_dir = self.data.root().join(wal::WAL_DIR);
         for rec in recovery.records {
-            let v: Value = serde_json::from_slice(&rec.payload).map_err(|e| {
-                Error::corruption(
-                    self.data.root().join(wal::WAL_DIR),
-                    format!("WAL record payload in file {}", rec.file_seq),
-                    "JSON",
-                    e,
-                )
-            })?;
-            let ds = v.get("ds").and_then(Value::as_str).unwrap_or_default();
+            let record = wal::record::decode(&rec.payload, &wal_dir, rec.file_seq)?;
+            let ds: &str = &record.datasource;
             let Ok(schema) = self.schema(ds) else {
                 tracing::warn!(
                     datasource = ds,
@@ -940,26 +945,16 @@ impl Shared {
                 );
                 continue;
             };
-            let Some(groups) = v.get("g").and_then(Value::as_array) else {
-                continue;
-            };
-            for g in groups {
-                let num = |k: &str| g.get(k).and_then(Value::as_i64);
-                let (Some(s), Some(e), Some(ver), Some(p)) =
-                    (num("s"), num("e"), num("v"), num("p"))
-                else {
-                    return Err(Error::corruption(
-                        self.data.root().join(wal::WAL_DIR),
-                        "WAL record group",
-                        "s, e, v, p",
-                        g.to_string().chars().take(80).collect::<String>(),
-                    ));
-                };
+            for g in &record.groups {
+                let s = g.key.start;
                 let key = SinkKey {
                     datasource: ds.to_string(),
-                    interval: Interval { start: s, end: e },
-                    version: Version(ver as u64),
-                    first_partition: p as u32,
+                    interval: Interval {
+                        start: s,
+                        end: g.key.end,
+                    },
+                    version: Version(g.key.version),
+                    first_partition: g.key.first_partition,
                 };
                 let done = match published.get(&key) {
                     Some(d) => *d,
@@ -995,11 +990,10 @@ impl Shared {
                 };
                 let per_row = crate::loader::build::writer_bytes_per_row(&schema);
                 let mut sk = sink.lock();
-                for row in g.get("r").and_then(Value::as_array).into_iter().flatten() {
-                    let (t, vals) = index::read_wal_row(row)?;
-                    match sk.pending.push(t, &vals) {
+                for (t, vals) in &g.rows {
+                    match sk.pending.push(*t, vals) {
                         Ok(()) => {
-                            let b = index::row_bytes(per_row, &vals);
+                            let b = index::row_bytes(per_row, vals);
                             sk.pending_bytes += b;
                             sk.rows_in += 1;
                             self.add_memory(b, 1);
@@ -1014,7 +1008,7 @@ impl Shared {
                     || self.counters.bytes_in_memory.load(Ordering::Acquire)
                         >= self.config.max_bytes_in_memory
                 {
-                    self.freeze_sink(&mut sk)?;
+                    self.freeze_locked(&mut sk)?;
                 }
             }
         }
@@ -1036,7 +1030,8 @@ impl Shared {
         self.scratch.join(format!("piece-{n}.bseg"))
     }
 
-    fn freeze_sink(&self, sink: &mut Sink) -> Result<()> {
+    /// Freeze pending rows while holding the sink (WAL replay only: nothing runs concurrently).
+    fn freeze_locked(&self, sink: &mut Sink) -> Result<()> {
         let bytes = sink.pending_bytes;
         let rows = sink.pending.num_rows() as u64;
         if rows == 0 {
@@ -1049,13 +1044,47 @@ impl Shared {
         Ok(())
     }
 
+    /// Freeze a sink's pending rows into a piece without blocking its pushes (see
+    /// [`Shared::freeze_gated`]).
+    fn freeze(&self, sink: &Mutex<Sink>) -> Result<()> {
+        let gate = sink.lock().persist_gate.clone();
+        let _gate = gate.lock();
+        self.freeze_gated(sink)
+    }
+
+    /// Freeze, for a caller holding the sink's `persist_gate`: the pending rows are swapped for
+    /// an empty writer under the sink lock, then sorted, rolled up and written outside it, so
+    /// pushes to the sink go on meanwhile. Their bytes stay accounted until the piece is
+    /// written (the memory budget counts the freeze in flight).
+    fn freeze_gated(&self, sink: &Mutex<Sink>) -> Result<()> {
+        let (writer, bytes, rows, marker) = {
+            let mut sk = sink.lock();
+            let rows = sk.pending.num_rows() as u64;
+            if rows == 0 {
+                return Ok(());
+            }
+            let fresh = crate::segment::SegmentWriter::new(&sk.schema, sk.key.interval)?;
+            let writer = std::mem::replace(&mut sk.pending, fresh);
+            let bytes = std::mem::take(&mut sk.pending_bytes);
+            sk.last_freeze = Instant::now();
+            (writer, bytes, rows, sk.key.marker())
+        };
+        let path = self.piece_path();
+        let res = persist::write_piece(writer, &path, &marker, rows);
+        self.release_memory(bytes, rows);
+        let segment = res?;
+        sink.lock().pieces.push(index::Piece { segment, path });
+        self.counters.persists.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn sinks(&self) -> Vec<Arc<Mutex<Sink>>> {
         self.state.lock().sinks.values().cloned().collect()
     }
 
     fn freeze_all(&self) -> Result<()> {
         for s in self.sinks() {
-            self.freeze_sink(&mut s.lock())?;
+            self.freeze(&s)?;
         }
         Ok(())
     }
@@ -1071,8 +1100,11 @@ impl Shared {
             .collect();
         let mut out = Vec::new();
         for s in sinks {
-            let mut s = s.lock();
-            self.freeze_sink(&mut s)?;
+            // Through the gate: a freeze in flight holds rows that are in no piece yet.
+            let gate = s.lock().persist_gate.clone();
+            let _gate = gate.lock();
+            self.freeze_gated(&s)?;
+            let s = s.lock();
             for (n, p) in s.pieces.iter().enumerate() {
                 out.push(QueryPiece {
                     segment: p.segment.clone(),
@@ -1149,6 +1181,7 @@ impl Shared {
 
     /// One round of background work: freezes, merges, handoffs.
     fn tick(&self) -> Result<()> {
+        let _work = self.work.lock();
         if self.halted.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -1157,15 +1190,17 @@ impl Shared {
             self.counters.bytes_in_memory.load(Ordering::Acquire) >= cfg.max_bytes_in_memory;
         let mut first_err = None;
         for s in self.sinks() {
-            let mut sk = s.lock();
-            let due = over_bytes
-                || sk.pending.num_rows() as u64 >= cfg.max_rows_in_memory
-                || sk.last_freeze.elapsed() >= cfg.intermediate_persist_period;
-            if due && let Err(e) = self.freeze_sink(&mut sk) {
+            let due = {
+                let sk = s.lock();
+                over_bytes
+                    || sk.pending.num_rows() as u64 >= cfg.max_rows_in_memory
+                    || sk.last_freeze.elapsed() >= cfg.intermediate_persist_period
+            };
+            if due && let Err(e) = self.freeze(&s) {
                 first_err.get_or_insert(e);
             }
-            if sk.pieces.len() > cfg.max_pieces_per_sink
-                && let Err(e) = self.merge_pieces(&mut sk)
+            if s.lock().pieces.len() > cfg.max_pieces_per_sink
+                && let Err(e) = self.merge_pieces(&s)
             {
                 first_err.get_or_insert(e);
             }
@@ -1179,33 +1214,51 @@ impl Shared {
         }
     }
 
-    /// Merge the smaller half of a sink's pieces into one.
-    fn merge_pieces(&self, sink: &mut Sink) -> Result<()> {
-        let mut order: Vec<usize> = (0..sink.pieces.len()).collect();
-        order.sort_by_key(|&i| sink.pieces[i].segment.num_rows());
-        let take: Vec<usize> = order[..sink.pieces.len().div_ceil(2).max(2)].to_vec();
-        let segs: Vec<SegmentRef> = take
-            .iter()
-            .map(|&i| sink.pieces[i].segment.clone())
-            .collect();
-        let merged = persist::merge(&sink.schema, sink.key.interval, &segs, u64::MAX, || {
-            Ok(self.piece_path())
-        })?;
+    /// Merge the smaller half of a sink's pieces into one, without holding the sink: the pieces
+    /// are read and merged outside the lock, then swapped for the merged one (a query sees either
+    /// the old pieces or the new one, never both). At most `max_bytes_in_memory` of rows (by the
+    /// writer's estimate) are merged at once, so a merge stays inside the memory bound; when
+    /// not even the two smallest pieces fit, the pieces wait for handoff.
+    ///
+    /// Merges and handoffs run only inside [`Shared::tick`], one round at a time (`work`), so the
+    /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
+    /// pieces).
+    fn merge_pieces(&self, sink: &Mutex<Sink>) -> Result<()> {
+        let (schema, interval, take) = {
+            let sk = sink.lock();
+            let per_row = crate::loader::build::writer_bytes_per_row(&sk.schema);
+            let mut order: Vec<&index::Piece> = sk.pieces.iter().collect();
+            order.sort_by_key(|p| p.segment.num_rows());
+            let want = sk.pieces.len().div_ceil(2).max(2);
+            let mut bytes = 0u64;
+            let mut take = Vec::new();
+            for p in order.into_iter().take(want) {
+                bytes = bytes.saturating_add(p.segment.num_rows().saturating_mul(per_row));
+                if bytes > self.config.max_bytes_in_memory {
+                    break;
+                }
+                take.push(p.clone());
+            }
+            (sk.schema.clone(), sk.key.interval, take)
+        };
+        if take.len() < 2 {
+            return Ok(());
+        }
+        let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
+        let merged = persist::merge(&schema, interval, &segs, u64::MAX, || Ok(self.piece_path()))?;
         let mut new_pieces = Vec::new();
         for (path, _) in merged {
             let segment = Arc::new(crate::segment::Segment::open(&path)?);
             new_pieces.push(index::Piece { segment, path });
         }
-        let mut keep = Vec::new();
-        for (i, p) in std::mem::take(&mut sink.pieces).into_iter().enumerate() {
-            if take.contains(&i) {
-                let _ = std::fs::remove_file(&p.path);
-            } else {
-                keep.push(p);
-            }
+        {
+            let mut sk = sink.lock();
+            sk.pieces.retain(|p| !take.iter().any(|t| t.path == p.path));
+            sk.pieces.extend(new_pieces);
         }
-        keep.extend(new_pieces);
-        sink.pieces = keep;
+        for p in &take {
+            let _ = std::fs::remove_file(&p.path);
+        }
         self.counters.merges.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -1236,6 +1289,16 @@ impl crate::engine::Engine {
     /// Push an Arrow record batch; columns are matched to the schema's fields by name.
     pub fn push_arrow(&self, datasource: &str, batch: &RecordBatch) -> Result<PushReport> {
         self.realtime.push_arrow(datasource, batch)
+    }
+
+    /// Push rows given as JSON texts, one object each (the gRPC JSON rows): one call for the
+    /// whole batch. A text that is not valid JSON rejects that row only, as a parse error.
+    pub fn push_json_texts<S: AsRef<str>>(
+        &self,
+        datasource: &str,
+        rows: &[S],
+    ) -> Result<PushReport> {
+        self.realtime.push_json_texts(datasource, rows)
     }
 
     /// Graceful shutdown of realtime ingestion: WAL durable, memory frozen to pieces,

@@ -139,3 +139,58 @@ fn acknowledged_rows_survive_random_crashes_exactly_once() {
     );
     assert!(torn >= 1, "no torn tail was tested");
 }
+
+#[test]
+fn wal_records_of_the_json_format_still_replay() {
+    use basalt_engine::input::{InputValue, json_row};
+    use basalt_engine::realtime::wal::{self, Wal, record};
+    use basalt_engine::schema::DataSchema;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0 + 10 * 60_000);
+    let engine = open(dir.path(), config(&clock));
+    create(&engine, "m", false);
+    let first = rows(&mut rng(31), 200, T0, 10 * 60_000);
+    assert_eq!(engine.push_json_rows("m", &first).unwrap().accepted, 200);
+    drop(engine); // a crash: the rows are only in the WAL
+
+    // Append a record in the format-1 (JSON) encoding, as earlier versions wrote them, for the
+    // same sink as the binary record the push wrote.
+    let wal_dir = dir.path().join(wal::WAL_DIR);
+    let (wal, recovery) = Wal::open(&wal_dir, 64 << 20).unwrap();
+    assert_eq!(recovery.records.len(), 1);
+    let payload = &recovery.records[0].payload;
+    assert_eq!(payload[0], record::BINARY_RECORD_TAG);
+    let written = record::decode(payload, &wal_dir, 1).unwrap();
+    assert_eq!(written.datasource, "m");
+    assert_eq!(written.groups.len(), 1);
+    assert_eq!(written.groups[0].rows.len(), 200);
+    let schema = DataSchema::from_json(&spec("m", false)).unwrap();
+    let second = rows(&mut rng(32), 150, T0, 10 * 60_000);
+    let parsed: Vec<(i64, Vec<InputValue<'_>>)> = second
+        .iter()
+        .map(|r| {
+            let mut out = Vec::new();
+            let t = json_row(&schema, r.as_object().unwrap(), &mut out).unwrap();
+            (t, out)
+        })
+        .collect();
+    let old = record::Record {
+        datasource: "m".into(),
+        groups: vec![record::RecordGroup {
+            key: written.groups[0].key,
+            rows: parsed,
+        }],
+    };
+    let json = record::encode_json(&old);
+    assert_eq!(json[0], b'{');
+    let ticket = wal.append(&json).unwrap();
+    wal.sync_to(ticket.seq).unwrap();
+    drop(wal);
+
+    // Both encodings replay into the one sink, every row once.
+    let engine = open(dir.path(), config(&clock));
+    assert_eq!(engine.realtime_stats().rows_replayed, 350);
+    assert_eq!(query(&engine, "m"), reference(first.iter().chain(&second)));
+    assert_eq!(engine.realtime_stats().sinks, 1);
+}

@@ -287,3 +287,59 @@ fn memory_budget_gives_back_pressure_not_growth() {
         "{err}"
     );
 }
+
+#[test]
+fn json_texts_push_like_json_rows_and_invalid_json_is_a_parse_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0 + 10 * 60_000);
+    let cfg = RealtimeConfig {
+        max_parse_exceptions: 2,
+        ..config(&clock)
+    };
+    let engine = open(dir.path(), cfg);
+    create(&engine, "t", true);
+    create(&engine, "j", true);
+    let mut batch = rows(&mut rng(41), 300, T0, 10 * 60_000);
+    // Escapes and non-ASCII strings, numbers as strings: the fast reader and the general one
+    // must agree.
+    batch[0]["host"] = json!("h\"quoted\"\\ é 日本");
+    batch[1]["n"] = json!("17");
+    batch[2]["core"] = json!("3");
+    let mut texts: Vec<String> = batch.iter().map(|r| r.to_string()).collect();
+    texts[3] = r#"{"ts": 1767225600000, "host": "\u0068\u0031", "region": "eu", "core": 1, "n": 5, "x": 2.0, "user": "u1"}"#.to_string();
+    batch[3] = serde_json::from_str(&texts[3]).unwrap();
+    let r = engine.push_json_texts("t", &texts).unwrap();
+    assert_eq!((r.accepted, r.rejected), (300, 0), "{r:?}");
+    assert_eq!(engine.push_json_rows("j", &batch).unwrap().accepted, 300);
+    assert_eq!(query(&engine, "t"), query(&engine, "j"));
+    assert!(query(&engine, "t").contains_key("h\"quoted\"\\ é 日本"));
+
+    // Invalid JSON rejects that row with a reason; the rest goes on.
+    let more = rows(&mut rng(42), 3, T0, 60_000);
+    let texts = vec![
+        more[0].to_string(),
+        "{not json".to_string(),
+        more[1].to_string(),
+        r#"{"ts": 1767225600000, "host": {"nested": true}}"#.to_string(),
+        more[2].to_string(),
+    ];
+    let r = engine.push_json_texts("t", &texts).unwrap();
+    assert_eq!((r.accepted, r.rejected), (3, 2), "{r:?}");
+    assert_eq!(r.rejected_by_reason.get("invalid JSON"), Some(&1), "{r:?}");
+    assert_eq!(r.rejected_by_reason.get("wrong type"), Some(&1), "{r:?}");
+    assert_eq!(
+        r.errors.iter().map(|e| e.row).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert!(r.errors[0].reason.contains("not valid JSON"), "{r:?}");
+    // Invalid JSON counts against maxParseExceptions like any parse error.
+    let bad = vec!["[".to_string(), "{".to_string(), "nope".to_string()];
+    let err = engine.push_json_texts("t", &bad).unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(err.to_string().contains("invalid JSON: 3"), "{err}");
+    assert_eq!(
+        total(&engine, "t"),
+        303,
+        "nothing of the rejected push is stored"
+    );
+}

@@ -214,16 +214,24 @@ impl ServerConfig {
             .config
             .clone()
             .or_else(|| env("BASALT_CONFIG").map(PathBuf::from));
+        let mut max_bytes_set = false;
         if let Some(path) = file {
-            c.apply_file(&path)?;
+            max_bytes_set = c.apply_file(&path)?;
         }
         c.apply_env(env)?;
         c.apply_args(args)?;
+        // The freeze threshold (default 256 MiB) follows a smaller memory budget unless it was
+        // set as well: `--memory-budget-bytes 64MiB` alone is a valid configuration.
+        let rt = &mut c.realtime;
+        if !max_bytes_set && rt.max_bytes_in_memory > rt.memory_budget_bytes {
+            rt.max_bytes_in_memory = (rt.memory_budget_bytes / 2).max(1);
+        }
         c.realtime.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(c)
     }
 
-    fn apply_file(&mut self, path: &Path) -> anyhow::Result<()> {
+    /// Apply the file; returns whether it set `max_bytes_in_memory`.
+    fn apply_file(&mut self, path: &Path) -> anyhow::Result<bool> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
         let f: FileConfig = toml::from_str(&text)
@@ -275,7 +283,7 @@ impl ServerConfig {
         if let Some(v) = r.max_parse_exceptions {
             rt.max_parse_exceptions = v;
         }
-        Ok(())
+        Ok(r.max_bytes_in_memory.is_some())
     }
 
     fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -386,6 +394,35 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn a_small_memory_budget_alone_is_valid() -> anyhow::Result<()> {
+        let args = ServeArgs {
+            memory_budget_bytes: Some(64 << 20),
+            ..ServeArgs::default()
+        };
+        let c = ServerConfig::load_from(&args, &env_of(&[]))?;
+        assert_eq!(c.realtime.memory_budget_bytes, 64 << 20);
+        assert_eq!(c.realtime.max_bytes_in_memory, 32 << 20);
+        let c = ServerConfig::load_from(
+            &ServeArgs::default(),
+            &env_of(&[("BASALT_MEMORY_BUDGET_BYTES", "100000000")]),
+        )?;
+        assert_eq!(c.realtime.max_bytes_in_memory, 50_000_000);
+        // Both set, inconsistently: still an error.
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[realtime]\nmax_bytes_in_memory = 200000000\nmemory_budget_bytes = 100000000\n",
+        )?;
+        let args = ServeArgs {
+            config: Some(path),
+            ..ServeArgs::default()
+        };
+        assert!(ServerConfig::load_from(&args, &env_of(&[])).is_err());
+        Ok(())
     }
 
     #[test]

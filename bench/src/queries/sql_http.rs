@@ -28,6 +28,8 @@ pub struct BasaltServer {
     child: Child,
     /// Its HTTP address.
     pub http: SocketAddr,
+    /// Its gRPC address.
+    pub grpc: SocketAddr,
     /// Where its output goes.
     pub log: PathBuf,
 }
@@ -41,6 +43,11 @@ impl BasaltServer {
     /// Starts `binary serve` on `data_dir` with free loopback ports and waits until
     /// `GET /status/health` answers 200 (at most two minutes).
     pub fn spawn(binary: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(binary, data_dir, &[])
+    }
+
+    /// [`BasaltServer::spawn`] with more `serve` arguments (e.g. `--fsync always`).
+    pub fn spawn_with(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> anyhow::Result<Self> {
         let http_addr = free_port()?;
         let grpc_addr = free_port()?;
         let log = std::env::temp_dir().join(format!("basalt-bench-serve-{}.log", http_addr.port()));
@@ -54,6 +61,7 @@ impl BasaltServer {
             .arg(http_addr.to_string())
             .arg("--grpc-addr")
             .arg(grpc_addr.to_string())
+            .args(extra_args)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -62,6 +70,7 @@ impl BasaltServer {
         let mut server = Self {
             child,
             http: http_addr,
+            grpc: grpc_addr,
             log,
         };
         let t0 = Instant::now();

@@ -57,8 +57,10 @@ pub(crate) fn handoff_due(sh: &Shared) -> Result<()> {
 
 fn handoff_one(sh: &Shared, key: &SinkKey, sink: &Arc<Mutex<Sink>>) -> Result<()> {
     let (schema, pieces): (_, Vec<SegmentRef>) = {
-        let mut sk = sink.lock();
-        sh.freeze_sink(&mut sk)?;
+        let gate = sink.lock().persist_gate.clone();
+        let _gate = gate.lock();
+        sh.freeze_gated(sink)?;
+        let sk = sink.lock();
         (
             sk.schema.clone(),
             sk.pieces.iter().map(|p| p.segment.clone()).collect(),

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::input::InputValue;
+use crate::input::{InputValue, JsonRowReader};
 use crate::loader::convert::{to_double, to_long};
 use crate::schema::{DataSchema, DimensionType, MetricKind};
 use crate::segment::{SegmentId, SegmentRef, SegmentWriter, Version};
@@ -84,6 +84,11 @@ pub struct Sink {
     pub handing_off: bool,
     /// Rows appended in all (before rollup).
     pub rows_in: u64,
+    /// Held by whoever freezes this sink, for the whole freeze: the pending rows are taken out
+    /// under the sink lock and written to a piece outside it (pushes go on meanwhile), so a
+    /// query that must see every acknowledged row takes this gate to wait for a freeze in
+    /// flight.
+    pub persist_gate: Arc<parking_lot::Mutex<()>>,
 }
 
 impl Sink {
@@ -101,6 +106,7 @@ impl Sink {
             last_freeze: Instant::now(),
             handing_off: false,
             rows_in: 0,
+            persist_gate: Arc::default(),
         })
     }
 }
@@ -120,6 +126,14 @@ impl Reject {
         Reject {
             reason,
             message: message.into(),
+        }
+    }
+
+    /// The same reject with `prefix` before its message (e.g. the line it came from).
+    pub fn prefixed(self, prefix: &str) -> Reject {
+        Reject {
+            reason: self.reason,
+            message: format!("{prefix}{}", self.message),
         }
     }
 }
@@ -158,6 +172,31 @@ pub fn parse_json_row<'a>(
             Err(Reject::new(reason, msg))
         }
     }
+}
+
+/// Reject reason of a row whose text is not JSON (its message is the JSON parser's).
+pub const INVALID_JSON: &str = "invalid JSON";
+
+/// Read one row from its JSON text and validate it: the fast [`JsonRowReader`], and the
+/// general reader (through a [`Value`]) for any row the fast one does not take, so every reject
+/// has the general reader's reason. Text that is not JSON is rejected as `invalid JSON`.
+pub fn read_json_text<'a>(
+    reader: &JsonRowReader<'_>,
+    schema: &DataSchema,
+    text: &'a [u8],
+) -> std::result::Result<(i64, Vec<InputValue<'a>>), Reject> {
+    let mut values = Vec::new();
+    if let Ok(s) = std::str::from_utf8(text)
+        && let Some(t) = reader.read(s, &mut values)
+    {
+        validate_values(schema, &values)?;
+        return Ok((t, values));
+    }
+    let v: Value =
+        serde_json::from_slice(text).map_err(|e| Reject::new(INVALID_JSON, e.to_string()))?;
+    let (t, vals) = parse_json_row(schema, &v)?;
+    validate_values(schema, &vals)?;
+    Ok((t, vals.iter().map(to_owned_value).collect()))
 }
 
 /// Check that every input value converts to its column as the segment writer will convert it,

@@ -18,8 +18,10 @@ use crate::segment::writer::MetricState;
 use crate::segment::{Segment, SegmentRef, SegmentStats, SegmentWriter};
 use crate::time::Interval;
 
-/// Freeze a sink's pending rows into a new piece written at `path`. Returns the rows frozen
-/// (0 if there were none, and then no file is written).
+/// Freeze a sink's pending rows into a new piece written at `path`, all under the caller's
+/// hold of the sink (used by WAL replay, where nothing runs concurrently; live freezes take the
+/// rows out and call [`write_piece`] without the sink lock). Returns the rows frozen (0 if there
+/// were none, and then no file is written).
 pub fn freeze(sink: &mut Sink, path: PathBuf) -> Result<u64> {
     let rows = sink.pending.num_rows() as u64;
     if rows == 0 {
@@ -27,28 +29,31 @@ pub fn freeze(sink: &mut Sink, path: PathBuf) -> Result<u64> {
     }
     let fresh = SegmentWriter::new(&sink.schema, sink.key.interval)?;
     let writer = std::mem::replace(&mut sink.pending, fresh);
-    let res = writer
-        .finish(&path)
-        .and_then(|_| Segment::open(&path).map(Arc::new));
-    match res {
-        Ok(segment) => {
-            sink.pieces.push(Piece { segment, path });
-            sink.pending_bytes = 0;
-            sink.last_freeze = std::time::Instant::now();
-            Ok(rows)
-        }
-        Err(e) => {
-            // The rows are in the WAL; a restart replays them. Keep the sink consistent: the
-            // writer is gone, so the rows are lost from memory until then. Report loudly.
-            let _ = std::fs::remove_file(&path);
-            sink.pending_bytes = 0;
-            Err(Error::internal(format!(
-                "freezing {rows} realtime rows of {} into {}: {e} (restart to replay them from the WAL)",
-                sink.key.marker(),
+    sink.pending_bytes = 0;
+    sink.last_freeze = std::time::Instant::now();
+    let segment = write_piece(writer, &path, &sink.key.marker(), rows)?;
+    sink.pieces.push(Piece { segment, path });
+    Ok(rows)
+}
+
+/// Write a writer's rows as a piece at `path` and open it. On failure the file is removed and
+/// the error says the rows are lost from memory until a restart replays them from the WAL.
+pub fn write_piece(
+    writer: SegmentWriter,
+    path: &Path,
+    sink: &crate::segment::SegmentId,
+    rows: u64,
+) -> Result<SegmentRef> {
+    writer
+        .finish(path)
+        .and_then(|_| Segment::open(path).map(Arc::new))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(path);
+            Error::internal(format!(
+                "freezing {rows} realtime rows of {sink} into {}: {e} (restart to replay them from the WAL)",
                 path.display()
-            )))
-        }
-    }
+            ))
+        })
 }
 
 /// Merge rolled-up `pieces` of `interval` into segments of at most `rows_per_segment` rows

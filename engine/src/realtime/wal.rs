@@ -7,7 +7,7 @@
 //! RECORD   := LEN (u32 LE, payload bytes) CRC (u32 LE, CRC-32C of the payload) PAYLOAD
 //! ```
 //!
-//! A record is the accepted rows of one push (see `crate::realtime` for the payload). Appends
+//! A record is the accepted rows of one push; its payload encoding is [`record`]. Appends
 //! write to the current file under a lock; durability is separate: [`Wal::sync_to`] makes every
 //! record up to a ticket durable with one `fdatasync` shared by all pushes waiting at that time
 //! (group commit: one caller syncs, the others wait for it). A file is fsynced before the log
@@ -26,6 +26,8 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+
+pub mod record;
 
 /// Directory under the data directory holding the WAL files.
 pub const WAL_DIR: &str = "wal";

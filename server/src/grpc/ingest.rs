@@ -7,7 +7,6 @@ use basalt_engine::engine::Engine;
 use basalt_proto::v1::ingest_service_server::IngestService;
 use basalt_proto::v1::push_request::Rows;
 use basalt_proto::v1::{PushRequest, PushResponse, RowError};
-use serde_json::Value;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{ipc_to_batches, status_from};
@@ -39,16 +38,8 @@ struct Totals {
 }
 
 impl Totals {
-    fn reject(&mut self, row: u64, reason_key: &str, reason: String) {
-        self.rejected += 1;
-        *self.by_reason.entry(reason_key.to_string()).or_default() += 1;
-        if self.errors.len() < MAX_REPORTED_ERRORS {
-            self.errors.push(RowError { row, reason });
-        }
-    }
-
-    /// Add an engine report for rows whose stream indexes are `index[i]`.
-    fn add(&mut self, report: basalt_engine::realtime::PushReport, index: &[u64]) {
+    /// Add an engine report for a batch whose first row is row `first` of the stream.
+    fn add(&mut self, report: basalt_engine::realtime::PushReport, first: u64) {
         self.accepted += report.accepted;
         self.rejected += report.rejected;
         for (reason, n) in report.rejected_by_reason {
@@ -58,10 +49,7 @@ impl Totals {
             if self.errors.len() >= MAX_REPORTED_ERRORS {
                 break;
             }
-            let row = usize::try_from(e.row)
-                .ok()
-                .and_then(|i| index.get(i).copied())
-                .unwrap_or(e.row);
+            let row = first.saturating_add(e.row);
             self.errors.push(RowError {
                 row,
                 reason: e.reason,
@@ -110,36 +98,24 @@ impl IngestService for IngestApi {
             match msg.rows {
                 None => {}
                 Some(Rows::Json(json)) => {
-                    let mut rows = Vec::with_capacity(json.rows.len());
-                    let mut index = Vec::with_capacity(json.rows.len());
-                    for text in &json.rows {
-                        let row_no = totals.rows_seen;
-                        totals.rows_seen += 1;
-                        match serde_json::from_str::<Value>(text) {
-                            Ok(v) => {
-                                rows.push(v);
-                                index.push(row_no);
-                            }
-                            Err(e) => totals.reject(
-                                row_no,
-                                "malformed JSON",
-                                format!("row is not valid JSON: {e}"),
-                            ),
-                        }
-                    }
+                    // One engine call for the batch: it parses (rows that are not JSON are
+                    // rejected with a reason, counted against maxParseExceptions), logs and
+                    // indexes the rows.
+                    let first = totals.rows_seen;
+                    totals.rows_seen += json.rows.len() as u64;
+                    let rows = json.rows;
                     let report =
-                        tokio::task::spawn_blocking(move || engine.push_json_rows(&ds, &rows))
+                        tokio::task::spawn_blocking(move || engine.push_json_texts(&ds, &rows))
                             .await
                             .map_err(|e| Status::internal(format!("push task failed: {e}")))?
                             .map_err(|e| totals.fail(status_from(e)))?;
-                    totals.add(report, &index);
+                    totals.add(report, first);
                 }
                 Some(Rows::ArrowIpc(bytes)) => {
                     let batches = ipc_to_batches(&bytes).map_err(|s| totals.fail(s))?;
                     for batch in batches {
                         let first = totals.rows_seen;
                         totals.rows_seen += batch.num_rows() as u64;
-                        let index: Vec<u64> = (first..totals.rows_seen).collect();
                         let engine = engine.clone();
                         let ds = ds.clone();
                         let report =
@@ -147,7 +123,7 @@ impl IngestService for IngestApi {
                                 .await
                                 .map_err(|e| Status::internal(format!("push task failed: {e}")))?
                                 .map_err(|e| totals.fail(status_from(e)))?;
-                        totals.add(report, &index);
+                        totals.add(report, first);
                     }
                 }
             }
