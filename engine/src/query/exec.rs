@@ -877,7 +877,7 @@ fn group_of(
     Ok(g)
 }
 
-pub(crate) fn merge_into(
+fn merge_into(
     out: &mut Groups,
     key: GroupKey,
     st: Vec<AggState>,
@@ -935,12 +935,26 @@ pub fn aggregate_all(
     }
     let tasks = split_for_parallelism(tasks);
     let partials = parallel_map(&tasks, |t| aggregate_task(t, filter, grouping, ctx))?;
-    let mut iter = partials.into_iter();
-    let mut out = iter.next().unwrap_or_default();
-    for p in iter {
+    let mut out = Groups::default();
+    merge_partials(&mut out, partials, grouping, ctx)?;
+    Ok(out)
+}
+
+/// Merge partial groups into `out`; fails once there are more groups than the query allows.
+pub(crate) fn merge_partials(
+    out: &mut Groups,
+    partials: Vec<Groups>,
+    grouping: &Grouping<'_>,
+    ctx: &ExecContext,
+) -> Result<()> {
+    for p in partials {
         ctx.check()?;
-        for (k, st) in p {
-            merge_into(&mut out, k, st, grouping.aggs)?;
+        if out.is_empty() {
+            *out = p;
+        } else {
+            for (k, st) in p {
+                merge_into(out, k, st, grouping.aggs)?;
+            }
         }
         if out.len() as u64 > grouping.max_groups {
             return Err(Error::ResourcesExhausted(format!(
@@ -949,7 +963,7 @@ pub fn aggregate_all(
             )));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Finalize a group's aggregates into a JSON object (name → value).

@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use crate::error::{Error, Result};
 use crate::query::aggregator::{AggKind, AggState};
 use crate::query::exec::{
-    DimValue, ExecContext, Grouping, Groups, SegmentTask, aggregate_task, merge_into, parallel_map,
-    split_for_parallelism,
+    DimValue, ExecContext, Grouping, Groups, SegmentTask, aggregate_task, merge_partials,
+    parallel_map, split_for_parallelism,
 };
 use crate::query::filter::Filter;
 use crate::schema::{MetricKind, TIME_COLUMN};
@@ -143,17 +143,7 @@ pub fn aggregate(
         }
         let pieces = split_for_parallelism(&batch);
         let partials = parallel_map(&pieces, |p| aggregate_task(p, filter, grouping, ctx))?;
-        for p in partials {
-            for (k, st) in p {
-                merge_into(&mut out, k, st, grouping.aggs)?;
-            }
-        }
-        if out.len() as u64 > grouping.max_groups {
-            return Err(Error::ResourcesExhausted(format!(
-                "query produced more than {} groups (context maxGroupByRows)",
-                grouping.max_groups
-            )));
-        }
+        merge_partials(&mut out, partials, grouping, ctx)?;
     }
     Ok(out)
 }
