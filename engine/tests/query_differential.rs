@@ -885,6 +885,18 @@ fn check_engine(engine: &EngineUnderTest, datasets: &[Dataset], q: &Value) -> Re
     }
 }
 
+/// Check every query against the reference; the failures, the first ten printed.
+fn check_all(engine: &EngineUnderTest, datasets: &[Dataset], qs: &[Value]) -> Vec<String> {
+    let failures: Vec<String> = qs
+        .iter()
+        .filter_map(|q| check_engine(engine, datasets, q).err())
+        .collect();
+    for f in failures.iter().take(10) {
+        eprintln!("\n{f}");
+    }
+    failures
+}
+
 fn truncate(s: &str) -> String {
     if s.len() <= 3000 {
         s.to_string()
@@ -1421,15 +1433,7 @@ fn differential_fast_paths() {
             "dimensions": ["region"], "aggregations": distinct}),
         );
     }
-    let mut failures = Vec::new();
-    for q in &qs {
-        if let Err(e) = check_engine(&engine, &datasets, q) {
-            failures.push(e);
-        }
-    }
-    for f in failures.iter().take(10) {
-        eprintln!("\n{f}");
-    }
+    let failures = check_all(&engine, &datasets, &qs);
     assert!(
         failures.is_empty(),
         "{} of {} fast-path queries differ from the reference",
@@ -1546,15 +1550,7 @@ fn differential_newest_first_last_values() {
             }
         }
     }
-    let mut failures = Vec::new();
-    for q in &qs {
-        if let Err(e) = check_engine(&engine, &datasets, q) {
-            failures.push(e);
-        }
-    }
-    for f in failures.iter().take(10) {
-        eprintln!("\n{f}");
-    }
+    let failures = check_all(&engine, &datasets, &qs);
     assert!(
         failures.is_empty(),
         "{} of {} last-value queries differ from the reference",

@@ -14,9 +14,9 @@ use basalt_engine::engine::Engine;
 use basalt_engine::error::Error;
 use basalt_engine::query::spec::Query;
 use basalt_engine::sql::{SqlParameter, SqlRequest};
-use basalt_engine::table::{SqlType, Table};
+use basalt_engine::table::SqlType;
 use serde_json::{Value, json};
-use sql_support::{HOUR, T0};
+use sql_support::{HOUR, T0, sql};
 
 fn setup() -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
@@ -24,18 +24,6 @@ fn setup() -> (tempfile::TempDir, Engine) {
     sql_support::build_events(&engine);
     sql_support::build_cpu(&engine, 11);
     (dir, engine)
-}
-
-fn sql(engine: &Engine, q: &str) -> Table {
-    engine
-        .sql(
-            &SqlRequest {
-                query: q.into(),
-                ..SqlRequest::default()
-            },
-            None,
-        )
-        .unwrap_or_else(|e| panic!("{e}\nSQL: {q}"))
 }
 
 fn iso(t: i64) -> String {

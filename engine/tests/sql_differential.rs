@@ -294,17 +294,7 @@ fn pushed_down_plans_equal_relational_plans() {
         "SELECT TIME_FLOOR(__time, 'PT1H') AS b, SUM(added) FILTER (WHERE channel = '#de') AS s, \
          MAX(price) FILTER (WHERE channel = '#fr') AS p FROM events GROUP BY 1 ORDER BY 1 DESC LIMIT 2",
     ];
-    let run = |engine: &Engine, q: &str| -> Table {
-        engine
-            .sql(
-                &SqlRequest {
-                    query: q.into(),
-                    ..SqlRequest::default()
-                },
-                None,
-            )
-            .unwrap_or_else(|e| panic!("{e}\nSQL: {q}"))
-    };
+    let run = sql_support::sql;
     let first_query_type = |engine: &Engine, q: &str| -> String {
         let t = run(engine, &format!("EXPLAIN PLAN FOR {q}"));
         let plan: Value = serde_json::from_str(t.rows[0][0].as_str().unwrap()).unwrap();

@@ -160,3 +160,16 @@ pub fn render(v: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+/// Run `q` through `Engine::sql` with no parameters or context; panics with the SQL on error.
+pub fn sql(engine: &Engine, q: &str) -> basalt_engine::table::Table {
+    engine
+        .sql(
+            &basalt_engine::sql::SqlRequest {
+                query: q.into(),
+                ..basalt_engine::sql::SqlRequest::default()
+            },
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}\nSQL: {q}"))
+}
