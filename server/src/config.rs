@@ -22,6 +22,7 @@
 //! fsync_interval_ms = 100
 //! max_rows_in_memory = 150000      # pending rows of one interval before they are frozen
 //! max_bytes_in_memory = 268435456  # pending bytes of the node before everything is frozen
+//!                                   # (unset: at most half of memory_budget_bytes)
 //! memory_budget_bytes = 1073741824 # over this, pushes get a retryable "resources exhausted"
 //! intermediate_persist_period_ms = 1000
 //! window_period_secs = 600         # late-row window after an interval ends, before handoff
