@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+
+/// The same allocator as the `basalt` binary, so in-process timings match the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use basalt_bench::build_segments::{
     BuildSummary, ColumnBytes, build_hourly_segments, column_bytes, compare_with_peers,
     tsbs_data_schema_json,
