@@ -11,10 +11,11 @@
 //!
 //! Timing: per query, one warm-up round (Basalt, then each peer; its results are the ones
 //! compared), then `runs` timed rounds, each running every system once, so that load on the
-//! shared machine hits the systems alike. Basalt's time is `Engine::query_json` until the
-//! response JSON value is built; a peer's is its query call until the result is a
-//! materialized Arrow table (the time to ship rows to this process is not counted). Reported:
-//! the median of the timed runs.
+//! shared machine hits the systems alike. Basalt's time is `Engine::query_json_output` until
+//! the result is materialized in memory (typed columns for a scan, the response JSON value
+//! for the other query types); a peer's is its query call until the result is a materialized
+//! Arrow table (the time to ship rows to this process is not counted). Reported: the median
+//! of the timed runs. Rendering results as JSON text is timed by `--basalt-sql` (over HTTP).
 
 pub mod compare;
 pub mod defs;
@@ -26,7 +27,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use basalt_engine::engine::Engine;
+use basalt_engine::engine::{Engine, QueryOutput};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -340,8 +341,9 @@ pub fn run(opts: &Options) -> anyhow::Result<Value> {
         "seed": opts.seed,
         "runs": opts.runs,
         "warmup_runs": 1,
-        "timing": "median of the timed runs; Basalt: Engine::query_json until the response JSON \
-                   value is built (in process); peers: the query call until the result is a \
+        "timing": "median of the timed runs; Basalt: Engine::query_json_output until the result \
+                   is materialized (typed columns for scan, the response JSON value otherwise; \
+                   in process); peers: the query call until the result is a \
                    materialized Arrow table (in the peer's process); rounds interleave the systems",
         "setup": {"parquet": parquet_setup, "basalt": basalt_setup, "peers": peers_setup},
         "basalt_time_boundary": boundary,
@@ -372,14 +374,17 @@ fn run_query(
     let mut basalt = Timings::default();
     let mut basalt_result: Option<Vec<Row>> = None;
     let t0 = Instant::now();
-    match engine.query_json(&text) {
-        Ok(v) => {
+    match engine.query_json_output(&text) {
+        Ok(out) => {
             basalt.warmup_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
             if count_only {
-                basalt.rows = Some(count_rows(&v));
+                basalt.rows = Some(match out {
+                    QueryOutput::Scan(s) => s.num_rows(),
+                    QueryOutput::Json(v) => count_rows(&v),
+                });
                 basalt_result = Some(Vec::new());
             } else {
-                match basalt_rows(&v) {
+                match basalt_rows(&out.into_json()) {
                     Ok(rows) => {
                         basalt.rows = Some(rows.len());
                         basalt_result = Some(rows);
@@ -420,7 +425,7 @@ fn run_query(
     for _ in 0..opts.runs {
         if basalt.error.is_none() {
             let t0 = Instant::now();
-            let r = engine.query_json(&text);
+            let r = engine.query_json_output(&text);
             let ms = t0.elapsed().as_secs_f64() * 1e3;
             // Freed off the clock, like the peers free their previous result before a run.
             match r {

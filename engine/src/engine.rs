@@ -26,6 +26,41 @@ use crate::segment::{Segment, SegmentId, SegmentRef};
 use crate::storage::DataDir;
 use crate::time::Interval;
 
+/// A native query's result: Druid's response JSON, or a scan's rows as typed columns.
+#[derive(Debug)]
+pub enum QueryOutput {
+    /// Response JSON.
+    Json(Value),
+    /// A scan's rows.
+    Scan(crate::query::scan_output::ScanOutput),
+}
+
+impl QueryOutput {
+    /// Druid's response JSON.
+    pub fn into_json(self) -> Value {
+        match self {
+            QueryOutput::Json(v) => v,
+            QueryOutput::Scan(s) => s.into_json(),
+        }
+    }
+
+    /// Write Druid's response as compact JSON text.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match self {
+            QueryOutput::Json(v) => crate::query::scan_output::write_value(out, v),
+            QueryOutput::Scan(s) => s.write_json(out),
+        }
+    }
+
+    /// Number of result rows: scan events, or the response array's entries.
+    pub fn num_rows(&self) -> usize {
+        match self {
+            QueryOutput::Json(v) => v.as_array().map_or(1, Vec::len),
+            QueryOutput::Scan(s) => s.num_rows(),
+        }
+    }
+}
+
 /// Engine settings.
 #[derive(Clone, Debug, Default)]
 pub struct EngineConfig {
@@ -237,6 +272,12 @@ impl Engine {
         }
     }
 
+    /// Run a Druid native query given as JSON text, keeping a scan's rows as typed columns.
+    pub fn query_json_output(&self, text: &str) -> Result<QueryOutput> {
+        let q = Query::from_json(text)?;
+        self.query_output(&q, None)
+    }
+
     /// Run a Druid native query given as JSON text; the result is Druid's response JSON.
     pub fn query_json(&self, text: &str) -> Result<Value> {
         let q = Query::from_json(text)?;
@@ -252,6 +293,16 @@ impl Engine {
         crate::sql::execute(self, request, cancelled)
     }
 
+    /// Run a SQL query; a plain scan's answer stays in typed columns (rendered without a
+    /// value per cell). `cancelled` stops it when set.
+    pub fn sql_output(
+        &self,
+        request: &crate::sql::SqlRequest,
+        cancelled: Option<Arc<AtomicBool>>,
+    ) -> Result<crate::table::SqlOutput> {
+        crate::sql::execute_output(self, request, cancelled)
+    }
+
     /// Run a native query and flatten its result into a table (one row per result row; the
     /// timestamp as a `__time` column where the query type has one).
     pub fn query_table(
@@ -263,8 +314,18 @@ impl Engine {
         crate::table::Table::from_native(q, &result)
     }
 
-    /// Run a parsed query; `cancelled` stops it when set.
+    /// Run a parsed query; `cancelled` stops it when set. The result is Druid's response JSON.
     pub fn query(&self, q: &Query, cancelled: Option<Arc<AtomicBool>>) -> Result<Value> {
+        Ok(self.query_output(q, cancelled)?.into_json())
+    }
+
+    /// Run a parsed query, keeping a scan's rows as typed columns (written as JSON by
+    /// [`QueryOutput::write_json`] without a JSON value per cell).
+    pub fn query_output(
+        &self,
+        q: &Query,
+        cancelled: Option<Arc<AtomicBool>>,
+    ) -> Result<QueryOutput> {
         let base = q.base();
         let ctx = Self::exec_context(base, cancelled);
         let tasks = self.tasks(base)?;
@@ -272,7 +333,7 @@ impl Engine {
         ctx.check()?;
         let filter = base.filter.as_ref();
         let all_timestamp = base.intervals.first().map(|i| i.start).unwrap_or(0);
-        match q {
+        let value = match q {
             Query::Timeseries {
                 granularity,
                 aggregations,
@@ -342,16 +403,20 @@ impl Engine {
                 order,
                 compacted,
                 ..
-            } => ScanExec {
-                filter,
-                columns,
-                limit: *limit,
-                offset: *offset,
-                order: *order,
-                compacted: *compacted,
-                max_rows: base.context.max_scan_rows,
+            } => {
+                return Ok(QueryOutput::Scan(
+                    ScanExec {
+                        filter,
+                        columns,
+                        limit: *limit,
+                        offset: *offset,
+                        order: *order,
+                        compacted: *compacted,
+                        max_rows: base.context.max_scan_rows,
+                    }
+                    .execute_columns(&tasks, &ctx)?,
+                ));
             }
-            .execute(&tasks, &ctx),
             Query::TimeBoundary { bound, .. } => TimeBoundaryExec {
                 filter,
                 bound: bound.as_deref(),
@@ -386,7 +451,8 @@ impl Engine {
             }
             .execute(&tasks, &ctx),
             Query::DataSourceMetadata { .. } => DataSourceMetadataExec.execute(&tasks, &ctx),
-        }
+        }?;
+        Ok(QueryOutput::Json(value))
     }
 
     /// Explain a query: the segments chosen, how the filter is evaluated in each, and the

@@ -7,6 +7,7 @@ pub mod filter;
 pub mod granularity;
 pub mod json;
 pub mod post_aggregator;
+pub mod scan_output;
 pub mod spec;
 
 pub use spec::Query;

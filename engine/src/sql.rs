@@ -27,7 +27,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::table::{SqlType, Table, TableColumn};
+use crate::table::{SqlOutput, SqlType, Table, TableColumn};
 
 /// A SQL request, as Druid's `POST /druid/v2/sql` body carries it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -152,6 +152,15 @@ pub fn execute(
     request: &SqlRequest,
     cancelled: Option<Arc<AtomicBool>>,
 ) -> Result<Table> {
+    Ok(execute_output(engine, request, cancelled)?.into_table())
+}
+
+/// Run a SQL statement; a plain scan's answer stays in typed columns.
+pub fn execute_output(
+    engine: &Engine,
+    request: &SqlRequest,
+    cancelled: Option<Arc<AtomicBool>>,
+) -> Result<SqlOutput> {
     let text = request.query.trim().trim_end_matches(';');
     let (explain, text) = match strip_explain(text) {
         Some(rest) => (true, rest),
@@ -183,8 +192,13 @@ pub fn execute(
         cancelled,
         ctes: Vec::new(),
         explain: explain.then(Vec::new),
+        columnar_ok: true,
+        columnar_out: None,
     };
     let rel = planner.run_query(&query)?;
+    if let Some(scan) = planner.columnar_out.take() {
+        return Ok(SqlOutput::Scan(scan));
+    }
     if let Some(steps) = planner.explain {
         let mut resources: Vec<Value> = Vec::new();
         for s in &steps {
@@ -195,7 +209,7 @@ pub fn execute(
                 }
             }
         }
-        return Ok(Table {
+        return Ok(SqlOutput::Table(Table {
             columns: vec![
                 TableColumn {
                     name: "PLAN".into(),
@@ -210,10 +224,10 @@ pub fn execute(
                 Value::String(Value::Array(steps).to_string()),
                 Value::String(Value::Array(resources).to_string()),
             ]],
-        });
+        }));
     }
     let planner::Relation { names, types, rows } = rel;
-    Ok(Table {
+    Ok(SqlOutput::Table(Table {
         columns: names
             .into_iter()
             .zip(&types)
@@ -228,5 +242,5 @@ pub fn execute(
                     .collect()
             })
             .collect(),
-    })
+    }))
 }

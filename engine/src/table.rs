@@ -449,3 +449,163 @@ fn timestamp_millis(v: &Value) -> Option<i64> {
         _ => None,
     }
 }
+
+/// A SQL result whose rows are a native scan's typed columns, shown through a projection: a
+/// plain `SELECT columns FROM datasource WHERE … LIMIT …` is answered without a value per
+/// cell, and rendered straight from the columns.
+#[derive(Debug, Clone)]
+pub struct ScanTable {
+    /// Output columns.
+    pub columns: Vec<TableColumn>,
+    /// For each output column, the scan column it shows.
+    pub projection: Vec<usize>,
+    /// The scan's rows.
+    pub scan: crate::query::scan_output::ScanOutput,
+}
+
+impl ScanTable {
+    /// Call `f` on every row, in order.
+    pub fn for_each_row(&self, mut f: impl FnMut(RowRef<'_>)) {
+        for batch in &self.scan.batches {
+            for row in 0..batch.rows {
+                f(RowRef::Scan {
+                    table: self,
+                    batch,
+                    row,
+                });
+            }
+        }
+    }
+}
+
+/// A SQL answer: a table of values, or a projected scan.
+#[derive(Debug, Clone)]
+pub enum SqlOutput {
+    /// Rows of values.
+    Table(Table),
+    /// A projected scan.
+    Scan(ScanTable),
+}
+
+/// One row of a [`SqlOutput`], to render.
+#[derive(Debug, Clone, Copy)]
+pub enum RowRef<'a> {
+    /// A row of values.
+    Values(&'a [Value]),
+    /// Row `row` of a scan batch, shown through `table`'s projection.
+    Scan {
+        /// The projected scan.
+        table: &'a ScanTable,
+        /// The batch.
+        batch: &'a crate::query::scan_output::ScanBatch,
+        /// Row within the batch.
+        row: usize,
+    },
+}
+
+impl RowRef<'_> {
+    /// Cell `i` as the JSON value the SQL API renders (`null` for SQL NULL).
+    pub fn value(&self, i: usize) -> Value {
+        match *self {
+            RowRef::Values(v) => v.get(i).cloned().unwrap_or(Value::Null),
+            RowRef::Scan { table, batch, row } => {
+                let ty = table.columns[i].sql_type;
+                match table.projection.get(i).and_then(|&c| batch.data.get(c)) {
+                    Some(col) => crate::sql::datum::Datum::from_scan(col, row, ty).into_json(ty),
+                    None => Value::Null,
+                }
+            }
+        }
+    }
+
+    /// Cell `i` written as JSON text (the same text as serializing [`RowRef::value`]).
+    #[inline]
+    pub fn write_json(&self, i: usize, out: &mut Vec<u8>) {
+        use crate::query::scan_output::{ScanColumn, write_f64, write_i64, write_str, write_value};
+        match *self {
+            RowRef::Values(v) => match v.get(i) {
+                None | Some(Value::Null) => out.extend_from_slice(b"null"),
+                Some(v) => write_value(out, v),
+            },
+            RowRef::Scan { table, batch, row } => {
+                let ty = table.columns[i].sql_type;
+                let Some(col) = table.projection.get(i).and_then(|&c| batch.data.get(c)) else {
+                    out.extend_from_slice(b"null");
+                    return;
+                };
+                match (col, ty) {
+                    (ScanColumn::Long(..), SqlType::Bigint) => match col.long(row) {
+                        Some(v) => write_i64(out, v),
+                        None => out.extend_from_slice(b"null"),
+                    },
+                    (ScanColumn::Long(..), SqlType::Timestamp) => match col.long(row) {
+                        Some(v) => {
+                            let mut s = String::with_capacity(24);
+                            crate::time::push_iso_millis(&mut s, v);
+                            out.push(b'"');
+                            out.extend_from_slice(s.as_bytes());
+                            out.push(b'"');
+                        }
+                        None => out.extend_from_slice(b"null"),
+                    },
+                    (ScanColumn::Double(..), SqlType::Double) => match col.double(row) {
+                        Some(v) => write_f64(out, v),
+                        None => out.extend_from_slice(b"null"),
+                    },
+                    (ScanColumn::Str(..), SqlType::Varchar) => match col.str(row) {
+                        Some(s) => write_str(out, s),
+                        None => out.extend_from_slice(b"null"),
+                    },
+                    _ => write_value(
+                        out,
+                        &crate::sql::datum::Datum::from_scan(col, row, ty).into_json(ty),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl SqlOutput {
+    /// The output columns.
+    pub fn columns(&self) -> &[TableColumn] {
+        match self {
+            SqlOutput::Table(t) => &t.columns,
+            SqlOutput::Scan(s) => &s.columns,
+        }
+    }
+
+    /// Number of rows.
+    pub fn num_rows(&self) -> usize {
+        match self {
+            SqlOutput::Table(t) => t.rows.len(),
+            SqlOutput::Scan(s) => s.scan.num_rows(),
+        }
+    }
+
+    /// Call `f` on every row, in order.
+    pub fn for_each_row(&self, mut f: impl FnMut(RowRef<'_>)) {
+        match self {
+            SqlOutput::Table(t) => t.rows.iter().for_each(|r| f(RowRef::Values(r))),
+            SqlOutput::Scan(s) => s.for_each_row(f),
+        }
+    }
+
+    /// The answer as a table of values.
+    pub fn into_table(self) -> Table {
+        match self {
+            SqlOutput::Table(t) => t,
+            SqlOutput::Scan(s) => {
+                let mut rows = Vec::with_capacity(s.scan.num_rows());
+                let width = s.columns.len();
+                s.for_each_row(|r| {
+                    rows.push((0..width).map(|i| r.value(i)).collect());
+                });
+                Table {
+                    columns: s.columns,
+                    rows,
+                }
+            }
+        }
+    }
+}

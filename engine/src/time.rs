@@ -438,7 +438,8 @@ pub fn format_iso_millis(t: Millis) -> String {
     out
 }
 
-fn push_iso_millis(out: &mut String, t: Millis) {
+/// Append [`format_iso_millis`]'s text to `out`.
+pub fn push_iso_millis(out: &mut String, t: Millis) {
     let days = t.div_euclid(MILLIS_PER_DAY);
     let tod = t.rem_euclid(MILLIS_PER_DAY) as u64; // [0, 86_399_999]
     let (year, month, day) = civil_from_days(days);

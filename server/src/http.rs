@@ -179,19 +179,28 @@ async fn native_query(
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("request body is not UTF-8: {e}")))?
         .to_string();
-    let result = blocking(&state, move |engine| engine.query_json(&text))
-        .await
-        .inspect_err(|e| {
-            ::metrics::counter!(metrics::QUERY_ERRORS_TOTAL, "kind" => "native", "status" => e.status.as_str().to_string()).increment(1);
-        })?;
-    let rows = result.as_array().map_or(1, Vec::len);
+    let pretty = params.pretty.is_some();
+    // The response is encoded on the blocking pool too: a scan's rows are written straight
+    // from their columns.
+    let (rows, body) = blocking(&state, move |engine| {
+        let output = engine.query_json_output(&text)?;
+        let rows = output.num_rows();
+        let body = if pretty {
+            serde_json::to_vec_pretty(&output.into_json()).map_err(|e| {
+                EngineError::internal(format!("encoding the result: {e}"))
+            })?
+        } else {
+            let mut out = Vec::new();
+            output.write_json(&mut out);
+            out
+        };
+        Ok::<_, EngineError>((rows, body))
+    })
+    .await
+    .inspect_err(|e| {
+        ::metrics::counter!(metrics::QUERY_ERRORS_TOTAL, "kind" => "native", "status" => e.status.as_str().to_string()).increment(1);
+    })?;
     ::metrics::counter!(metrics::QUERY_ROWS_TOTAL, "kind" => "native").increment(rows as u64);
-    let body = if params.pretty.is_some() {
-        serde_json::to_vec_pretty(&result)
-    } else {
-        serde_json::to_vec(&result)
-    }
-    .map_err(|e| ApiError::from(EngineError::internal(format!("encoding the result: {e}"))))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

@@ -6,6 +6,8 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::Value;
 
+use crate::query::scan_output::ScanColumn;
+
 use crate::table::SqlType;
 use crate::time::{Period, format_iso_millis, parse_iso_timestamp};
 
@@ -177,6 +179,30 @@ impl Datum {
             (Datum::Long(v), SqlType::Bigint) => Value::from(v),
             (d, ty) => d.to_json(ty),
         }
+    }
+
+    /// Row `i` of a scan column, for a column of type `ty`: the same datum as
+    /// [`Datum::from_json`] of the cell's JSON value.
+    pub fn from_scan(col: &ScanColumn, i: usize, ty: SqlType) -> Datum {
+        let keep = matches!(ty, SqlType::Varchar | SqlType::Other);
+        let d = match col {
+            ScanColumn::Null => return Datum::Null,
+            ScanColumn::Long(..) => match col.long(i) {
+                Some(v) => Datum::Long(v),
+                None => return Datum::Null,
+            },
+            ScanColumn::Double(..) => match col.double(i) {
+                // JSON has no NaN or infinities: such a cell is null.
+                Some(v) if v.is_finite() => Datum::Double(v),
+                _ => return Datum::Null,
+            },
+            ScanColumn::Str(..) => match col.str(i) {
+                Some(s) => Datum::Str(s.to_owned()),
+                None => return Datum::Null,
+            },
+            ScanColumn::Json(v) => return Datum::from_json(&v[i], ty),
+        };
+        if keep { d } else { d.cast(ty) }
     }
 
     /// [`Datum::from_json`] for an owned cell: a string is moved, not copied.

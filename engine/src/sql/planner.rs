@@ -10,15 +10,16 @@ use std::sync::atomic::AtomicBool;
 use serde_json::{Map, Value, json};
 use sqlparser::ast::{self, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, QueryOutput};
 use crate::error::{Error, Result};
+use crate::query::scan_output::ScanOutput;
 use crate::query::spec::Query;
 use crate::schema::TIME_COLUMN;
 use crate::sql::bind::{Binder, Scope, position, unsupported};
 use crate::sql::datum::{Datum, sort_compare};
 use crate::sql::expr::{AggCall, AggFunc, BinOp, Expr};
 use crate::sql::metadata;
-use crate::table::SqlType;
+use crate::table::{ScanTable, SqlType, TableColumn};
 use crate::time::Interval;
 
 /// A materialized relation: named, typed columns and rows.
@@ -72,6 +73,10 @@ pub struct Planner<'a> {
     pub ctes: Vec<(String, Relation)>,
     /// When explaining: native queries and relational steps recorded, nothing run.
     pub explain: Option<Vec<Value>>,
+    /// The next SELECT is the whole statement, so it may answer as a projected scan.
+    pub columnar_ok: bool,
+    /// The statement's answer as a projected scan (then the returned relation has no rows).
+    pub columnar_out: Option<ScanTable>,
 }
 
 fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
@@ -423,6 +428,7 @@ impl Planner<'_> {
         if q.fetch.is_some() {
             return Err(unsupported("FETCH", q));
         }
+        let top = std::mem::take(&mut self.columnar_ok);
         let saved = self.ctes.len();
         if let Some(with) = &q.with {
             if with.recursive {
@@ -458,7 +464,10 @@ impl Planner<'_> {
             },
         };
         let result = match q.body.as_ref() {
-            SetExpr::Select(s) => self.run_select(s, &order, limit, offset),
+            SetExpr::Select(s) => {
+                self.columnar_ok = top && q.with.is_none();
+                self.run_select(s, &order, limit, offset)
+            }
             other => {
                 let rel = self.run_set_expr(other)?;
                 self.order_limit_output(rel, &order, limit, offset)
@@ -726,6 +735,7 @@ impl Planner<'_> {
         if sel.qualify.is_some() || !sel.named_window.is_empty() {
             return Err(unsupported("QUALIFY / WINDOW", sel));
         }
+        let columnar = std::mem::take(&mut self.columnar_ok);
         let source = self.source(sel)?;
         let scope = match &source {
             None => Scope::default(),
@@ -980,6 +990,59 @@ impl Planner<'_> {
                         );
                     }
                 }
+                // Plain columns of the datasource with a native filter: the scan's rows are
+                // the answer, kept as typed columns.
+                let plain: Option<Vec<usize>> = post_items
+                    .iter()
+                    .map(|e| match e {
+                        Expr::Col(c) => Some(*c),
+                        _ => None,
+                    })
+                    .collect();
+                if columnar
+                    && !aggregate
+                    && wp.residual.is_empty()
+                    && post_having.is_none()
+                    && sort_exprs.is_empty()
+                    && !distinct
+                    && let Some(plain) = plain
+                    && !plain.is_empty()
+                {
+                    let mut needed = plain.clone();
+                    needed.sort_unstable();
+                    needed.dedup();
+                    let projection: Vec<usize> = plain
+                        .iter()
+                        .map(|c| needed.binary_search(c).unwrap_or(0))
+                        .collect();
+                    let names: Vec<String> = items.iter().map(|(n, _)| n.clone()).collect();
+                    let types: Vec<SqlType> =
+                        post_items.iter().map(|e| e.ty(&ds_scope.types)).collect();
+                    let scan = if limit == Some(0) {
+                        None
+                    } else {
+                        self.native_scan_output(&name, &ds_scope, &wp, &needed, limit, offset)?
+                    };
+                    if self.explain.is_none() {
+                        self.columnar_out = Some(ScanTable {
+                            columns: names
+                                .iter()
+                                .zip(&types)
+                                .map(|(n, t)| TableColumn {
+                                    name: n.clone(),
+                                    sql_type: *t,
+                                })
+                                .collect(),
+                            projection,
+                            scan: scan.unwrap_or_default(),
+                        });
+                    }
+                    return Ok(Relation {
+                        names,
+                        types,
+                        rows: Vec::new(),
+                    });
+                }
                 // Scan plus relational steps.
                 let mut needed: Vec<usize> = Vec::new();
                 for (_, e) in &items {
@@ -1195,23 +1258,21 @@ impl Planner<'_> {
         Ok(Some(parsed))
     }
 
-    fn native_scan(
+    /// Run the native scan of `cols` (scope indices; the time column when empty) under the
+    /// WHERE plan; `None` when explaining or when the time filter matches nothing.
+    fn native_scan_output(
         &mut self,
         ds: &str,
         scope: &Scope,
         wp: &WherePlan,
         cols: &[usize],
         limit: Option<usize>,
-    ) -> Result<Vec<Vec<Datum>>> {
+        offset: usize,
+    ) -> Result<Option<ScanOutput>> {
         if matches!(&wp.ranges, Some(r) if r.is_empty()) {
             self.step("Empty (time filter matches nothing)");
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let cols: Vec<usize> = if cols.is_empty() {
-            scope.time_col().into_iter().collect()
-        } else {
-            cols.to_vec()
-        };
         let mut q = json!({
             "queryType": "scan",
             "dataSource": ds,
@@ -1226,50 +1287,45 @@ impl Planner<'_> {
         if let Some(l) = limit {
             q["limit"] = json!(l);
         }
+        if offset > 0 {
+            q["offset"] = json!(offset);
+        }
         let Some(parsed) = self.run_native(q)? else {
+            return Ok(None);
+        };
+        match self.engine.query_output(&parsed, self.cancelled.clone())? {
+            QueryOutput::Scan(s) => Ok(Some(s)),
+            QueryOutput::Json(_) => Err(Error::internal("a scan answered without rows")),
+        }
+    }
+
+    fn native_scan(
+        &mut self,
+        ds: &str,
+        scope: &Scope,
+        wp: &WherePlan,
+        cols: &[usize],
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<Datum>>> {
+        let cols: Vec<usize> = if cols.is_empty() {
+            scope.time_col().into_iter().collect()
+        } else {
+            cols.to_vec()
+        };
+        let Some(out) = self.native_scan_output(ds, scope, wp, &cols, limit, 0)? else {
             return Ok(Vec::new());
         };
-        let result = self.engine.query(&parsed, self.cancelled.clone())?;
         let width = scope.names.len();
-        let mut rows = Vec::new();
-        // The native result is consumed batch by batch (cells moved, each batch freed once
-        // converted), so a large scan is not held twice.
-        let Value::Array(batches) = result else {
-            return Ok(rows);
-        };
-        for mut batch in batches {
-            let map: Vec<Option<usize>> = batch
-                .get("columns")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .map(|n| n.as_str().and_then(|n| scope.resolve(n)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let events = match batch.get_mut("events") {
-                Some(Value::Array(ev)) => std::mem::take(ev),
-                _ => Vec::new(),
-            };
-            rows.reserve(events.len());
-            for ev in events {
+        let mut rows = Vec::with_capacity(out.num_rows());
+        // Each batch is freed once converted, so a large scan is not held twice.
+        for batch in out.batches {
+            let map: Vec<Option<usize>> = batch.columns.iter().map(|n| scope.resolve(n)).collect();
+            for r in 0..batch.rows {
                 let mut row = vec![Datum::Null; width];
-                match ev {
-                    Value::Array(vals) => {
-                        for (v, m) in vals.into_iter().zip(&map) {
-                            if let Some(i) = *m {
-                                row[i] = Datum::from_json_owned(v, scope.types[i]);
-                            }
-                        }
+                for (col, m) in batch.data.iter().zip(&map) {
+                    if let Some(i) = *m {
+                        row[i] = Datum::from_scan(col, r, scope.types[i]);
                     }
-                    Value::Object(o) => {
-                        for (k, v) in o {
-                            if let Some(i) = scope.resolve(&k) {
-                                row[i] = Datum::from_json_owned(v, scope.types[i]);
-                            }
-                        }
-                    }
-                    _ => {}
                 }
                 rows.push(row);
             }

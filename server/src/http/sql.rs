@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use basalt_engine::sql::{SqlParameter, SqlRequest};
-use basalt_engine::table::Table;
+use basalt_engine::table::{SqlOutput, TableColumn};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -106,14 +106,14 @@ pub struct HeaderSpec {
 ///
 /// Cells are written straight into the output buffer; in the object formats each column's
 /// `"name":` is escaped once, not once per row.
-pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8> {
-    let width = table.columns.len();
-    let mut out: Vec<u8> = Vec::with_capacity(64 + table.rows.len() * width * 16);
+pub fn render(table: &SqlOutput, format: ResultFormat, header: HeaderSpec) -> Vec<u8> {
+    let columns = table.columns();
+    let width = columns.len();
+    let mut out: Vec<u8> = Vec::with_capacity(64 + table.num_rows() * width * 16);
     match format {
         ResultFormat::Object | ResultFormat::ObjectLines => {
             let lines = format == ResultFormat::ObjectLines;
-            let keys: Vec<Vec<u8>> = table
-                .columns
+            let keys: Vec<Vec<u8>> = columns
                 .iter()
                 .map(|c| {
                     let mut k = json_string(&c.name).into_bytes();
@@ -145,7 +145,7 @@ pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8
             };
             if header.names {
                 row_out(&mut out, &mut |out, i| {
-                    let c = &table.columns[i];
+                    let c = &columns[i];
                     if !header.types && !header.sql_types {
                         out.extend_from_slice(b"null");
                         return;
@@ -164,9 +164,7 @@ pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8
                     out.extend_from_slice(m.as_bytes());
                 });
             }
-            for row in &table.rows {
-                row_out(&mut out, &mut |out, i| write_json_cell(out, row.get(i)));
-            }
+            table.for_each_row(|row| row_out(&mut out, &mut |out, i| row.write_json(i, out)));
             if lines {
                 out.push(b'\n');
             } else {
@@ -192,7 +190,7 @@ pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8
                     out.push(b'\n');
                 }
             };
-            for cells in header_rows(table, header) {
+            for cells in header_rows(columns, header) {
                 row_start(&mut out);
                 for (i, c) in cells.iter().enumerate() {
                     if i > 0 {
@@ -202,16 +200,16 @@ pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8
                 }
                 row_end(&mut out);
             }
-            for row in &table.rows {
+            table.for_each_row(|row| {
                 row_start(&mut out);
                 for i in 0..width {
                     if i > 0 {
                         out.push(b',');
                     }
-                    write_json_cell(&mut out, row.get(i));
+                    row.write_json(i, &mut out);
                 }
                 row_end(&mut out);
-            }
+            });
             if lines {
                 out.push(b'\n');
             } else {
@@ -219,16 +217,16 @@ pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8
             }
         }
         ResultFormat::Csv => {
-            for row in header_rows(table, header) {
+            for row in header_rows(columns, header) {
                 let cells: Vec<String> = row.iter().map(|s| csv_field(s)).collect();
                 out.extend_from_slice(cells.join(",").as_bytes());
                 out.push(b'\n');
             }
-            for row in &table.rows {
-                let cells: Vec<String> = (0..width).map(|i| csv_cell(row.get(i))).collect();
+            table.for_each_row(|row| {
+                let cells: Vec<String> = (0..width).map(|i| csv_cell(&row.value(i))).collect();
                 out.extend_from_slice(cells.join(",").as_bytes());
                 out.push(b'\n');
-            }
+            });
             out.push(b'\n');
         }
     }
@@ -236,16 +234,15 @@ pub fn render(table: &Table, format: ResultFormat, header: HeaderSpec) -> Vec<u8
 }
 
 /// The header rows of the array and CSV formats: names, then Druid types, then SQL types.
-fn header_rows(table: &Table, header: HeaderSpec) -> Vec<Vec<String>> {
+fn header_rows(columns: &[TableColumn], header: HeaderSpec) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     if !header.names {
         return rows;
     }
-    rows.push(table.columns.iter().map(|c| c.name.clone()).collect());
+    rows.push(columns.iter().map(|c| c.name.clone()).collect());
     if header.types {
         rows.push(
-            table
-                .columns
+            columns
                 .iter()
                 .map(|c| c.sql_type.druid_name().to_string())
                 .collect(),
@@ -253,8 +250,7 @@ fn header_rows(table: &Table, header: HeaderSpec) -> Vec<Vec<String>> {
     }
     if header.sql_types {
         rows.push(
-            table
-                .columns
+            columns
                 .iter()
                 .map(|c| c.sql_type.sql_name().to_string())
                 .collect(),
@@ -267,23 +263,12 @@ fn json_string(s: &str) -> String {
     Value::String(s.to_string()).to_string()
 }
 
-/// A JSON cell (SQL NULL and a missing cell are `null`).
-fn write_json_cell(out: &mut Vec<u8>, v: Option<&Value>) {
-    match v {
-        None | Some(Value::Null) => out.extend_from_slice(b"null"),
-        // Writing a JSON value into memory cannot fail.
-        Some(v) => {
-            let _ = serde_json::to_writer(&mut *out, v);
-        }
-    }
-}
-
 /// A CSV cell: SQL NULL is an empty field; strings as they are; anything else as JSON text.
-fn csv_cell(v: Option<&Value>) -> String {
+fn csv_cell(v: &Value) -> String {
     match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => csv_field(s),
-        Some(other) => csv_field(&other.to_string()),
+        Value::Null => String::new(),
+        Value::String(s) => csv_field(s),
+        other => csv_field(&other.to_string()),
     }
 }
 
@@ -444,9 +429,9 @@ pub async fn sql_query(
     let flag = running.flag();
     let engine_state = state.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let table = engine_state.engine.sql(&request, Some(flag))?;
-        let bytes = render(&table, format, header_spec);
-        Ok::<_, basalt_engine::Error>((table.rows.len(), bytes))
+        let output = engine_state.engine.sql_output(&request, Some(flag))?;
+        let bytes = render(&output, format, header_spec);
+        Ok::<_, basalt_engine::Error>((output.num_rows(), bytes))
     })
     .await;
     drop(running);
@@ -492,7 +477,10 @@ pub async fn cancel_sql(
 
 #[cfg(test)]
 mod tests {
-    use basalt_engine::table::{SqlType, TableColumn};
+    use std::sync::Arc;
+
+    use basalt_engine::query::scan_output::{ScanBatch, ScanColumn, ScanOutput};
+    use basalt_engine::table::{ScanTable, SqlType, Table, TableColumn};
     use serde_json::json;
 
     use super::*;
@@ -536,7 +524,7 @@ mod tests {
 
     fn text(format: ResultFormat, names: bool, types: bool, sql_types: bool) -> String {
         let bytes = render(
-            &table(),
+            &SqlOutput::Table(table()),
             format,
             HeaderSpec {
                 names,
@@ -642,15 +630,147 @@ mod tests {
 
     #[test]
     fn empty_tables() {
-        let empty = Table {
+        let empty = SqlOutput::Table(Table {
             columns: table().columns,
             rows: Vec::new(),
-        };
+        });
         let spec = HeaderSpec::default();
         assert_eq!(render(&empty, ResultFormat::Object, spec), b"[]");
         assert_eq!(render(&empty, ResultFormat::Array, spec), b"[]");
         assert_eq!(render(&empty, ResultFormat::ObjectLines, spec), b"\n");
         assert_eq!(render(&empty, ResultFormat::Csv, spec), b"\n");
+    }
+
+    /// A projected scan: typed columns with nulls, a NaN, an absent column, complex cells,
+    /// columns shown twice and a long shown as DOUBLE and VARCHAR.
+    fn scan_table() -> ScanTable {
+        let col = |name: &str, sql_type| TableColumn {
+            name: name.into(),
+            sql_type,
+        };
+        let dict = Arc::new(vec![String::new(), "a,\"b\"".into(), "é\n".into()]);
+        let batch = |id: &str, rows: usize, data: Vec<ScanColumn>| ScanBatch {
+            segment_id: Arc::from(id),
+            columns: Arc::new(vec![
+                "__time".into(),
+                "host".into(),
+                "n".into(),
+                "x".into(),
+                "gone".into(),
+                "m".into(),
+            ]),
+            data,
+            times: None,
+            rows,
+        };
+        ScanTable {
+            columns: vec![
+                col("__time", SqlType::Timestamp),
+                col("host", SqlType::Varchar),
+                col("n", SqlType::Bigint),
+                col("x", SqlType::Double),
+                col("gone", SqlType::Varchar),
+                col("m", SqlType::Other),
+                col("n_as_double", SqlType::Double),
+                col("n_as_text", SqlType::Varchar),
+                col("host_again", SqlType::Varchar),
+                col("time_as_long", SqlType::Bigint),
+            ],
+            projection: vec![0, 1, 2, 3, 4, 5, 2, 2, 1, 0],
+            scan: ScanOutput {
+                batches: vec![
+                    batch(
+                        "s1",
+                        3,
+                        vec![
+                            ScanColumn::Long(
+                                vec![1_451_606_400_000, -1, 253_402_300_800_000],
+                                None,
+                            ),
+                            ScanColumn::Str(vec![1, 0, 2], dict.clone()),
+                            ScanColumn::Long(vec![3, 0, -7], Some(vec![false, true, false])),
+                            ScanColumn::Double(vec![1.5, f64::NAN, 1e300], None),
+                            ScanColumn::Null,
+                            ScanColumn::Json(vec![json!(["a", "b"]), Value::Null, json!(2.5)]),
+                        ],
+                    ),
+                    batch(
+                        "s2",
+                        1,
+                        vec![
+                            ScanColumn::Long(vec![0], None),
+                            ScanColumn::Str(vec![0], dict),
+                            ScanColumn::Long(vec![i64::MAX], None),
+                            ScanColumn::Double(vec![-0.0], Some(vec![false])),
+                            ScanColumn::Null,
+                            ScanColumn::Json(vec![json!({"k": 1})]),
+                        ],
+                    ),
+                ],
+                compacted: true,
+            },
+        }
+    }
+
+    #[test]
+    fn projected_scan_renders_as_its_table() {
+        let scan = SqlOutput::Scan(scan_table());
+        let table = SqlOutput::Table(scan.clone().into_table());
+        assert_eq!(table.num_rows(), 4);
+        for format in [
+            ResultFormat::Object,
+            ResultFormat::Array,
+            ResultFormat::ObjectLines,
+            ResultFormat::ArrayLines,
+            ResultFormat::Csv,
+        ] {
+            for (names, types, sql_types) in [(false, false, false), (true, true, true)] {
+                let spec = HeaderSpec {
+                    names,
+                    types,
+                    sql_types,
+                };
+                let a = String::from_utf8(render(&scan, format, spec)).unwrap_or_default();
+                let b = String::from_utf8(render(&table, format, spec)).unwrap_or_default();
+                assert_eq!(a, b, "{format:?}");
+            }
+        }
+        // The cells are the SQL API's: ISO timestamps, NULLs, non-finite doubles as null.
+        let rows = parse(
+            &String::from_utf8(render(&scan, ResultFormat::Array, HeaderSpec::default()))
+                .unwrap_or_default(),
+        );
+        assert_eq!(
+            rows[0],
+            json!([
+                "2016-01-01T00:00:00.000Z",
+                "a,\"b\"",
+                3,
+                1.5,
+                null,
+                "[\"a\",\"b\"]",
+                3.0,
+                "3",
+                "a,\"b\"",
+                1_451_606_400_000_i64
+            ])
+        );
+        assert_eq!(
+            rows[1],
+            json!([
+                "1969-12-31T23:59:59.999Z",
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                null,
+                -1
+            ])
+        );
+        assert_eq!(rows[3][2], json!(i64::MAX));
     }
 
     #[test]

@@ -3,19 +3,19 @@
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use roaring::RoaringBitmap;
-use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::query::aggregator::block_nulls;
 use crate::query::exec::{ExecContext, SegmentTask, parallel_map, task_rows};
 use crate::query::filter::Filter;
+use crate::query::scan_output::{ScanBatch, ScanColumn, ScanOutput};
 use crate::query::spec::ScanOrder;
 use crate::schema::TIME_COLUMN;
 use crate::segment::Segment;
 use crate::segment::format::{BLOCK_ROWS, ColumnMeta, ColumnType, StreamRole};
-
-/// Events of one segment: (segment id, column names, (time, event)).
-type SegmentEvents = (String, Vec<String>, Vec<(i64, Value)>);
 
 /// The scan operator.
 #[derive(Debug)]
@@ -77,104 +77,185 @@ fn cell(a: &dyn arrow_array::Array, row: usize) -> Value {
     }
 }
 
-/// How one output column of a segment is read: the common types straight from their
-/// decoded blocks, the rest through Arrow.
+/// How one output column of a segment is read and collected: the common types straight from
+/// their decoded blocks, the rest through Arrow.
 enum ColumnSource<'s> {
     /// Not in this segment: null.
     Absent,
     /// `__time` or a long column, with its null rows.
-    Long(&'s ColumnMeta, RoaringBitmap),
+    Long {
+        meta: &'s ColumnMeta,
+        null_rows: RoaringBitmap,
+        values: Vec<i64>,
+        nulls: Option<Vec<bool>>,
+    },
     /// A double column, with its null rows.
-    Double(&'s ColumnMeta, RoaringBitmap),
-    /// A single-value string column: its dictionary by id (index 0 = null).
-    Str(&'s ColumnMeta, Vec<&'s str>),
+    Double {
+        meta: &'s ColumnMeta,
+        null_rows: RoaringBitmap,
+        values: Vec<f64>,
+        nulls: Option<Vec<bool>>,
+    },
+    /// A single-value string column: dictionary ids (0 = null).
+    Str { meta: &'s ColumnMeta, ids: Vec<u32> },
     /// Anything else, exported as an Arrow array per block.
-    Arrow(&'s ColumnMeta),
+    Arrow {
+        meta: &'s ColumnMeta,
+        cells: Vec<Value>,
+    },
 }
 
-/// One block of one output column, decoded.
-enum Cells<'a, 's> {
-    Null,
-    Long(Vec<i64>, Option<Vec<bool>>),
-    Double(Vec<f64>, Option<Vec<bool>>),
-    Str(Vec<u32>, &'a [&'s str]),
-    Arrow(arrow_array::ArrayRef),
-}
-
-impl Cells<'_, '_> {
-    #[inline]
-    fn value(&self, i: usize) -> Value {
-        match self {
-            Cells::Null => Value::Null,
-            Cells::Long(v, nulls) => {
-                if nulls.as_ref().is_some_and(|n| n[i]) {
-                    Value::Null
-                } else {
-                    Value::from(v[i])
-                }
+/// Append the values at `sel` of a decoded block, and their null flags.
+fn append_values<T: Copy + Default>(
+    values: &mut Vec<T>,
+    nulls: &mut Option<Vec<bool>>,
+    block: &[T],
+    block_nulls: Option<Vec<bool>>,
+    sel: &[usize],
+) {
+    let before = values.len();
+    if sel.len() == block.len() {
+        values.extend_from_slice(block);
+    } else {
+        values.extend(sel.iter().map(|&i| block[i]));
+    }
+    match block_nulls {
+        None => {
+            if let Some(n) = nulls.as_mut() {
+                n.resize(values.len(), false);
             }
-            Cells::Double(v, nulls) => {
-                if nulls.as_ref().is_some_and(|n| n[i]) {
-                    Value::Null
-                } else {
-                    crate::query::aggregator::json_f64(v[i])
-                }
-            }
-            Cells::Str(ids, dict) => match dict.get(ids[i] as usize) {
-                Some(s) if ids[i] != 0 => Value::String((*s).to_string()),
-                _ => Value::Null,
-            },
-            Cells::Arrow(a) => cell(a.as_ref(), i),
+        }
+        Some(bn) => {
+            let n = nulls.get_or_insert_with(|| vec![false; before]);
+            n.extend(sel.iter().map(|&i| bn[i]));
         }
     }
 }
 
 impl<'s> ColumnSource<'s> {
-    fn new(seg: &'s Segment, c: Option<&'s ColumnMeta>) -> Result<ColumnSource<'s>> {
+    fn new(
+        seg: &'s Segment,
+        c: Option<&'s ColumnMeta>,
+        capacity: usize,
+    ) -> Result<ColumnSource<'s>> {
         let Some(c) = c else {
             return Ok(ColumnSource::Absent);
         };
         Ok(match c.column_type {
-            ColumnType::Long => ColumnSource::Long(c, seg.null_bitmap(c)?),
-            ColumnType::Double => ColumnSource::Double(c, seg.null_bitmap(c)?),
-            ColumnType::String => {
-                let dict = seg.dictionary(c)?;
-                let mut v = Vec::with_capacity(dict.len() + 1);
-                v.push("");
-                for i in 0..dict.len() {
-                    v.push(dict.get(i).ok_or_else(|| {
-                        Error::corruption(
-                            seg.path(),
-                            format!("column `{}` dictionary entry {i}", c.name),
-                            "UTF-8",
-                            "invalid",
-                        )
-                    })?);
-                }
-                ColumnSource::Str(c, v)
-            }
-            _ => ColumnSource::Arrow(c),
+            ColumnType::Long => ColumnSource::Long {
+                meta: c,
+                null_rows: seg.null_bitmap(c)?,
+                values: Vec::with_capacity(capacity),
+                nulls: None,
+            },
+            ColumnType::Double => ColumnSource::Double {
+                meta: c,
+                null_rows: seg.null_bitmap(c)?,
+                values: Vec::with_capacity(capacity),
+                nulls: None,
+            },
+            ColumnType::String => ColumnSource::Str {
+                meta: c,
+                ids: Vec::with_capacity(capacity),
+            },
+            _ => ColumnSource::Arrow {
+                meta: c,
+                cells: Vec::with_capacity(capacity),
+            },
         })
     }
 
-    /// Block `b` decoded; only rows `0..upto` are meant to be read.
-    fn block<'a>(&'a self, seg: &'s Segment, b: usize, upto: usize) -> Result<Cells<'a, 's>> {
+    /// Append the rows `sel` of block `b` (`upto` = one past the last of them).
+    fn append(&mut self, seg: &'s Segment, b: usize, upto: usize, sel: &[usize]) -> Result<()> {
         let base = (b * BLOCK_ROWS) as u32;
         let n = seg.block_rows(b);
-        Ok(match self {
-            ColumnSource::Absent => Cells::Null,
-            ColumnSource::Long(c, nulls) => Cells::Long(
-                seg.read_longs_upto(c, StreamRole::Long, b, upto)?,
-                block_nulls(nulls, base, n),
-            ),
-            ColumnSource::Double(c, nulls) => Cells::Double(
-                seg.read_doubles_upto(c, b, upto)?,
-                block_nulls(nulls, base, n),
-            ),
-            ColumnSource::Str(c, dict) => {
-                Cells::Str(seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?, dict)
+        match self {
+            ColumnSource::Absent => {}
+            ColumnSource::Long {
+                meta,
+                null_rows,
+                values,
+                nulls,
+            } => {
+                let block = seg.read_longs_upto(meta, StreamRole::Long, b, upto)?;
+                append_values(values, nulls, &block, block_nulls(null_rows, base, n), sel);
             }
-            ColumnSource::Arrow(c) => Cells::Arrow(seg.column_array(c, b)?),
+            ColumnSource::Double {
+                meta,
+                null_rows,
+                values,
+                nulls,
+            } => {
+                let block = seg.read_doubles_upto(meta, b, upto)?;
+                append_values(values, nulls, &block, block_nulls(null_rows, base, n), sel);
+            }
+            ColumnSource::Str { meta, ids } => {
+                let block = seg.read_u32s_upto(meta, StreamRole::Ids, b, upto)?;
+                if sel.len() == block.len() {
+                    ids.extend_from_slice(&block);
+                } else {
+                    ids.extend(sel.iter().map(|&i| block[i]));
+                }
+            }
+            ColumnSource::Arrow { meta, cells } => {
+                let a = seg.column_array(meta, b)?;
+                cells.extend(sel.iter().map(|&i| cell(a.as_ref(), i)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The collected column. A string column keeps only the dictionary entries its rows use
+    /// when that is fewer than the whole dictionary.
+    fn finish_with(self, seg: &'s Segment) -> Result<ScanColumn> {
+        Ok(match self {
+            ColumnSource::Absent => ScanColumn::Null,
+            ColumnSource::Long { values, nulls, .. } => ScanColumn::Long(values, nulls),
+            ColumnSource::Double { values, nulls, .. } => ScanColumn::Double(values, nulls),
+            ColumnSource::Str { meta, mut ids } => {
+                let dict = seg.dictionary(meta)?;
+                let entry = |i: usize| -> Result<String> {
+                    dict.get(i).map(str::to_owned).ok_or_else(|| {
+                        Error::corruption(
+                            seg.path(),
+                            format!("column `{}` dictionary entry {i}", meta.name),
+                            "UTF-8",
+                            "invalid",
+                        )
+                    })
+                };
+                let mut strings = vec![String::new()];
+                if ids.len() < dict.len() {
+                    // Few rows: renumber the ids used, in order of first use.
+                    let mut remap: std::collections::HashMap<u32, u32> = Default::default();
+                    for id in ids.iter_mut() {
+                        if *id == 0 {
+                            continue;
+                        }
+                        let next = strings.len() as u32;
+                        let new = *remap.entry(*id).or_insert(next);
+                        if new == next {
+                            strings.push(entry(*id as usize - 1)?);
+                        }
+                        *id = new;
+                    }
+                } else {
+                    strings.reserve(dict.len());
+                    for i in 0..dict.len() {
+                        strings.push(entry(i)?);
+                    }
+                    if let Some(&bad) = ids.iter().find(|&&id| id as usize > dict.len()) {
+                        return Err(Error::corruption(
+                            seg.path(),
+                            format!("column `{}` dictionary id", meta.name),
+                            format!("at most {}", dict.len()),
+                            bad.to_string(),
+                        ));
+                    }
+                }
+                ScanColumn::Str(ids, Arc::new(strings))
+            }
+            ColumnSource::Arrow { cells, .. } => ScanColumn::Json(cells),
         })
     }
 }
@@ -185,15 +266,16 @@ impl ScanExec<'_> {
         "ScanExec"
     }
 
-    /// The events of one segment task, at most `stop_after` of them. Every block's rows are
-    /// counted into `produced` before they are built, failing beyond `max_rows`.
+    /// The rows of one segment task, at most `stop_after` of them, as one batch. Every
+    /// block's rows are counted into `produced` before they are read, failing beyond
+    /// `max_rows`.
     fn scan_task(
         &self,
         task: &SegmentTask,
         ctx: &ExecContext,
         stop_after: Option<u64>,
         produced: &AtomicU64,
-    ) -> Result<SegmentEvents> {
+    ) -> Result<ScanBatch> {
         let seg = &task.segment;
         let names: Vec<String> = if self.columns.is_empty() {
             seg.columns().iter().map(|c| c.name.clone()).collect()
@@ -201,21 +283,34 @@ impl ScanExec<'_> {
             self.columns.to_vec()
         };
         let rows = task_rows(task, self.filter)?;
-        let mut events = Vec::new();
-        if rows.is_empty() {
-            return Ok((task.id.clone(), names, events));
+        let total = rows.len().min(stop_after.unwrap_or(u64::MAX)) as usize;
+        let mut batch = ScanBatch {
+            segment_id: Arc::from(task.id.as_str()),
+            columns: Arc::new(names),
+            data: Vec::new(),
+            times: None,
+            rows: 0,
+        };
+        if total == 0 {
+            batch.data = batch.columns.iter().map(|_| ScanColumn::Null).collect();
+            if self.order != ScanOrder::None {
+                batch.times = Some(Vec::new());
+            }
+            return Ok(batch);
         }
-        let sources: Vec<ColumnSource<'_>> = names
+        let mut sources: Vec<ColumnSource<'_>> = batch
+            .columns
             .iter()
-            .map(|n| ColumnSource::new(seg, seg.column(n)))
+            .map(|n| ColumnSource::new(seg, seg.column(n), total))
             .collect::<Result<_>>()?;
-        // The time of each event, only needed to order them.
-        let time_source = if self.order == ScanOrder::None {
+        // The time of each row, only needed to order them.
+        let mut time_source = if self.order == ScanOrder::None {
             ColumnSource::Absent
         } else {
-            ColumnSource::new(seg, seg.column(TIME_COLUMN))?
+            ColumnSource::new(seg, seg.column(TIME_COLUMN), total)?
         };
-        let mut left = stop_after.unwrap_or(u64::MAX);
+        let mut left = total as u64;
+        let mut sel: Vec<usize> = Vec::new();
         for b in 0..seg.num_blocks() {
             if left == 0 {
                 break;
@@ -235,43 +330,41 @@ impl ScanExec<'_> {
                 )));
             }
             left -= take;
-            // Decode up to the last row taken.
-            let upto = rows
-                .range(base..base + n)
-                .nth((take - 1) as usize)
-                .map_or(n as usize, |r| (r - base) as usize + 1);
-            let cells: Vec<Cells<'_, '_>> = sources
-                .iter()
-                .map(|s| s.block(seg, b, upto))
-                .collect::<Result<_>>()?;
-            let times = time_source.block(seg, b, upto)?;
-            events.reserve(take as usize);
-            for r in rows.range(base..base + n).take(take as usize) {
-                let i = (r - base) as usize;
-                let t = match &times {
-                    Cells::Long(v, _) => v[i],
-                    _ => 0,
-                };
-                let ev = if self.compacted {
-                    Value::Array(cells.iter().map(|c| c.value(i)).collect())
-                } else {
-                    let mut m = Map::new();
-                    for (name, c) in names.iter().zip(&cells) {
-                        m.insert(name.clone(), c.value(i));
-                    }
-                    Value::Object(m)
-                };
-                events.push((t, ev));
+            sel.clear();
+            sel.extend(
+                rows.range(base..base + n)
+                    .take(take as usize)
+                    .map(|r| (r - base) as usize),
+            );
+            let upto = sel.last().map_or(0, |&i| i + 1);
+            for s in sources.iter_mut().chain(std::iter::once(&mut time_source)) {
+                s.append(seg, b, upto, &sel)?;
             }
         }
-        Ok((task.id.clone(), names, events))
+        batch.rows = total - left as usize;
+        batch.data = sources
+            .into_iter()
+            .map(|s| s.finish_with(seg))
+            .collect::<Result<_>>()?;
+        if self.order != ScanOrder::None {
+            batch.times = Some(match time_source.finish_with(seg)? {
+                ScanColumn::Long(v, _) => v,
+                _ => vec![0; batch.rows],
+            });
+        }
+        Ok(batch)
     }
 
-    /// Run over the segment tasks (in timeline order).
+    /// Run over the segment tasks (in timeline order): Druid's scan response.
     pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
+        Ok(self.execute_columns(tasks, ctx)?.into_json())
+    }
+
+    /// Run over the segment tasks (in timeline order), keeping the rows as typed columns.
+    pub fn execute_columns(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<ScanOutput> {
         let wanted = self.limit.map(|l| l.saturating_add(self.offset));
         let produced = AtomicU64::new(0);
-        let out: Vec<SegmentEvents> = if self.order == ScanOrder::None && wanted.is_some() {
+        let out: Vec<ScanBatch> = if self.order == ScanOrder::None && wanted.is_some() {
             // A limit in segment order: read segments one after another until it is reached.
             let mut out = Vec::new();
             for task in tasks {
@@ -291,69 +384,65 @@ impl ScanExec<'_> {
                 self.scan_task(task, ctx, None, &produced)
             })?
         };
+        let limit = self.limit.unwrap_or(u64::MAX) as usize;
+        let mut batches = Vec::new();
         if self.order != ScanOrder::None {
-            // Global order by time across segments, then offset/limit.
-            let mut all: Vec<(i64, String, Vec<String>, Value)> = Vec::new();
-            for (id, names, events) in out {
-                for (t, e) in events {
-                    all.push((t, id.clone(), names.clone(), e));
+            // Global order by time across segments (ties in task and row order; reversed
+            // for descending), then offset/limit; consecutive rows of one segment form a batch.
+            let mut all: Vec<(i64, usize, usize)> = Vec::new();
+            for (bi, b) in out.iter().enumerate() {
+                if let Some(times) = &b.times {
+                    all.extend(times.iter().enumerate().map(|(i, &t)| (t, bi, i)));
                 }
             }
             all.sort_by_key(|x| x.0);
             if self.order == ScanOrder::Descending {
                 all.reverse();
             }
-            let limit = self.limit.unwrap_or(u64::MAX) as usize;
-            let mut result: Vec<Value> = Vec::new();
-            for (_, id, names, e) in all.into_iter().skip(self.offset as usize).take(limit) {
-                result.push(json!({"segmentId": id, "columns": names, "events": [e]}));
-            }
-            return Ok(Value::Array(merge_batches(result)));
-        }
-        // Apply offset and limit across segments in order.
-        let mut skip = self.offset as usize;
-        let mut left = self.limit.unwrap_or(u64::MAX) as usize;
-        let mut result = Vec::new();
-        for (id, names, events) in out {
-            if left == 0 {
-                break;
-            }
-            let skip_here = skip.min(events.len());
-            skip -= skip_here;
-            let evs: Vec<Value> = events
+            let picked: Vec<(usize, usize)> = all
                 .into_iter()
-                .map(|(_, e)| e)
-                .skip(skip_here)
-                .take(left)
+                .skip(self.offset as usize)
+                .take(limit)
+                .map(|(_, bi, i)| (bi, i))
                 .collect();
-            if evs.is_empty() {
-                continue;
+            let mut start = 0;
+            while start < picked.len() {
+                let bi = picked[start].0;
+                let end = picked[start..]
+                    .iter()
+                    .position(|p| p.0 != bi)
+                    .map_or(picked.len(), |k| start + k);
+                let idx: Vec<usize> = picked[start..end].iter().map(|p| p.1).collect();
+                let mut g = out[bi].gather(&idx);
+                g.times = None;
+                batches.push(g);
+                start = end;
             }
-            left -= evs.len();
-            result.push(json!({"segmentId": id, "columns": names, "events": evs}));
-        }
-        Ok(Value::Array(result))
-    }
-}
-
-/// Merge consecutive single-event batches of the same segment into one batch.
-fn merge_batches(batches: Vec<Value>) -> Vec<Value> {
-    let mut out: Vec<Value> = Vec::new();
-    for mut b in batches {
-        let same = out
-            .last()
-            .is_some_and(|last| last["segmentId"] == b["segmentId"]);
-        if same {
-            let new_events = match b.get_mut("events") {
-                Some(Value::Array(a)) => std::mem::take(a),
-                _ => Vec::new(),
-            };
-            if let Some(Value::Array(evs)) = out.last_mut().and_then(|l| l.get_mut("events")) {
-                evs.extend(new_events);
+        } else {
+            // Offset and limit across segments in order.
+            let mut skip = self.offset as usize;
+            let mut left = limit;
+            for b in out {
+                if left == 0 {
+                    break;
+                }
+                let skip_here = skip.min(b.rows);
+                skip -= skip_here;
+                let take = (b.rows - skip_here).min(left);
+                if take == 0 {
+                    continue;
+                }
+                left -= take;
+                batches.push(if skip_here == 0 && take == b.rows {
+                    b
+                } else {
+                    b.slice(skip_here, take)
+                });
             }
-            continue;
         }
-        out.push(b);
+        Ok(ScanOutput {
+            batches,
+            compacted: self.compacted,
+        })
     }
-    out
 }
