@@ -2,8 +2,10 @@
 //! process on loopback), timed against the same query in native JSON through the same server.
 //!
 //! Per query: one warm-up of each form (the SQL answer is the one compared with DuckDB's),
-//! then `runs` rounds, each running native (`POST /druid/v2`) then SQL (`POST /druid/v2/sql`,
-//! `resultFormat: object`). Times are wall time from sending the request until the whole
+//! then `runs` rounds, each running native (`POST /druid/v2`) then SQL (`POST /druid/v2/sql`).
+//! The timed SQL requests ask for the result shape of the native query: `resultFormat: array`
+//! (one JSON array per row) when the native query is a `compactedList` scan, `object`
+//! otherwise; the warm-up answers compared with DuckDB are `object` rows. Times are wall time from sending the request until the whole
 //! response body has arrived (one fresh HTTP/1.1 connection per request); the JSON is parsed
 //! off the clock.
 
@@ -175,16 +177,26 @@ fn count_rows(resp: &[u8], native: bool) -> anyhow::Result<usize> {
     })
 }
 
+/// The SQL result format with the native result's shape: rows as arrays for a
+/// `compactedList` scan, objects otherwise.
+fn matching_format(native: &Value) -> &'static str {
+    if native.get("resultFormat").and_then(Value::as_str) == Some("compactedList") {
+        "array"
+    } else {
+        "object"
+    }
+}
+
 /// The SQL request body; it carries the native query's result-size limits (`maxScanRows`,
 /// `maxGroupByRows`) so both forms run under the same caps.
-fn sql_body(sql: &str, native: &Value) -> Vec<u8> {
+fn sql_body(sql: &str, native: &Value, format: &str) -> Vec<u8> {
     let mut context = Map::new();
     for k in ["maxScanRows", "maxGroupByRows"] {
         if let Some(v) = native.pointer(&format!("/context/{k}")) {
             context.insert(k.to_owned(), v.clone());
         }
     }
-    json!({"query": sql, "resultFormat": "object", "context": context})
+    json!({"query": sql, "resultFormat": format, "context": context})
         .to_string()
         .into_bytes()
 }
@@ -235,7 +247,8 @@ pub fn measure(
     duckdb: Option<&(usize, Option<Vec<Row>>)>,
 ) -> SqlVsNative {
     let native = q.basalt.to_string().into_bytes();
-    let sql = sql_body(&q.druid, &q.basalt);
+    let sql = sql_body(&q.druid, &q.basalt, matching_format(&q.basalt));
+    let sql_objects = sql_body(&q.druid, &q.basalt, "object");
     let mut out = SqlVsNative {
         sql: q.druid.clone(),
         ..SqlVsNative::default()
@@ -260,7 +273,7 @@ pub fn measure(
             .and_then(|(_, b)| count_rows(&b, false))
             .map(|n| vec![Row::new(); n])
     } else {
-        post_json(server.http, "/druid/v2/sql", &sql)
+        post_json(server.http, "/druid/v2/sql", &sql_objects)
             .and_then(|(_, v)| sql_rows(&v, &q.time_columns))
     };
     match sql_first {
