@@ -464,6 +464,83 @@ pub struct ScanTable {
 }
 
 impl ScanTable {
+    /// The rows as Arrow record batches of at most `max_rows` rows (`f` is called per batch),
+    /// with the same schema and values as [`Table::to_record_batch`] of the materialized table.
+    pub fn for_each_record_batch(
+        &self,
+        max_rows: usize,
+        mut f: impl FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        use crate::query::scan_output::ScanColumn;
+        let schema = Table {
+            columns: self.columns.clone(),
+            rows: Vec::new(),
+        }
+        .arrow_schema();
+        let max_rows = max_rows.max(1);
+        for batch in &self.scan.batches {
+            let mut start = 0;
+            while start < batch.rows {
+                let end = (start + max_rows).min(batch.rows);
+                let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+                for (i, c) in self.columns.iter().enumerate() {
+                    let col = self.projection.get(i).and_then(|&k| batch.data.get(k));
+                    let array: ArrayRef = match (col, c.sql_type) {
+                        (Some(col @ ScanColumn::Long(..)), SqlType::Timestamp) => {
+                            let mut b = TimestampMillisecondBuilder::with_capacity(end - start)
+                                .with_timezone("UTC");
+                            (start..end).for_each(|r| b.append_option(col.long(r)));
+                            Arc::new(b.finish())
+                        }
+                        (Some(col @ ScanColumn::Long(..)), SqlType::Bigint) => {
+                            let mut b = Int64Builder::with_capacity(end - start);
+                            (start..end).for_each(|r| b.append_option(col.long(r)));
+                            Arc::new(b.finish())
+                        }
+                        (Some(col @ ScanColumn::Double(..)), SqlType::Double) => {
+                            let mut b = Float64Builder::with_capacity(end - start);
+                            // JSON has no NaN or infinities: the SQL answer is NULL there.
+                            (start..end).for_each(|r| {
+                                b.append_option(col.double(r).filter(|v| v.is_finite()))
+                            });
+                            Arc::new(b.finish())
+                        }
+                        (Some(col @ ScanColumn::Str(..)), SqlType::Varchar) => {
+                            let mut b =
+                                StringBuilder::with_capacity(end - start, (end - start) * 8);
+                            (start..end).for_each(|r| b.append_option(col.str(r)));
+                            Arc::new(b.finish())
+                        }
+                        _ => {
+                            // Anything else converts cell by cell, as the table path does.
+                            let one = Table {
+                                columns: vec![c.clone()],
+                                rows: (start..end)
+                                    .map(|row| {
+                                        vec![
+                                            RowRef::Scan {
+                                                table: self,
+                                                batch,
+                                                row,
+                                            }
+                                            .value(i),
+                                        ]
+                                    })
+                                    .collect(),
+                            };
+                            one.to_record_batch()?.column(0).clone()
+                        }
+                    };
+                    arrays.push(array);
+                }
+                f(RecordBatch::try_new(schema.clone(), arrays)
+                    .map_err(|e| Error::internal(format!("building a result batch: {e}")))?)?;
+                start = end;
+            }
+        }
+        Ok(())
+    }
+
     /// Call `f` on every row, in order.
     pub fn for_each_row(&self, mut f: impl FnMut(RowRef<'_>)) {
         for batch in &self.scan.batches {
@@ -591,6 +668,40 @@ impl SqlOutput {
         }
     }
 
+    /// The Arrow schema of the record batches.
+    pub fn arrow_schema(&self) -> Arc<Schema> {
+        match self {
+            SqlOutput::Table(t) => t.arrow_schema(),
+            SqlOutput::Scan(s) => Table {
+                columns: s.columns.clone(),
+                rows: Vec::new(),
+            }
+            .arrow_schema(),
+        }
+    }
+
+    /// The rows as Arrow record batches of at most `max_rows` rows, in order (`f` is called per
+    /// batch, so a large answer is not converted all at once).
+    pub fn for_each_record_batch(
+        &self,
+        max_rows: usize,
+        mut f: impl FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            SqlOutput::Table(t) => {
+                let max_rows = max_rows.max(1);
+                let mut start = 0;
+                while start < t.rows.len() {
+                    let end = (start + max_rows).min(t.rows.len());
+                    f(t.to_record_batch_range(start..end)?)?;
+                    start = end;
+                }
+                Ok(())
+            }
+            SqlOutput::Scan(s) => s.for_each_record_batch(max_rows, f),
+        }
+    }
+
     /// The answer as a table of values.
     pub fn into_table(self) -> Table {
         match self {
@@ -607,5 +718,101 @@ impl SqlOutput {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::scan_output::{ScanBatch, ScanColumn, ScanOutput};
+
+    /// Typed columns with nulls, a NaN, an absent column, complex cells, columns shown twice
+    /// and under other types, over two batches.
+    fn scan_table() -> ScanTable {
+        let col = |name: &str, sql_type| TableColumn {
+            name: name.into(),
+            sql_type,
+        };
+        let dict = Arc::new(vec![String::new(), "a".into(), "b,\"c\"".into()]);
+        let names = Arc::new(
+            ["__time", "host", "n", "x", "gone", "m"]
+                .map(String::from)
+                .to_vec(),
+        );
+        let batch = |id: &str, rows: usize, data: Vec<ScanColumn>| ScanBatch {
+            segment_id: Arc::from(id),
+            columns: names.clone(),
+            data,
+            times: None,
+            rows,
+        };
+        ScanTable {
+            columns: vec![
+                col("__time", SqlType::Timestamp),
+                col("host", SqlType::Varchar),
+                col("n", SqlType::Bigint),
+                col("x", SqlType::Double),
+                col("gone", SqlType::Varchar),
+                col("m", SqlType::Other),
+                col("n_double", SqlType::Double),
+                col("n_text", SqlType::Varchar),
+                col("x_long", SqlType::Bigint),
+                col("t_long", SqlType::Bigint),
+            ],
+            projection: vec![0, 1, 2, 3, 4, 5, 2, 2, 3, 0],
+            scan: ScanOutput {
+                batches: vec![
+                    batch(
+                        "s1",
+                        3,
+                        vec![
+                            ScanColumn::Long(vec![1_451_606_400_000, -1, 5], None),
+                            ScanColumn::Str(vec![1, 0, 2], dict.clone()),
+                            ScanColumn::Long(vec![3, 0, -7], Some(vec![false, true, false])),
+                            ScanColumn::Double(vec![1.5, f64::NAN, 1e300], None),
+                            ScanColumn::Null,
+                            ScanColumn::Json(vec![
+                                serde_json::json!(["a"]),
+                                Value::Null,
+                                serde_json::json!(2.5),
+                            ]),
+                        ],
+                    ),
+                    batch(
+                        "s2",
+                        2,
+                        vec![
+                            ScanColumn::Long(vec![0, 7], None),
+                            ScanColumn::Str(vec![0, 1], dict),
+                            ScanColumn::Long(vec![i64::MAX, 1], None),
+                            ScanColumn::Double(vec![-0.0, 2.75], Some(vec![false, true])),
+                            ScanColumn::Null,
+                            ScanColumn::Json(vec![serde_json::json!({"k": 1}), Value::Null]),
+                        ],
+                    ),
+                ],
+                compacted: true,
+            },
+        }
+    }
+
+    #[test]
+    fn projected_scan_batches_equal_the_table_batches() -> Result<()> {
+        let scan = SqlOutput::Scan(scan_table());
+        let table = scan.clone().into_table();
+        assert_eq!(table.rows.len(), 5);
+        let expected = table.to_record_batch()?;
+        for max_rows in [1, 2, 8192] {
+            let mut batches = Vec::new();
+            scan.for_each_record_batch(max_rows, |b| {
+                batches.push(b);
+                Ok(())
+            })?;
+            assert!(batches.iter().all(|b| b.num_rows() <= max_rows));
+            let got = arrow_select::concat::concat_batches(&scan.arrow_schema(), &batches)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            assert_eq!(got, expected, "max_rows {max_rows}");
+        }
+        Ok(())
     }
 }

@@ -9,7 +9,7 @@ use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use basalt_engine::Error as EngineError;
-use basalt_engine::table::Table;
+use basalt_engine::table::SqlOutput;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
@@ -34,10 +34,10 @@ pub fn status_from(e: EngineError) -> Status {
     }
 }
 
-/// Encode a table as Arrow IPC stream pieces: the schema, one piece per batch of
+/// Encode an answer as Arrow IPC stream pieces: the schema, one piece per batch of at most
 /// [`RESULT_BATCH_ROWS`] rows, and the end-of-stream marker. Concatenated they form one valid
-/// Arrow IPC stream.
-pub fn table_to_ipc(table: &Table) -> Result<Vec<Vec<u8>>, Status> {
+/// Arrow IPC stream. A projected scan is converted straight from its columns.
+pub fn table_to_ipc(table: &SqlOutput) -> Result<Vec<Vec<u8>>, Status> {
     let schema = table.arrow_schema();
     let internal = |e: arrow_schema::ArrowError| {
         tracing::error!(error = %e, "Arrow IPC encoding failed");
@@ -46,16 +46,17 @@ pub fn table_to_ipc(table: &Table) -> Result<Vec<Vec<u8>>, Status> {
     let mut pieces = Vec::new();
     let mut writer = StreamWriter::try_new(Vec::new(), &schema).map_err(internal)?;
     pieces.push(std::mem::take(writer.get_mut()));
-    let mut start = 0;
-    while start < table.rows.len() {
-        let end = (start + RESULT_BATCH_ROWS).min(table.rows.len());
-        let batch = table
-            .to_record_batch_range(start..end)
-            .map_err(status_from)?;
-        writer.write(&batch).map_err(internal)?;
-        pieces.push(std::mem::take(writer.get_mut()));
-        start = end;
-    }
+    let mut failed: Option<Status> = None;
+    table
+        .for_each_record_batch(RESULT_BATCH_ROWS, |batch| {
+            if let Err(e) = writer.write(&batch) {
+                failed = Some(internal(e));
+                return Err(EngineError::internal("Arrow IPC encoding failed"));
+            }
+            pieces.push(std::mem::take(writer.get_mut()));
+            Ok(())
+        })
+        .map_err(|e| failed.take().unwrap_or_else(|| status_from(e)))?;
     writer.finish().map_err(internal)?;
     pieces.push(std::mem::take(writer.get_mut()));
     Ok(pieces)
@@ -129,7 +130,7 @@ impl Drop for CancelOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use basalt_engine::table::{SqlType, TableColumn};
+    use basalt_engine::table::{SqlType, Table, TableColumn};
     use serde_json::json;
 
     #[test]
@@ -192,7 +193,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let pieces = table_to_ipc(&table)?;
+        let pieces = table_to_ipc(&SqlOutput::Table(table.clone()))?;
         assert_eq!(pieces.len(), 4, "schema + 2 batches + end marker");
         let all: Vec<u8> = pieces.concat();
         let batches = ipc_to_batches(&all)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use basalt_engine::engine::Engine;
 use basalt_engine::query::spec::Query;
 use basalt_engine::sql::{SqlParameter, SqlRequest};
-use basalt_engine::table::Table;
+use basalt_engine::table::SqlOutput;
 use basalt_proto::v1::query_service_server::QueryService;
 use basalt_proto::v1::{NativeQueryRequest, QueryResponse, SqlQueryRequest};
 use serde_json::{Map, Value};
@@ -35,7 +35,10 @@ impl QueryApi {
     async fn run(
         &self,
         query_id: String,
-        work: impl FnOnce(&Engine, Arc<std::sync::atomic::AtomicBool>) -> basalt_engine::Result<Table>
+        work: impl FnOnce(
+            &Engine,
+            Arc<std::sync::atomic::AtomicBool>,
+        ) -> basalt_engine::Result<SqlOutput>
         + Send
         + 'static,
     ) -> Result<Response<QueryStream>, Status> {
@@ -47,7 +50,7 @@ impl QueryApi {
             .map_err(|e| Status::internal(format!("query task failed: {e}")))?
             .map_err(status_from)?;
         guard.disarm();
-        tracing::debug!(query_id, rows = table.rows.len(), elapsed = ?started.elapsed(), "grpc query");
+        tracing::debug!(query_id, rows = table.num_rows(), elapsed = ?started.elapsed(), "grpc query");
         let pieces = table_to_ipc(&table)?;
         let first_id = query_id;
         let stream = tokio_stream::iter(pieces.into_iter().enumerate().map(move |(i, bytes)| {
@@ -102,7 +105,7 @@ impl QueryService for QueryApi {
         context.insert("queryId".into(), Value::from(id.clone()));
         let query = Query::from_value(&value).map_err(status_from)?;
         self.run(id, move |engine, flag| {
-            engine.query_table(&query, Some(flag))
+            engine.query_table(&query, Some(flag)).map(SqlOutput::Table)
         })
         .await
     }
@@ -152,7 +155,7 @@ impl QueryService for QueryApi {
             parameters,
             context,
         };
-        self.run(id, move |engine, flag| engine.sql(&req, Some(flag)))
+        self.run(id, move |engine, flag| engine.sql_output(&req, Some(flag)))
             .await
     }
 }
