@@ -1245,7 +1245,14 @@ impl Shared {
             return Ok(());
         }
         let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
-        let merged = persist::merge(&schema, interval, &segs, u64::MAX, || Ok(self.piece_path()))?;
+        let merged = persist::merge(
+            &schema,
+            interval,
+            &segs,
+            u64::MAX,
+            &crate::segment::FinishOptions::scratch(),
+            || Ok(self.piece_path()),
+        )?;
         let mut new_pieces = Vec::new();
         for (path, _) in merged {
             let segment = Arc::new(crate::segment::Segment::open(&path)?);

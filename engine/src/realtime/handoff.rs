@@ -72,6 +72,7 @@ fn handoff_one(sh: &Shared, key: &SinkKey, sink: &Arc<Mutex<Sink>>) -> Result<()
             key.interval,
             &pieces,
             sh.config.rows_per_segment,
+            &crate::segment::FinishOptions::default(),
             || sh.data.staging_path(),
         )?;
         if outputs.len() > SINK_PARTITION_SPAN as usize {
