@@ -647,6 +647,10 @@ impl SegmentWriter {
                 "a segment holds at most 2^32 - 2 rows".into(),
             ));
         }
+        if self.is_plain_row(fields) {
+            self.push_plain(time, fields);
+            return Ok(());
+        }
         // Convert everything first so a bad field rejects the row without side effects.
         let mut dim_values: Vec<DimValue<'_>> = Vec::with_capacity(n_dims);
         for (spec, v) in self.schema.dimensions.iter().zip(fields) {
@@ -837,6 +841,141 @@ impl SegmentWriter {
             }
         }
         Ok(())
+    }
+
+    /// Whether every value of a row is already of its column's type (a string or null for
+    /// a string dimension, a long or null for a long column, a number or null that is not NaN
+    /// for a double column; any value for `count`; no sketches): such a row cannot fail to
+    /// convert, and [`SegmentWriter::push_plain`] appends it without converting.
+    fn is_plain_row(&self, fields: &[InputValue<'_>]) -> bool {
+        let n_dims = self.dims.len();
+        let dims_plain = self.dims.iter().zip(fields).all(|(col, v)| match col {
+            DimCol::Str(_) => matches!(v, InputValue::Str(_) | InputValue::Null),
+            DimCol::Long { .. } => matches!(v, InputValue::Long(_) | InputValue::Null),
+            DimCol::Double { .. } => match v {
+                InputValue::Double(f) => !f.is_nan(),
+                InputValue::Long(_) | InputValue::Null => true,
+                _ => false,
+            },
+        });
+        dims_plain
+            && self
+                .schema
+                .metrics
+                .iter()
+                .zip(&self.metrics)
+                .zip(&fields[n_dims..])
+                .all(|((spec, col), v)| match col {
+                    _ if spec.kind == MetricKind::Count => true,
+                    MetricCol::Long { .. } | MetricCol::LongPair { .. } => {
+                        matches!(v, InputValue::Long(_) | InputValue::Null)
+                    }
+                    MetricCol::Double { .. } | MetricCol::DoublePair { .. } => match v {
+                        InputValue::Double(f) => !f.is_nan(),
+                        InputValue::Long(_) | InputValue::Null => true,
+                        _ => false,
+                    },
+                    MetricCol::Hll { .. } => false,
+                })
+    }
+
+    /// Append a row for which [`SegmentWriter::is_plain_row`] holds, as
+    /// [`SegmentWriter::push`] would, without allocating.
+    fn push_plain(&mut self, time: i64, fields: &[InputValue<'_>]) {
+        let double = |v: &InputValue<'_>| match *v {
+            InputValue::Double(f) => Some(if f == 0.0 { 0.0 } else { f }),
+            InputValue::Long(i) => Some(i as f64),
+            _ => None,
+        };
+        let long = |v: &InputValue<'_>| match *v {
+            InputValue::Long(i) => Some(i),
+            _ => None,
+        };
+        let row = self.times.len() as u32;
+        self.times
+            .push(self.schema.granularity.query_granularity.truncate(time));
+        for (col, v) in self.dims.iter_mut().zip(fields) {
+            match col {
+                DimCol::Str(d) => {
+                    let id = match v {
+                        InputValue::Str(s) => d.intern(s),
+                        _ => 0,
+                    };
+                    d.push_id(id);
+                }
+                DimCol::Long { values, nulls } => match long(v) {
+                    Some(i) => values.push(i),
+                    None => {
+                        values.push(0);
+                        push_row(nulls, row);
+                    }
+                },
+                DimCol::Double { values, nulls } => match double(v) {
+                    Some(f) => values.push(f),
+                    None => {
+                        values.push(0.0);
+                        push_row(nulls, row);
+                    }
+                },
+            }
+        }
+        let n_dims = self.dims.len();
+        for ((spec, col), v) in self
+            .schema
+            .metrics
+            .iter()
+            .zip(self.metrics.iter_mut())
+            .zip(&fields[n_dims..])
+        {
+            let count = spec.kind == MetricKind::Count;
+            match col {
+                MetricCol::Long { values, nulls } => match long(v) {
+                    _ if count => values.push(1),
+                    Some(i) => values.push(i),
+                    None => {
+                        values.push(0);
+                        push_row(nulls, row);
+                    }
+                },
+                MetricCol::Double { values, nulls } => match double(v) {
+                    Some(f) => values.push(f),
+                    None => {
+                        values.push(0.0);
+                        push_row(nulls, row);
+                    }
+                },
+                MetricCol::LongPair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    times.push(time);
+                    match long(v) {
+                        Some(i) => values.push(i),
+                        None => {
+                            values.push(0);
+                            push_row(nulls, row);
+                        }
+                    }
+                }
+                MetricCol::DoublePair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    times.push(time);
+                    match double(v) {
+                        Some(f) => values.push(f),
+                        None => {
+                            values.push(0.0);
+                            push_row(nulls, row);
+                        }
+                    }
+                }
+                // `is_plain_row` excludes sketches.
+                MetricCol::Hll { sketches, .. } => sketches.push(None),
+            }
+        }
     }
 
     /// Append one already rolled-up row: its (truncated) time, one input value per dimension,
@@ -2558,8 +2697,117 @@ fn write_file(path: &Path, built: Built, opts: &FinishOptions) -> Result<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_of_plain_values_are_stored_as_converted_ones() {
+        // `push` appends rows whose values already have their columns' types without
+        // converting them; the same rows given in other forms (strings for numbers, one-item
+        // lists for strings) take the converting path. Both must store the same segment.
+        let spec = serde_json::json!({
+            "dataSource": "p",
+            "timestampSpec": {"column": "ts", "format": "millis"},
+            "dimensionsSpec": {"dimensions": ["s", {"type": "long", "name": "l"},
+                {"type": "double", "name": "d"}]},
+            "metricsSpec": [
+                {"type": "count", "name": "count"},
+                {"type": "longSum", "name": "ls", "fieldName": "m"},
+                {"type": "doubleMin", "name": "dm", "fieldName": "x"},
+                {"type": "longLast", "name": "ll", "fieldName": "m"},
+                {"type": "doubleFirst", "name": "df", "fieldName": "x"}
+            ],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "second",
+                "rollup": true}
+        });
+        let schema = DataSchema::from_json(&spec.to_string()).unwrap();
+        let interval = Interval {
+            start: 0,
+            end: 3_600_000,
+        };
+        let mut plain = SegmentWriter::new(&schema, interval).unwrap();
+        let mut converted = SegmentWriter::new(&schema, interval).unwrap();
+        let mut r = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..5000i64 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let null = r % 7 == 0;
+            let s = format!("s{}", r % 13);
+            let l = (r >> 8) as i64 % 50 - 25;
+            let d = if r % 5 == 0 {
+                -0.0
+            } else {
+                (r >> 16) as f64 % 9.0 / 4.0
+            };
+            let m = (r >> 24) as i64 % 1000;
+            let x = (r >> 32) as f64 % 100.0 / 8.0;
+            let time = (i * 7919) % 3_600_000;
+            let opt = |v: InputValue<'static>| if null { InputValue::Null } else { v };
+            let a = [
+                opt(InputValue::Str(Cow::Owned(s.clone()))),
+                opt(InputValue::Long(l)),
+                opt(if i % 2 == 0 {
+                    InputValue::Double(d)
+                } else {
+                    InputValue::Long(l)
+                }),
+                InputValue::Null,
+                opt(InputValue::Long(m)),
+                opt(InputValue::Double(x)),
+                opt(InputValue::Long(m)),
+                opt(InputValue::Double(x)),
+            ];
+            let b = [
+                if null {
+                    InputValue::List(Vec::new())
+                } else {
+                    InputValue::List(vec![InputValue::Str(Cow::Owned(s))])
+                },
+                if null {
+                    InputValue::Str(Cow::Borrowed(""))
+                } else {
+                    InputValue::Str(Cow::Owned(l.to_string()))
+                },
+                if null {
+                    InputValue::Null
+                } else if i % 2 == 0 {
+                    InputValue::Str(Cow::Owned(d.to_string()))
+                } else {
+                    InputValue::Str(Cow::Owned(l.to_string()))
+                },
+                InputValue::Str(Cow::Borrowed("ignored")),
+                opt(InputValue::Str(Cow::Owned(m.to_string()))),
+                opt(InputValue::Str(Cow::Owned(x.to_string()))),
+                opt(InputValue::Double(m as f64)),
+                opt(InputValue::Str(Cow::Owned(x.to_string()))),
+            ];
+            assert!(plain.is_plain_row(&a) && !converted.is_plain_row(&b));
+            plain.push(time, &a).unwrap();
+            converted.push(time, &b).unwrap();
+        }
+        // NaN is not plain, and still rejected.
+        let nan = [
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Double(f64::NAN),
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Null,
+        ];
+        assert!(!plain.is_plain_row(&nan));
+        assert!(plain.push(0, &nan).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let (pa, pb) = (dir.path().join("a"), dir.path().join("b"));
+        plain.finish(&pa).unwrap();
+        converted.finish(&pb).unwrap();
+        let a = Segment::open(&pa).unwrap().to_record_batches().unwrap();
+        let b = Segment::open(&pb).unwrap().to_record_batches().unwrap();
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn bitmaps_from_runs_hold_every_row_once() {
