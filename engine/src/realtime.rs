@@ -47,11 +47,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::input::{ArrowRows, InputValue, JsonRowReader};
+use crate::input::{ArrowRows, ColumnView, InputValue, JsonRowReader};
 use crate::query::exec::SegmentTask;
 use crate::schema::DataSchema;
 use crate::segment::{SegmentId, SegmentRef, Version};
@@ -275,7 +275,8 @@ pub struct RealtimeStats {
     pub background_errors: u64,
 }
 
-/// Routing state: which sinks exist, guarded by one lock (pushes route under it, in WAL order).
+/// Routing state: which sinks exist. Pushes hold it for reading while they route, log and
+/// append; creating a sink and starting a handoff hold it for writing.
 #[derive(Debug, Default)]
 struct State {
     sinks: BTreeMap<SinkKey, Arc<Mutex<Sink>>>,
@@ -302,15 +303,19 @@ struct Counters {
     rows_in_memory: AtomicU64,
 }
 
+/// A cached schema: (datasource epoch checked at, spec text, parsed schema).
+type SchemaEntry = ((u64, i64), String, Arc<DataSchema>);
+
 /// Shared between the engine handle and the background thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: RealtimeConfig,
     data: Arc<DataDir>,
     wal: Wal,
-    state: Mutex<State>,
-    /// Parsed schemas by datasource, with the spec text they were parsed from.
-    schemas: Mutex<HashMap<String, (String, Arc<DataSchema>)>>,
+    state: RwLock<State>,
+    /// Parsed schemas by datasource, with the datasource epoch they were last checked at and
+    /// the spec text they were parsed from.
+    schemas: Mutex<HashMap<String, SchemaEntry>>,
     counters: Counters,
     rejected_by_reason: Mutex<BTreeMap<String, u64>>,
     scratch: PathBuf,
@@ -340,11 +345,42 @@ pub(crate) struct QueryPiece {
     n: usize,
 }
 
-/// Rows of one push routed to one sink: the sink, its key, indexes into the accepted rows.
-type Group = (Arc<Mutex<Sink>>, SinkKey, Vec<usize>);
+/// The rows of one push after validation, their input values laid out flat.
+struct Accepted<'a> {
+    /// Input values per row (dimensions, then metrics).
+    width: usize,
+    /// `width` values per row of `rows`, in order.
+    values: Vec<InputValue<'a>>,
+    rows: Vec<AcceptedRow>,
+}
 
-/// Rows of one push after validation: (row index, time, values, interval).
-type Accepted<'a> = Vec<(u64, i64, Vec<InputValue<'a>>, Interval)>;
+/// One accepted row.
+struct AcceptedRow {
+    /// Index of the row in the push (for NDJSON, its 0-based line number).
+    row: u64,
+    time: i64,
+    /// Its segment interval.
+    interval: Interval,
+}
+
+impl<'a> Accepted<'a> {
+    /// The input values of accepted row `n`.
+    fn row_values(&self, n: usize) -> &[InputValue<'a>] {
+        &self.values[n * self.width..(n + 1) * self.width]
+    }
+}
+
+/// Count a rejected row in a push's report.
+fn reject(report: &mut PushReport, cfg: &RealtimeConfig, row: u64, r: &Reject) {
+    report.rejected += 1;
+    add_reason(&mut report.rejected_by_reason, r.reason, 1);
+    if report.errors.len() < cfg.max_reported_errors {
+        report.errors.push(RowError {
+            row,
+            reason: format!("{}: {}", r.reason, r.message),
+        });
+    }
+}
 
 impl Realtime {
     /// Open realtime ingestion over `data`: empty the scratch directory, replay the WAL into
@@ -362,7 +398,7 @@ impl Realtime {
             config,
             data,
             wal,
-            state: Mutex::new(State::default()),
+            state: RwLock::new(State::default()),
             schemas: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             rejected_by_reason: Mutex::new(BTreeMap::new()),
@@ -392,36 +428,51 @@ impl Realtime {
     /// Push JSON rows (objects) to `datasource`.
     pub fn push_json_rows(&self, datasource: &str, rows: &[Value]) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
-        let parsed = rows.iter().enumerate().map(|(i, v)| {
-            (
-                i as u64,
-                index::parse_json_row(&schema, v).and_then(|(t, vals)| {
-                    index::validate_values(&schema, &vals).map(|()| (t, vals))
-                }),
-            )
-        });
-        self.shared.push(datasource, &schema, parsed)
+        let mut rows = rows.iter().enumerate();
+        self.shared.push(datasource, &schema, rows.len(), |out| {
+            let (i, v) = rows.next()?;
+            let res = index::parse_json_row(&schema, v).and_then(|(t, vals)| {
+                index::validate_values(&schema, &vals)?;
+                out.extend(vals);
+                Ok(t)
+            });
+            Some((i as u64, res))
+        })
     }
 
     /// Push newline-delimited JSON; blank lines are skipped, a bad line rejects that row only.
     pub fn push_ndjson(&self, datasource: &str, body: &[u8]) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let reader = JsonRowReader::new(&schema);
-        let parsed = body
+        let hint = body.len() / 256;
+        let line_error = |i: usize, r: Reject| {
+            if r.reason == index::INVALID_JSON {
+                r.prefixed(&format!("line {}: ", i + 1))
+            } else {
+                r
+            }
+        };
+        // A body that is UTF-8 as a whole is checked once, not line by line.
+        if let Ok(text) = std::str::from_utf8(body) {
+            let mut lines = text
+                .split('\n')
+                .enumerate()
+                .filter(|(_, line)| !line.bytes().all(|b| b.is_ascii_whitespace()));
+            return self.shared.push(datasource, &schema, hint, |out| {
+                let (i, line) = lines.next()?;
+                let res = index::read_json_str(&reader, &schema, line, out);
+                Some((i as u64, res.map_err(|r| line_error(i, r))))
+            });
+        }
+        let mut lines = body
             .split(|&b| b == b'\n')
             .enumerate()
-            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|(i, line)| {
-                let res = index::read_json_text(&reader, &schema, line).map_err(|r| {
-                    if r.reason == index::INVALID_JSON {
-                        r.prefixed(&format!("line {}: ", i + 1))
-                    } else {
-                        r
-                    }
-                });
-                (i as u64, res)
-            });
-        self.shared.push(datasource, &schema, parsed)
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace));
+        self.shared.push(datasource, &schema, hint, |out| {
+            let (i, line) = lines.next()?;
+            let res = index::read_json_text(&reader, &schema, line, out);
+            Some((i as u64, res.map_err(|r| line_error(i, r))))
+        })
     }
 
     /// Push rows given as JSON texts (one object each); a row that is not valid JSON is
@@ -434,28 +485,49 @@ impl Realtime {
     ) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let reader = JsonRowReader::new(&schema);
-        let parsed = rows.iter().enumerate().map(|(i, text)| {
-            let res =
-                index::read_json_text(&reader, &schema, text.as_ref().as_bytes()).map_err(|r| {
-                    if r.reason == index::INVALID_JSON {
-                        r.prefixed("row is not valid JSON: ")
-                    } else {
-                        r
-                    }
-                });
-            (i as u64, res)
-        });
-        self.shared.push(datasource, &schema, parsed)
+        let mut rows = rows.iter().enumerate();
+        self.shared.push(datasource, &schema, rows.len(), |out| {
+            let (i, text) = rows.next()?;
+            let res = index::read_json_str(&reader, &schema, text.as_ref(), out).map_err(|r| {
+                if r.reason == index::INVALID_JSON {
+                    r.prefixed("row is not valid JSON: ")
+                } else {
+                    r
+                }
+            });
+            Some((i as u64, res))
+        })
     }
 
     /// Push an Arrow record batch; columns are matched to the schema's fields by name.
     pub fn push_arrow(&self, datasource: &str, batch: &RecordBatch) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let rows = ArrowRows::new(&schema, batch)?;
-        let parsed = (0..rows.len()).map(|i| {
-            let mut vals = Vec::new();
-            let res = match rows.row(i, &mut vals) {
-                Ok(t) => index::validate_values(&schema, &vals).map(|()| (t, vals)),
+        // Whole columns: a cell is read without looking at its Arrow type. Rows whose time
+        // does not read go through `ArrowRows::row`, which says why.
+        let width = schema.dimensions.len() + schema.metrics.len();
+        let views: Vec<ColumnView<'_>> = (0..width).map(|f| rows.field_view(f)).collect();
+        let (times, bad_times) = rows.times();
+        let mut bad_times = bad_times.into_iter().peekable();
+        let mut slow = Vec::new();
+        let mut next = 0..rows.len();
+        self.shared.push(datasource, &schema, rows.len(), |out| {
+            let i = next.next()?;
+            let read = if bad_times.next_if_eq(&i).is_some() {
+                slow.clear();
+                rows.row(i, &mut slow).map(|t| {
+                    out.append(&mut slow);
+                    t
+                })
+            } else {
+                rows.append_values(&views, i, out);
+                Ok(times[i])
+            };
+            let res = match read {
+                Ok(t) => {
+                    let start = out.len() - width;
+                    index::validate_values(&schema, &out[start..]).map(|()| t)
+                }
                 Err(e) => {
                     let msg = match e {
                         Error::InvalidArgument(m) => m,
@@ -471,9 +543,8 @@ impl Realtime {
                     ))
                 }
             };
-            (i as u64, res)
-        });
-        self.shared.push(datasource, &schema, parsed)
+            Some((i as u64, res))
+        })
     }
 
     /// Graceful shutdown: make the WAL durable, freeze every pending row, stop the background
@@ -588,7 +659,15 @@ fn duration_ms(d: Duration) -> i64 {
 }
 
 impl Shared {
+    /// The schema of `datasource`: cached, and read again from the catalog only when a
+    /// datasource registration may have changed ([`DataDir::datasource_epoch`]).
     fn schema(&self, datasource: &str) -> Result<Arc<DataSchema>> {
+        let epoch = self.data.datasource_epoch();
+        if let Some((e, _, s)) = self.schemas.lock().get(datasource)
+            && *e == epoch
+        {
+            return Ok(s.clone());
+        }
         let spec = self
             .data
             .catalog()
@@ -599,45 +678,60 @@ impl Shared {
                 ))
             })?;
         let mut cache = self.schemas.lock();
-        if let Some((text, s)) = cache.get(datasource)
+        if let Some((e, text, s)) = cache.get_mut(datasource)
             && *text == spec
         {
+            *e = epoch;
             return Ok(s.clone());
         }
         let schema = Arc::new(DataSchema::from_json(&spec)?);
-        cache.insert(datasource.to_string(), (spec, schema.clone()));
+        cache.insert(datasource.to_string(), (epoch, spec, schema.clone()));
         Ok(schema)
     }
 
+    /// Push the rows `next` reads: each call appends one row's input values to the buffer it
+    /// is given and returns the row's index and time (or why the row is rejected, having
+    /// appended nothing that counts: the buffer is cut back), `None` after the last row.
+    /// `rows_hint` sizes the buffer.
     fn push<'a>(
         &self,
         datasource: &str,
         schema: &Arc<DataSchema>,
-        rows: impl Iterator<Item = (u64, std::result::Result<(i64, Vec<InputValue<'a>>), Reject>)>,
+        rows_hint: usize,
+        mut next: impl FnMut(
+            &mut Vec<InputValue<'a>>,
+        ) -> Option<(u64, std::result::Result<i64, Reject>)>,
     ) -> Result<PushReport> {
         let cfg = &self.config;
         let now = cfg.clock.now_ms();
         let mut report = PushReport::default();
         let mut parse_errors = 0u64;
-        let mut accepted: Accepted<'a> = Vec::new();
-        let reject = |report: &mut PushReport, row: u64, r: &Reject| {
-            report.rejected += 1;
-            add_reason(&mut report.rejected_by_reason, r.reason, 1);
-            if report.errors.len() < cfg.max_reported_errors {
-                report.errors.push(RowError {
-                    row,
-                    reason: format!("{}: {}", r.reason, r.message),
-                });
-            }
+        let width = schema.dimensions.len() + schema.metrics.len();
+        let mut accepted = Accepted {
+            width,
+            values: Vec::with_capacity(rows_hint.saturating_mul(width)),
+            rows: Vec::with_capacity(rows_hint),
         };
         let seg_gran = schema.granularity.segment_granularity;
-        for (i, res) in rows {
+        loop {
+            let start = accepted.values.len();
+            let Some((i, res)) = next(&mut accepted.values) else {
+                break;
+            };
+            let res = match res {
+                Ok(_) if accepted.values.len() != start + width => Err(Reject::new(
+                    "internal",
+                    "row has the wrong number of fields",
+                )),
+                other => other,
+            };
             match res {
-                Ok((t, vals)) => {
+                Ok(t) => {
                     let interval = seg_gran.bucket(t);
                     if let Some(late) = cfg.late_data_max_lateness
                         && interval.end.saturating_add(duration_ms(late)) < now
                     {
+                        accepted.values.truncate(start);
                         let r = Reject::new(
                             "too late",
                             format!(
@@ -645,14 +739,19 @@ impl Shared {
                                 crate::time::format_iso_millis(t)
                             ),
                         );
-                        reject(&mut report, i, &r);
+                        reject(&mut report, cfg, i, &r);
                         continue;
                     }
-                    accepted.push((i, t, vals, interval));
+                    accepted.rows.push(AcceptedRow {
+                        row: i,
+                        time: t,
+                        interval,
+                    });
                 }
                 Err(r) => {
+                    accepted.values.truncate(start);
                     parse_errors += 1;
-                    reject(&mut report, i, &r);
+                    reject(&mut report, cfg, i, &r);
                 }
             }
         }
@@ -679,11 +778,10 @@ impl Shared {
             )));
         }
 
-        let per_row = crate::loader::build::writer_bytes_per_row(schema);
-        let ticket = if accepted.is_empty() {
+        let ticket = if accepted.rows.is_empty() {
             None
         } else {
-            self.append(datasource, schema, accepted, per_row, now, &mut report)?
+            self.append(datasource, schema, &accepted, now, &mut report)?
         };
         if let Some(t) = ticket
             && cfg.fsync == FsyncPolicy::Always
@@ -707,25 +805,36 @@ impl Shared {
 
     /// Route accepted rows to sinks, write the WAL record, append to the sinks. Returns the
     /// WAL ticket.
+    ///
+    /// Pushes run this concurrently: each holds the routing state for reading (a handoff,
+    /// which takes it for writing, cannot close a sink between a push's WAL record and its
+    /// rows reaching the sink), and the locks of its sinks, in interval order, across the WAL
+    /// append and the appends to the sinks, so each sink takes rows in WAL order. Parsing and
+    /// encoding the WAL record happen before any sink lock.
     fn append(
         &self,
         datasource: &str,
         schema: &Arc<DataSchema>,
-        accepted: Accepted<'_>,
-        per_row: u64,
+        accepted: &Accepted<'_>,
         now: i64,
         report: &mut PushReport,
     ) -> Result<Option<u64>> {
         let cfg = &self.config;
-        let bytes: Vec<u64> = accepted
-            .iter()
-            .map(|(_, _, v, _)| index::row_bytes(per_row, v))
+        let width = accepted.width;
+        let per_row = crate::loader::build::writer_bytes_per_row(schema);
+        let bytes: Vec<u64> = (0..accepted.rows.len())
+            .map(|n| index::row_bytes(per_row, accepted.row_values(n)))
             .collect();
         let total: u64 = bytes.iter().sum();
-        let mut state = self.state.lock();
-        let used = self.counters.bytes_in_memory.load(Ordering::Acquire);
+        // Reserve the rows' bytes against the budget before taking anything.
+        let used = self
+            .counters
+            .bytes_in_memory
+            .fetch_add(total, Ordering::AcqRel);
         if used.saturating_add(total) > cfg.memory_budget_bytes {
-            drop(state);
+            self.counters
+                .bytes_in_memory
+                .fetch_sub(total, Ordering::AcqRel);
             self.counters
                 .pushes_throttled
                 .fetch_add(1, Ordering::Relaxed);
@@ -740,41 +849,94 @@ impl Shared {
                 }
             )));
         }
-        // Route: one sink per interval.
+        self.counters
+            .peak_bytes
+            .fetch_max(used + total, Ordering::AcqRel);
+        // Bytes of rows that end up in no sink; given back at the end.
+        let mut unused = 0u64;
+
+        // Route: one group per interval, sinks created under the write lock if need be.
         let wal_file = self.wal.current_file();
-        let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
+        let mut starts: Vec<i64> = accepted.rows.iter().map(|r| r.interval.start).collect();
+        starts.sort_unstable();
+        starts.dedup();
         let mut conflicts: Vec<(usize, Reject)> = Vec::new();
-        for (n, (_, _, _, interval)) in accepted.iter().enumerate() {
-            if let Some(g) = groups.get_mut(&interval.start) {
-                g.2.push(n);
-                continue;
+        let (state, routes) = loop {
+            let state = self.state.read();
+            let found: Vec<Option<(Arc<Mutex<Sink>>, SinkKey)>> = starts
+                .iter()
+                .map(|&start| {
+                    let k = state.active.get(&(datasource.to_string(), start))?;
+                    Some((state.sinks.get(k)?.clone(), k.clone()))
+                })
+                .collect();
+            if found.iter().all(Option::is_some) {
+                break (state, found);
             }
-            match self.sink_for(&mut state, datasource, schema, *interval, wal_file, now) {
-                Ok((sink, key)) => {
-                    groups.insert(interval.start, (sink, key, vec![n]));
+            drop(state);
+            let mut state = self.state.write();
+            let mut routes = Vec::with_capacity(starts.len());
+            for &start in &starts {
+                let interval = accepted
+                    .rows
+                    .iter()
+                    .find(|r| r.interval.start == start)
+                    .map(|r| r.interval)
+                    .ok_or_else(|| Error::internal("an interval without rows"))?;
+                match self.sink_for(&mut state, datasource, schema, interval, wal_file, now) {
+                    Ok(route) => routes.push(Some(route)),
+                    Err(r) => {
+                        for (n, row) in accepted.rows.iter().enumerate() {
+                            if row.interval.start == start {
+                                conflicts.push((n, r.clone()));
+                            }
+                        }
+                        routes.push(None);
+                    }
                 }
-                Err(r) => conflicts.push((n, r)),
+            }
+            break (parking_lot::RwLockWriteGuard::downgrade(state), routes);
+        };
+        // Rows of each group, in push order.
+        let mut groups: Vec<(Arc<Mutex<Sink>>, SinkKey, Vec<u32>)> = Vec::new();
+        let mut group_of: Vec<Option<usize>> = Vec::with_capacity(routes.len());
+        for route in routes {
+            group_of.push(route.map(|(sink, key)| {
+                groups.push((sink, key, Vec::new()));
+                groups.len() - 1
+            }));
+        }
+        let mut last = (i64::MIN, None);
+        for (n, row) in accepted.rows.iter().enumerate() {
+            let g = if last.0 == row.interval.start {
+                last.1
+            } else {
+                let at = starts.binary_search(&row.interval.start).ok();
+                let g = at.and_then(|at| group_of[at]);
+                last = (row.interval.start, g);
+                g
+            };
+            match g {
+                Some(g) => groups[g].2.push(n as u32),
+                None => unused += bytes[n],
             }
         }
+        conflicts.sort_by_key(|(n, _)| *n);
         for (n, r) in &conflicts {
-            let row = accepted[*n].0;
-            report.rejected += 1;
-            add_reason(&mut report.rejected_by_reason, r.reason, 1);
-            if report.errors.len() < cfg.max_reported_errors {
-                report.errors.push(RowError {
-                    row,
-                    reason: format!("{}: {}", r.reason, r.message),
-                });
-            }
+            reject(report, cfg, accepted.rows[*n].row, r);
         }
         if groups.is_empty() {
+            drop(state);
+            self.release_memory(unused, 0);
             return Ok(None);
         }
         // The WAL record (binary, see `wal::record`), one group per sink.
-        let n_values = accepted.first().map_or(0, |a| a.2.len());
-        let mut enc =
-            wal::record::RecordEncoder::new(datasource, groups.len(), accepted.len() * 96 + 64);
-        for (_, key, rows) in groups.values() {
+        let mut enc = wal::record::RecordEncoder::new(
+            datasource,
+            groups.len(),
+            accepted.values.len() * 10 + accepted.rows.len() * 4 + 64,
+        );
+        for (_, key, rows) in &groups {
             enc.group(
                 wal::record::GroupKey {
                     start: key.interval.start,
@@ -783,31 +945,43 @@ impl Shared {
                     first_partition: key.first_partition,
                 },
                 rows.len(),
-                n_values,
+                width,
             );
             for &n in rows {
-                let (_, t, vals, _) = &accepted[n];
-                enc.row(*t, vals);
+                let n = n as usize;
+                enc.row(accepted.rows[n].time, accepted.row_values(n));
             }
         }
         let payload = enc.finish();
-        let ticket = self.wal.append(&payload)?;
+        // Sinks in interval order (as `groups`), then the WAL, then the rows.
+        let mut sinks: Vec<_> = groups.iter().map(|(s, _, _)| s.lock()).collect();
+        let ticket = match self.wal.append(&payload) {
+            Ok(t) => t,
+            Err(e) => {
+                drop(sinks);
+                drop(state);
+                self.release_memory(total, 0);
+                return Err(e);
+            }
+        };
         self.counters.wal_records.fetch_add(1, Ordering::Relaxed);
-        for (sink, _, rows) in groups.values() {
-            let mut s = sink.lock();
+        let mut added_rows = 0u64;
+        for (s, (_, _, rows)) in sinks.iter_mut().zip(&groups) {
             for &n in rows {
-                let (row, t, vals, _) = &accepted[n];
-                match s.pending.push(*t, vals) {
+                let n = n as usize;
+                let row = &accepted.rows[n];
+                match s.pending.push(row.time, accepted.row_values(n)) {
                     Ok(()) => {
                         s.pending_bytes += bytes[n];
                         s.rows_in += 1;
-                        self.add_memory(bytes[n], 1);
+                        added_rows += 1;
                         report.accepted += 1;
                     }
                     Err(e) => {
                         // Validation should have caught it; the row is in the WAL, and replay
                         // will reject it the same way.
-                        tracing::error!(row, error = %e, "realtime row failed after validation");
+                        tracing::error!(row = row.row, error = %e, "realtime row failed after validation");
+                        unused += bytes[n];
                         report.rejected += 1;
                         add_reason(&mut report.rejected_by_reason, "wrong type", 1);
                     }
@@ -815,6 +989,12 @@ impl Shared {
             }
             s.first_wal_file = s.first_wal_file.min(ticket.file_seq);
         }
+        drop(sinks);
+        drop(state);
+        self.counters
+            .rows_in_memory
+            .fetch_add(added_rows, Ordering::AcqRel);
+        self.release_memory(unused, 0);
         Ok(Some(ticket.seq))
     }
 
@@ -931,7 +1111,7 @@ impl Shared {
 
     /// Replay recovered WAL records into sinks.
     fn replay(&self, recovery: wal::Recovery) -> Result<()> {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         let mut published: HashMap<SinkKey, bool> = HashMap::new();
         let mut replayed = 0u64;
         let wal_dir = self.data.root().join(wal::WAL_DIR);
@@ -1079,7 +1259,7 @@ impl Shared {
     }
 
     fn sinks(&self) -> Vec<Arc<Mutex<Sink>>> {
-        self.state.lock().sinks.values().cloned().collect()
+        self.state.read().sinks.values().cloned().collect()
     }
 
     fn freeze_all(&self) -> Result<()> {
@@ -1092,7 +1272,7 @@ impl Shared {
     fn query_pieces(&self, datasource: &str) -> Result<Vec<QueryPiece>> {
         let sinks: Vec<Arc<Mutex<Sink>>> = self
             .state
-            .lock()
+            .read()
             .sinks
             .iter()
             .filter(|(k, _)| k.datasource == datasource)

@@ -23,7 +23,7 @@ pub(crate) fn handoff_due(sh: &Shared) -> Result<()> {
     let now = sh.config.clock.now_ms();
     let window = duration_ms(sh.config.window_period);
     let due: Vec<(SinkKey, Arc<Mutex<Sink>>)> = {
-        let mut state = sh.state.lock();
+        let mut state = sh.state.write();
         let mut due = Vec::new();
         for (k, s) in &state.sinks {
             let mut sk = s.lock();
@@ -123,7 +123,7 @@ fn handoff_one(sh: &Shared, key: &SinkKey, sink: &Arc<Mutex<Sink>>) -> Result<()
     // The timeline now shows the published segments; queries skip this sink's pieces from
     // here on, so dropping it cannot lose rows.
     let min_live = {
-        let mut state = sh.state.lock();
+        let mut state = sh.state.write();
         state.sinks.remove(key);
         state
             .sinks
