@@ -58,6 +58,39 @@ pub struct SegmentStats {
     pub bytes: u64,
 }
 
+/// Estimated peak bytes a [`SegmentWriter`] needs per input row, besides its dictionaries:
+/// the held columns, then sorting and encoding in `finish`.
+pub fn writer_bytes_per_row(schema: &DataSchema) -> u64 {
+    let mut held: u64 = 8;
+    for d in &schema.dimensions {
+        held += match d.kind {
+            DimensionType::String => 6,
+            DimensionType::Long | DimensionType::Double => 8,
+        };
+    }
+    for m in &schema.metrics {
+        held += match m.kind {
+            MetricKind::HllSketch => 256,
+            k if k.is_first_last() => 16,
+            _ => 8,
+        };
+    }
+    // finish(): sort keys and permutation, output columns, encoded blocks.
+    held * 2 + 32
+}
+
+/// Fixed part of [`dictionary_entry_bytes`]: held, the value twice (arrival order and hash
+/// key) with the hash table's slot and the allocator's per-allocation overhead; in `finish`,
+/// the sorted copy's slots, the id remap, the encoded dictionary and the value's bitmap (a
+/// roaring bitmap of its rows, then encoded).
+pub const DICTIONARY_ENTRY_BYTES: u64 = 320;
+
+/// Estimated peak bytes one dictionary value of `len` bytes costs a writer through `finish`
+/// (its bytes are held twice and encoded once).
+pub fn dictionary_entry_bytes(len: usize) -> u64 {
+    3 * len as u64 + DICTIONARY_ENTRY_BYTES
+}
+
 /// How [`SegmentWriter::finish_with`] writes the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FinishOptions {
@@ -106,6 +139,8 @@ struct StringDim {
     /// Set once a row with several values arrives: `offsets[r]..offsets[r + 1]` indexes `multi`.
     offsets: Option<Vec<u32>>,
     multi: Vec<u32>,
+    /// [`dictionary_entry_bytes`] summed over the dictionary's values.
+    dictionary_bytes: u64,
 }
 
 impl StringDim {
@@ -116,6 +151,7 @@ impl StringDim {
             ids: Vec::new(),
             offsets: None,
             multi: Vec::new(),
+            dictionary_bytes: 0,
         }
     }
 
@@ -123,6 +159,7 @@ impl StringDim {
         if let Some(id) = self.dict.get(s) {
             return *id;
         }
+        self.dictionary_bytes += dictionary_entry_bytes(s.len());
         self.values.push(s.into());
         let id = self.values.len() as u32;
         self.dict.insert(s.into(), id);
@@ -617,6 +654,23 @@ impl SegmentWriter {
     /// Rows appended so far.
     pub fn num_rows(&self) -> usize {
         self.times.len()
+    }
+
+    /// Estimated peak bytes this writer needs through [`SegmentWriter::finish`]: per row
+    /// ([`writer_bytes_per_row`]), per dictionary value ([`dictionary_entry_bytes`]) and per
+    /// value of multi-value rows. It is what realtime ingestion counts against its memory
+    /// budget for pending rows.
+    pub fn estimated_bytes(&self) -> u64 {
+        let rows = self.times.len() as u64 * writer_bytes_per_row(&self.schema);
+        let strings: u64 = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                DimCol::Str(s) => s.dictionary_bytes + 12 * s.multi.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        rows + strings
     }
 
     /// The segment's interval.
@@ -2733,10 +2787,10 @@ mod tests {
             r ^= r << 13;
             r ^= r >> 7;
             r ^= r << 17;
-            let null = r % 7 == 0;
+            let null = r.is_multiple_of(7);
             let s = format!("s{}", r % 13);
             let l = (r >> 8) as i64 % 50 - 25;
-            let d = if r % 5 == 0 {
+            let d = if r.is_multiple_of(5) {
                 -0.0
             } else {
                 (r >> 16) as f64 % 9.0 / 4.0
