@@ -36,6 +36,7 @@
 
 pub mod handoff;
 pub mod index;
+pub mod memory;
 pub mod persist;
 pub mod wal;
 
@@ -125,9 +126,14 @@ pub struct RealtimeConfig {
     pub max_rows_in_memory: u64,
     /// Pending bytes of the node that trigger freezing every sink.
     pub max_bytes_in_memory: u64,
-    /// Hard bound on pending bytes: a push that would pass it fails with the retryable
-    /// `ResourcesExhausted`.
+    /// The memory bound of ingestion (see [`memory`] for how it is shared): pending rows and
+    /// pushes in progress get most of it (a push that would pass their share fails with the
+    /// retryable `ResourcesExhausted`), background merges and handoffs the rest.
     pub memory_budget_bytes: u64,
+    /// Whether `memory_budget_bytes` bounds the whole process: its resident memory when
+    /// ingestion opens (plus [`memory::UNCOUNTED_ALLOWANCE`]) is then taken off the budget
+    /// first. A server sets it; an engine embedded in a larger process leaves it off.
+    pub budget_covers_process: bool,
     /// Pending rows older than this are frozen.
     pub intermediate_persist_period: Duration,
     /// How long after its interval ends (or, for late rows, after it was created) a sink
@@ -163,6 +169,7 @@ impl Default for RealtimeConfig {
             max_rows_in_memory: 150_000,
             max_bytes_in_memory: 256 << 20,
             memory_budget_bytes: 1 << 30,
+            budget_covers_process: false,
             intermediate_persist_period: Duration::from_secs(1),
             window_period: Duration::from_secs(600),
             late_data_max_lateness: None,
@@ -239,10 +246,15 @@ pub struct PushReport {
 pub struct RealtimeStats {
     /// Pending rows in memory (not yet frozen).
     pub rows_in_memory: u64,
-    /// Accounted bytes of pending rows.
+    /// Accounted bytes of pending rows and of pushes in progress.
     pub bytes_in_memory: u64,
     /// Highest `bytes_in_memory` seen.
     pub peak_bytes_in_memory: u64,
+    /// Bytes held by the background build in progress (a merge or a handoff), by estimate.
+    pub build_bytes_in_memory: u64,
+    /// The memory budget's split (see [`memory`]): its baseline, the bound of
+    /// `bytes_in_memory` and the bound of a build.
+    pub memory_plan: Option<memory::MemoryPlan>,
     /// Live sinks.
     pub sinks: u64,
     /// Frozen pieces on disk.
@@ -300,6 +312,7 @@ struct Counters {
     background_errors: AtomicU64,
     bytes_in_memory: AtomicU64,
     peak_bytes: AtomicU64,
+    build_bytes: AtomicU64,
     rows_in_memory: AtomicU64,
 }
 
@@ -310,6 +323,11 @@ type SchemaEntry = ((u64, i64), String, Arc<DataSchema>);
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: RealtimeConfig,
+    /// The memory budget, split.
+    memory: memory::MemoryPlan,
+    /// Pending and in-progress bytes past which every sink is frozen: `max_bytes_in_memory`,
+    /// at most half of the rows' share of the budget.
+    freeze_bytes: u64,
     data: Arc<DataDir>,
     wal: Wal,
     state: RwLock<State>,
@@ -364,9 +382,66 @@ struct AcceptedRow {
 }
 
 impl<'a> Accepted<'a> {
+    /// Bytes of the buffers (their capacity).
+    fn buffer_bytes(&self) -> u64 {
+        (self.values.capacity() * std::mem::size_of::<InputValue<'_>>()
+            + self.rows.capacity() * std::mem::size_of::<AcceptedRow>()) as u64
+    }
+
     /// The input values of accepted row `n`.
     fn row_values(&self, n: usize) -> &[InputValue<'a>] {
         &self.values[n * self.width..(n + 1) * self.width]
+    }
+}
+
+/// Bytes a background build holds (for the stats); given back when dropped.
+pub(crate) struct BuildMemory<'s> {
+    shared: &'s Shared,
+    bytes: u64,
+}
+
+impl Drop for BuildMemory<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .counters
+            .build_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Bytes a push holds against the rows' share of the budget; given back when dropped.
+struct Reservation<'s> {
+    shared: &'s Shared,
+    bytes: u64,
+}
+
+impl<'s> Reservation<'s> {
+    fn new(shared: &'s Shared) -> Reservation<'s> {
+        Reservation { shared, bytes: 0 }
+    }
+
+    /// Hold `bytes` more, or fail with `ResourcesExhausted` (see [`Shared::try_reserve`]).
+    fn grow(&mut self, bytes: u64) -> Result<()> {
+        self.shared.try_reserve(bytes)?;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// Hand `bytes` of the reservation over to whoever now holds them (the sinks) and give
+    /// the rest back; bytes past the reservation are counted too.
+    fn keep(mut self, bytes: u64) {
+        if bytes > self.bytes {
+            self.shared.add_memory(bytes - self.bytes, 0);
+        } else {
+            self.shared.release_memory(self.bytes - bytes, 0);
+        }
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.shared.release_memory(self.bytes, 0);
     }
 }
 
@@ -393,8 +468,28 @@ impl Realtime {
             std::fs::remove_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
         }
         std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+        let baseline = if config.budget_covers_process {
+            // Without a way to measure it, assume a small server's resident set.
+            const UNKNOWN_BASELINE: u64 = 64 << 20;
+            memory::process_baseline_bytes().unwrap_or(UNKNOWN_BASELINE)
+                + memory::UNCOUNTED_ALLOWANCE
+        } else {
+            0
+        };
+        let plan = memory::MemoryPlan::new(config.memory_budget_bytes, baseline)?;
+        let freeze_bytes = config.max_bytes_in_memory.min(plan.rows_limit / 2).max(1);
+        tracing::info!(
+            budget = plan.budget,
+            baseline = plan.baseline,
+            rows = plan.rows_limit,
+            builds = plan.build_limit,
+            freeze_at = freeze_bytes,
+            "realtime memory budget"
+        );
         let (wal, recovery) = Wal::open(&root.join(wal::WAL_DIR), config.wal_file_bytes)?;
         let shared = Arc::new(Shared {
+            memory: plan,
+            freeze_bytes,
             config,
             data,
             wal,
@@ -428,16 +523,21 @@ impl Realtime {
     /// Push JSON rows (objects) to `datasource`.
     pub fn push_json_rows(&self, datasource: &str, rows: &[Value]) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
+        // A JSON value tree takes roughly this much per field of a row.
+        const VALUE_TREE_BYTES_PER_FIELD: u64 = 64;
+        let input = (rows.len() * (schema.dimensions.len() + schema.metrics.len() + 1)) as u64
+            * VALUE_TREE_BYTES_PER_FIELD;
         let mut rows = rows.iter().enumerate();
-        self.shared.push(datasource, &schema, rows.len(), |out| {
-            let (i, v) = rows.next()?;
-            let res = index::parse_json_row(&schema, v).and_then(|(t, vals)| {
-                index::validate_values(&schema, &vals)?;
-                out.extend(vals);
-                Ok(t)
-            });
-            Some((i as u64, res))
-        })
+        self.shared
+            .push(datasource, &schema, input, rows.len(), |out| {
+                let (i, v) = rows.next()?;
+                let res = index::parse_json_row(&schema, v).and_then(|(t, vals)| {
+                    index::validate_values(&schema, &vals)?;
+                    out.extend(vals);
+                    Ok(t)
+                });
+                Some((i as u64, res))
+            })
     }
 
     /// Push newline-delimited JSON; blank lines are skipped, a bad line rejects that row only.
@@ -458,21 +558,24 @@ impl Realtime {
                 .split('\n')
                 .enumerate()
                 .filter(|(_, line)| !line.bytes().all(|b| b.is_ascii_whitespace()));
-            return self.shared.push(datasource, &schema, hint, |out| {
-                let (i, line) = lines.next()?;
-                let res = index::read_json_str(&reader, &schema, line, out);
-                Some((i as u64, res.map_err(|r| line_error(i, r))))
-            });
+            return self
+                .shared
+                .push(datasource, &schema, body.len() as u64, hint, |out| {
+                    let (i, line) = lines.next()?;
+                    let res = index::read_json_str(&reader, &schema, line, out);
+                    Some((i as u64, res.map_err(|r| line_error(i, r))))
+                });
         }
         let mut lines = body
             .split(|&b| b == b'\n')
             .enumerate()
             .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace));
-        self.shared.push(datasource, &schema, hint, |out| {
-            let (i, line) = lines.next()?;
-            let res = index::read_json_text(&reader, &schema, line, out);
-            Some((i as u64, res.map_err(|r| line_error(i, r))))
-        })
+        self.shared
+            .push(datasource, &schema, body.len() as u64, hint, |out| {
+                let (i, line) = lines.next()?;
+                let res = index::read_json_text(&reader, &schema, line, out);
+                Some((i as u64, res.map_err(|r| line_error(i, r))))
+            })
     }
 
     /// Push rows given as JSON texts (one object each); a row that is not valid JSON is
@@ -485,18 +588,20 @@ impl Realtime {
     ) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let reader = JsonRowReader::new(&schema);
+        let input: usize = rows.iter().map(|r| r.as_ref().len() + 24).sum();
         let mut rows = rows.iter().enumerate();
-        self.shared.push(datasource, &schema, rows.len(), |out| {
-            let (i, text) = rows.next()?;
-            let res = index::read_json_str(&reader, &schema, text.as_ref(), out).map_err(|r| {
-                if r.reason == index::INVALID_JSON {
-                    r.prefixed("row is not valid JSON: ")
-                } else {
-                    r
-                }
-            });
-            Some((i as u64, res))
-        })
+        self.shared
+            .push(datasource, &schema, input as u64, rows.len(), |out| {
+                let (i, text) = rows.next()?;
+                let res = index::read_json_str(&reader, &schema, text.as_ref(), out).map_err(|r| {
+                    if r.reason == index::INVALID_JSON {
+                        r.prefixed("row is not valid JSON: ")
+                    } else {
+                        r
+                    }
+                });
+                Some((i as u64, res))
+            })
     }
 
     /// Push an Arrow record batch; columns are matched to the schema's fields by name.
@@ -511,40 +616,39 @@ impl Realtime {
         let mut bad_times = bad_times.into_iter().peekable();
         let mut slow = Vec::new();
         let mut next = 0..rows.len();
-        self.shared.push(datasource, &schema, rows.len(), |out| {
-            let i = next.next()?;
-            let read = if bad_times.next_if_eq(&i).is_some() {
-                slow.clear();
-                rows.row(i, &mut slow).map(|t| {
-                    out.append(&mut slow);
-                    t
-                })
-            } else {
-                rows.append_values(&views, i, out);
-                Ok(times[i])
-            };
-            let res = match read {
-                Ok(t) => {
-                    let start = out.len() - width;
-                    index::validate_values(&schema, &out[start..]).map(|()| t)
-                }
-                Err(e) => {
-                    let msg = match e {
-                        Error::InvalidArgument(m) => m,
-                        other => other.to_string(),
-                    };
-                    Err(Reject::new(
-                        if msg.contains("time") {
-                            "unparseable timestamp"
-                        } else {
-                            "wrong type"
-                        },
-                        msg,
-                    ))
-                }
-            };
-            Some((i as u64, res))
-        })
+        let input = batch.get_array_memory_size() as u64;
+        self.shared
+            .push(datasource, &schema, input, rows.len(), |out| {
+                let i = next.next()?;
+                let read = if bad_times.next_if_eq(&i).is_some() {
+                    slow.clear();
+                    rows.row(i, &mut slow).inspect(|_| out.append(&mut slow))
+                } else {
+                    rows.append_values(&views, i, out);
+                    Ok(times[i])
+                };
+                let res = match read {
+                    Ok(t) => {
+                        let start = out.len() - width;
+                        index::validate_values(&schema, &out[start..]).map(|()| t)
+                    }
+                    Err(e) => {
+                        let msg = match e {
+                            Error::InvalidArgument(m) => m,
+                            other => other.to_string(),
+                        };
+                        Err(Reject::new(
+                            if msg.contains("time") {
+                                "unparseable timestamp"
+                            } else {
+                                "wrong type"
+                            },
+                            msg,
+                        ))
+                    }
+                };
+                Some((i as u64, res))
+            })
     }
 
     /// Graceful shutdown: make the WAL durable, freeze every pending row, stop the background
@@ -558,6 +662,11 @@ impl Realtime {
     /// Current counters.
     pub fn stats(&self) -> RealtimeStats {
         self.shared.stats()
+    }
+
+    /// How the memory budget is shared (see [`memory`]).
+    pub fn memory_plan(&self) -> memory::MemoryPlan {
+        self.shared.memory
     }
 
     /// Force the background work of one tick now (freeze, merge, handoff as due).
@@ -692,11 +801,14 @@ impl Shared {
     /// Push the rows `next` reads: each call appends one row's input values to the buffer it
     /// is given and returns the row's index and time (or why the row is rejected, having
     /// appended nothing that counts: the buffer is cut back), `None` after the last row.
-    /// `rows_hint` sizes the buffer.
+    /// `input_bytes` is the size of the request being read (held while the push runs),
+    /// `rows_hint` sizes the buffer. Both count against the memory budget while the push
+    /// runs: past it, the push fails with `ResourcesExhausted` and stores nothing.
     fn push<'a>(
         &self,
         datasource: &str,
         schema: &Arc<DataSchema>,
+        input_bytes: u64,
         rows_hint: usize,
         mut next: impl FnMut(
             &mut Vec<InputValue<'a>>,
@@ -707,13 +819,22 @@ impl Shared {
         let mut report = PushReport::default();
         let mut parse_errors = 0u64;
         let width = schema.dimensions.len() + schema.metrics.len();
+        let rows_hint = rows_hint.min(self.memory.rows_limit as usize / 64);
+        let mut in_flight = Reservation::new(self);
+        in_flight.grow(input_bytes)?;
         let mut accepted = Accepted {
             width,
             values: Vec::with_capacity(rows_hint.saturating_mul(width)),
             rows: Vec::with_capacity(rows_hint),
         };
+        let mut buffers = 0u64;
         let seg_gran = schema.granularity.segment_granularity;
         loop {
+            let held = accepted.buffer_bytes();
+            if held > buffers {
+                in_flight.grow(held - buffers)?;
+                buffers = held;
+            }
             let start = accepted.values.len();
             let Some((i, res)) = next(&mut accepted.values) else {
                 break;
@@ -821,39 +942,19 @@ impl Shared {
     ) -> Result<Option<u64>> {
         let cfg = &self.config;
         let width = accepted.width;
-        let per_row = crate::loader::build::writer_bytes_per_row(schema);
-        let bytes: Vec<u64> = (0..accepted.rows.len())
-            .map(|n| index::row_bytes(per_row, accepted.row_values(n)))
+        let per_row = crate::segment::writer::writer_bytes_per_row(schema);
+        let string_dims: Vec<bool> = schema
+            .dimensions
+            .iter()
+            .map(|d| d.kind == crate::schema::DimensionType::String)
             .collect();
-        let total: u64 = bytes.iter().sum();
-        // Reserve the rows' bytes against the budget before taking anything.
-        let used = self
-            .counters
-            .bytes_in_memory
-            .fetch_add(total, Ordering::AcqRel);
-        if used.saturating_add(total) > cfg.memory_budget_bytes {
-            self.counters
-                .bytes_in_memory
-                .fetch_sub(total, Ordering::AcqRel);
-            self.counters
-                .pushes_throttled
-                .fetch_add(1, Ordering::Relaxed);
-            self.wake.notify_all();
-            return Err(Error::ResourcesExhausted(format!(
-                "realtime ingestion is over its memory budget ({used} of {} bytes pending, the push needs {total}); retry shortly{}",
-                cfg.memory_budget_bytes,
-                if total > cfg.memory_budget_bytes {
-                    " with a smaller batch"
-                } else {
-                    ""
-                }
-            )));
-        }
-        self.counters
-            .peak_bytes
-            .fetch_max(used + total, Ordering::AcqRel);
-        // Bytes of rows that end up in no sink; given back at the end.
-        let mut unused = 0u64;
+        let total: u64 = (0..accepted.rows.len())
+            .map(|n| index::row_bytes(per_row, &string_dims, accepted.row_values(n)))
+            .sum();
+        // Reserve a bound of what the rows add to the sinks before taking anything; what the
+        // sinks' writers did not take is given back at the end.
+        let mut reserved = Reservation::new(self);
+        reserved.grow(total)?;
 
         // Route: one group per interval, sinks created under the write lock if need be.
         let wal_file = self.wal.current_file();
@@ -861,18 +962,17 @@ impl Shared {
         starts.sort_unstable();
         starts.dedup();
         let mut conflicts: Vec<(usize, Reject)> = Vec::new();
-        let (state, routes) = loop {
-            let state = self.state.read();
-            let found: Vec<Option<(Arc<Mutex<Sink>>, SinkKey)>> = starts
-                .iter()
-                .map(|&start| {
-                    let k = state.active.get(&(datasource.to_string(), start))?;
-                    Some((state.sinks.get(k)?.clone(), k.clone()))
-                })
-                .collect();
-            if found.iter().all(Option::is_some) {
-                break (state, found);
-            }
+        let state = self.state.read();
+        let found: Vec<Option<(Arc<Mutex<Sink>>, SinkKey)>> = starts
+            .iter()
+            .map(|&start| {
+                let k = state.active.get(&(datasource.to_string(), start))?;
+                Some((state.sinks.get(k)?.clone(), k.clone()))
+            })
+            .collect();
+        let (state, routes) = if found.iter().all(Option::is_some) {
+            (state, found)
+        } else {
             drop(state);
             let mut state = self.state.write();
             let mut routes = Vec::with_capacity(starts.len());
@@ -895,7 +995,7 @@ impl Shared {
                     }
                 }
             }
-            break (parking_lot::RwLockWriteGuard::downgrade(state), routes);
+            (parking_lot::RwLockWriteGuard::downgrade(state), routes)
         };
         // Rows of each group, in push order.
         let mut groups: Vec<(Arc<Mutex<Sink>>, SinkKey, Vec<u32>)> = Vec::new();
@@ -916,9 +1016,8 @@ impl Shared {
                 last = (row.interval.start, g);
                 g
             };
-            match g {
-                Some(g) => groups[g].2.push(n as u32),
-                None => unused += bytes[n],
+            if let Some(g) = g {
+                groups[g].2.push(n as u32);
             }
         }
         conflicts.sort_by_key(|(n, _)| *n);
@@ -926,8 +1025,6 @@ impl Shared {
             reject(report, cfg, accepted.rows[*n].row, r);
         }
         if groups.is_empty() {
-            drop(state);
-            self.release_memory(unused, 0);
             return Ok(None);
         }
         // The WAL record (binary, see `wal::record`), one group per sink.
@@ -955,24 +1052,16 @@ impl Shared {
         let payload = enc.finish();
         // Sinks in interval order (as `groups`), then the WAL, then the rows.
         let mut sinks: Vec<_> = groups.iter().map(|(s, _, _)| s.lock()).collect();
-        let ticket = match self.wal.append(&payload) {
-            Ok(t) => t,
-            Err(e) => {
-                drop(sinks);
-                drop(state);
-                self.release_memory(total, 0);
-                return Err(e);
-            }
-        };
+        let ticket = self.wal.append(&payload)?;
         self.counters.wal_records.fetch_add(1, Ordering::Relaxed);
         let mut added_rows = 0u64;
+        let mut added_bytes = 0u64;
         for (s, (_, _, rows)) in sinks.iter_mut().zip(&groups) {
             for &n in rows {
                 let n = n as usize;
                 let row = &accepted.rows[n];
                 match s.pending.push(row.time, accepted.row_values(n)) {
                     Ok(()) => {
-                        s.pending_bytes += bytes[n];
                         s.rows_in += 1;
                         added_rows += 1;
                         report.accepted += 1;
@@ -981,21 +1070,64 @@ impl Shared {
                         // Validation should have caught it; the row is in the WAL, and replay
                         // will reject it the same way.
                         tracing::error!(row = row.row, error = %e, "realtime row failed after validation");
-                        unused += bytes[n];
                         report.rejected += 1;
                         add_reason(&mut report.rejected_by_reason, "wrong type", 1);
                     }
                 }
             }
+            let estimate = s.pending.estimated_bytes();
+            added_bytes += estimate.saturating_sub(s.pending_bytes);
+            s.pending_bytes = estimate;
             s.first_wal_file = s.first_wal_file.min(ticket.file_seq);
         }
+        // The sinks hold what they took; the rest of the reservation goes back.
+        reserved.keep(added_bytes);
         drop(sinks);
         drop(state);
         self.counters
             .rows_in_memory
             .fetch_add(added_rows, Ordering::AcqRel);
-        self.release_memory(unused, 0);
         Ok(Some(ticket.seq))
+    }
+
+    /// Count `bytes` more against the rows' share of the budget, or fail with the retryable
+    /// `ResourcesExhausted` (counted as a throttled push) if they do not fit.
+    fn try_reserve(&self, bytes: u64) -> Result<()> {
+        let limit = self.memory.rows_limit;
+        let used = self
+            .counters
+            .bytes_in_memory
+            .fetch_add(bytes, Ordering::AcqRel);
+        if used.saturating_add(bytes) > limit {
+            self.counters
+                .bytes_in_memory
+                .fetch_sub(bytes, Ordering::AcqRel);
+            self.counters
+                .pushes_throttled
+                .fetch_add(1, Ordering::Relaxed);
+            self.wake.notify_all();
+            return Err(Error::ResourcesExhausted(format!(
+                "realtime ingestion is over its memory budget ({used} of {limit} bytes for pending rows and pushes in progress, the push needs {bytes} more); retry shortly{}",
+                if bytes > limit {
+                    " with a smaller batch"
+                } else {
+                    ""
+                }
+            )));
+        }
+        self.counters
+            .peak_bytes
+            .fetch_max(used + bytes, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Count `bytes` as held by the background build in progress, until the guard drops.
+    pub(crate) fn build_memory(&self, bytes: u64) -> BuildMemory<'_> {
+        self.counters.build_bytes.fetch_add(bytes, Ordering::AcqRel);
+        BuildMemory {
+            shared: self,
+            bytes,
+        }
     }
 
     fn add_memory(&self, bytes: u64, rows: u64) {
@@ -1168,25 +1300,26 @@ impl Shared {
                         sink
                     }
                 };
-                let per_row = crate::loader::build::writer_bytes_per_row(&schema);
                 let mut sk = sink.lock();
+                let mut rows = 0;
                 for (t, vals) in &g.rows {
                     match sk.pending.push(*t, vals) {
                         Ok(()) => {
-                            let b = index::row_bytes(per_row, vals);
-                            sk.pending_bytes += b;
                             sk.rows_in += 1;
-                            self.add_memory(b, 1);
-                            replayed += 1;
+                            rows += 1;
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "skipping a WAL row that does not fit the current schema")
                         }
                     }
                 }
+                replayed += rows;
+                let estimate = sk.pending.estimated_bytes();
+                let added = estimate.saturating_sub(sk.pending_bytes);
+                sk.pending_bytes = estimate;
+                self.add_memory(added, rows);
                 if sk.pending.num_rows() as u64 >= self.config.max_rows_in_memory
-                    || self.counters.bytes_in_memory.load(Ordering::Acquire)
-                        >= self.config.max_bytes_in_memory
+                    || self.counters.bytes_in_memory.load(Ordering::Acquire) >= self.freeze_bytes
                 {
                     self.freeze_locked(&mut sk)?;
                 }
@@ -1307,6 +1440,8 @@ impl Shared {
             rows_in_memory: c.rows_in_memory.load(Ordering::Relaxed),
             bytes_in_memory: c.bytes_in_memory.load(Ordering::Relaxed),
             peak_bytes_in_memory: c.peak_bytes.load(Ordering::Relaxed),
+            build_bytes_in_memory: c.build_bytes.load(Ordering::Relaxed),
+            memory_plan: Some(self.memory),
             sinks,
             pieces,
             persists: c.persists.load(Ordering::Relaxed),
@@ -1366,8 +1501,7 @@ impl Shared {
             return Ok(());
         }
         let cfg = &self.config;
-        let over_bytes =
-            self.counters.bytes_in_memory.load(Ordering::Acquire) >= cfg.max_bytes_in_memory;
+        let over_bytes = self.counters.bytes_in_memory.load(Ordering::Acquire) >= self.freeze_bytes;
         let mut first_err = None;
         for s in self.sinks() {
             let due = {
@@ -1396,40 +1530,45 @@ impl Shared {
 
     /// Merge the smaller half of a sink's pieces into one, without holding the sink: the pieces
     /// are read and merged outside the lock, then swapped for the merged one (a query sees either
-    /// the old pieces or the new one, never both). At most `max_bytes_in_memory` of rows (by the
-    /// writer's estimate) are merged at once, so a merge stays inside the memory bound; when
-    /// not even the two smallest pieces fit, the pieces wait for handoff.
+    /// the old pieces or the new one, never both). Only pieces whose merge fits the builds'
+    /// share of the memory budget are taken ([`persist::merge_bytes`]); when not even the two
+    /// smallest fit, the pieces wait for handoff.
     ///
     /// Merges and handoffs run only inside [`Shared::tick`], one round at a time (`work`), so the
     /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
     /// pieces).
     fn merge_pieces(&self, sink: &Mutex<Sink>) -> Result<()> {
-        let (schema, interval, take) = {
+        let limit = self.memory.build_limit;
+        let (schema, interval, take, bytes) = {
             let sk = sink.lock();
-            let per_row = crate::loader::build::writer_bytes_per_row(&sk.schema);
             let mut order: Vec<&index::Piece> = sk.pieces.iter().collect();
             order.sort_by_key(|p| p.segment.num_rows());
             let want = sk.pieces.len().div_ceil(2).max(2);
-            let mut bytes = 0u64;
-            let mut take = Vec::new();
+            let mut take: Vec<index::Piece> = Vec::new();
+            let mut bytes = 0;
             for p in order.into_iter().take(want) {
-                bytes = bytes.saturating_add(p.segment.num_rows().saturating_mul(per_row));
-                if bytes > self.config.max_bytes_in_memory {
+                take.push(p.clone());
+                let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
+                let b = persist::merge_bytes(&segs);
+                if b > limit {
+                    take.pop();
                     break;
                 }
-                take.push(p.clone());
+                bytes = b;
             }
-            (sk.schema.clone(), sk.key.interval, take)
+            (sk.schema.clone(), sk.key.interval, take, bytes)
         };
         if take.len() < 2 {
             return Ok(());
         }
         let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
+        let _build = self.build_memory(bytes);
         let merged = persist::merge(
             &schema,
             interval,
             &segs,
             u64::MAX,
+            limit,
             &crate::segment::FinishOptions::scratch(),
             || Ok(self.piece_path()),
         )?;
@@ -1497,6 +1636,11 @@ impl crate::engine::Engine {
     /// Realtime counters and gauges (for `/metrics`).
     pub fn realtime_stats(&self) -> RealtimeStats {
         self.realtime.stats()
+    }
+
+    /// How realtime ingestion shares its memory budget (see [`memory`]).
+    pub fn realtime_memory_plan(&self) -> memory::MemoryPlan {
+        self.realtime.memory_plan()
     }
 
     /// Run one round of realtime background work now (freezes, merges, handoffs that are due).

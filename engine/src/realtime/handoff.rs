@@ -67,11 +67,21 @@ fn handoff_one(sh: &Shared, key: &SinkKey, sink: &Arc<Mutex<Sink>>) -> Result<()
         )
     };
     if !pieces.is_empty() {
+        // One output segment at a time is built, and one piece at a time is read: cut the
+        // outputs so that both fit the builds' share of the memory budget.
+        let largest = pieces.iter().map(|p| p.size_bytes()).max().unwrap_or(0);
+        let writer_bytes = sh
+            .memory
+            .build_limit
+            .saturating_sub(largest)
+            .max(sh.memory.build_limit / 2);
+        let _build = sh.build_memory(sh.memory.build_limit.max(largest));
         let outputs = persist::merge(
             &schema,
             key.interval,
             &pieces,
             sh.config.rows_per_segment,
+            writer_bytes,
             &crate::segment::FinishOptions::default(),
             || sh.data.staging_path(),
         )?;

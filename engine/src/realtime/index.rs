@@ -273,17 +273,28 @@ pub fn validate_values(
     Ok(())
 }
 
-/// Accounted in-memory bytes of one pending row: the writer's per-row estimate plus its strings
-/// (as if every string were a new dictionary entry, so the estimate bounds the real use).
-pub fn row_bytes(per_row: u64, values: &[InputValue<'_>]) -> u64 {
-    fn strs(v: &InputValue<'_>) -> u64 {
+/// An upper bound of what appending one row adds to a writer's
+/// [`SegmentWriter::estimated_bytes`]: the per-row estimate, plus, for each value of a string
+/// dimension (`string_dims` has one entry per dimension), a new dictionary entry. A push
+/// reserves this much before it appends, and gives back what the writers did not take.
+pub fn row_bytes(per_row: u64, string_dims: &[bool], values: &[InputValue<'_>]) -> u64 {
+    /// Longest rendering of a number or a boolean as a string value.
+    const SCALAR_TEXT: usize = 24;
+    fn entry(v: &InputValue<'_>) -> u64 {
         match v {
-            InputValue::Str(s) => 2 * s.len() as u64 + 24,
-            InputValue::List(items) => items.iter().map(strs).sum::<u64>() + 8,
-            _ => 0,
+            InputValue::Null => 0,
+            InputValue::Str(s) => crate::segment::writer::dictionary_entry_bytes(s.len()),
+            InputValue::List(items) => items.iter().map(|i| entry(i) + 12).sum::<u64>(),
+            _ => crate::segment::writer::dictionary_entry_bytes(SCALAR_TEXT),
         }
     }
-    per_row + values.iter().map(strs).sum::<u64>()
+    per_row
+        + string_dims
+            .iter()
+            .zip(values)
+            .filter(|(s, _)| **s)
+            .map(|(_, v)| entry(v))
+            .sum::<u64>()
 }
 
 /// Write an input value as compact JSON (the WAL row encoding). Non-finite doubles are written

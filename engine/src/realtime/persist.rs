@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::input::InputValue;
 use crate::realtime::index::{Piece, Sink};
 use crate::schema::{DataSchema, DimensionType, MetricKind, TIME_COLUMN};
+use crate::segment::format::{ColumnType, PartRole};
 use crate::segment::writer::MetricState;
+use crate::segment::writer::{dictionary_entry_bytes, writer_bytes_per_row};
 use crate::segment::{FinishOptions, Segment, SegmentRef, SegmentStats, SegmentWriter};
 use crate::time::Interval;
 
@@ -58,7 +60,10 @@ pub fn write_piece(
 }
 
 /// Merge rolled-up `pieces` of `interval` into segments of at most `rows_per_segment` rows
-/// each, written to paths from `next_path`. Returns each output's path and stats.
+/// each, written to paths from `next_path`. Returns each output's path and stats. An output
+/// segment is also cut when its writer's [`SegmentWriter::estimated_bytes`] reaches
+/// `max_writer_bytes` (so a merge stays inside a memory bound), and each piece's pages are
+/// released once it is read.
 ///
 /// Pieces of the sink's own schema are appended column by column
 /// ([`SegmentWriter::append_segment_rows`]); any other piece (multi-value strings, a column
@@ -69,40 +74,53 @@ pub fn merge(
     interval: Interval,
     pieces: &[SegmentRef],
     rows_per_segment: u64,
+    max_writer_bytes: u64,
     opts: &FinishOptions,
     mut next_path: impl FnMut() -> Result<PathBuf>,
 ) -> Result<Vec<(PathBuf, SegmentStats)>> {
     let limit = rows_per_segment.max(1) as usize;
+    let full = |w: &SegmentWriter| {
+        w.num_rows() > 0 && (w.num_rows() >= limit || w.estimated_bytes() >= max_writer_bytes)
+    };
     let mut out = Vec::new();
     let mut writer = SegmentWriter::new(schema, interval)?;
     let mut dims: Vec<InputValue<'static>> = Vec::with_capacity(schema.dimensions.len());
     for seg in pieces {
         if writer.takes_segment(seg) {
             let n = seg.num_rows() as usize;
+            let per_row = (merge_bytes_of(seg) / n.max(1) as u64).max(1);
             let mut start = 0;
             while start < n {
-                if writer.num_rows() >= limit {
-                    let full =
+                if full(&writer) {
+                    let done =
                         std::mem::replace(&mut writer, SegmentWriter::new(schema, interval)?);
                     let path = next_path()?;
-                    let stats = full.finish_with(&path, opts)?;
+                    let stats = done.finish_with(&path, opts)?;
                     out.push((path, stats));
                 }
-                let take = (n - start).min(limit - writer.num_rows());
+                // As many rows as fit the row and byte limits (by the piece's average row),
+                // a block at most, at least one.
+                let room = max_writer_bytes.saturating_sub(writer.estimated_bytes()) / per_row;
+                let take = (n - start)
+                    .min(limit - writer.num_rows())
+                    .min(crate::segment::format::BLOCK_ROWS)
+                    .min((room as usize).max(1));
                 writer.append_segment_rows(seg, start..start + take)?;
                 start += take;
             }
+            // Read through once: its pages need not stay in the resident set.
+            seg.release_pages();
             continue;
         }
         for b in 0..seg.num_blocks() {
             let batch = seg.record_batch(b)?;
             let cols = Columns::new(schema, &batch, seg.path())?;
             for r in 0..batch.num_rows() {
-                if writer.num_rows() >= limit {
-                    let full =
+                if full(&writer) {
+                    let done =
                         std::mem::replace(&mut writer, SegmentWriter::new(schema, interval)?);
                     let path = next_path()?;
-                    let stats = full.finish_with(&path, opts)?;
+                    let stats = done.finish_with(&path, opts)?;
                     out.push((path, stats));
                 }
                 dims.clear();
@@ -111,6 +129,7 @@ pub fn merge(
                 writer.push_rolled(time, &dims, states)?;
             }
         }
+        seg.release_pages();
     }
     if writer.num_rows() > 0 {
         let path = next_path()?;
@@ -118,6 +137,41 @@ pub fn merge(
         out.push((path, stats));
     }
     Ok(out)
+}
+
+/// Estimated peak bytes that merging `seg` adds to a writer: its rows by
+/// [`writer_bytes_per_row`], and each of its dictionary values as if new to the writer (see
+/// [`dictionary_entry_bytes`]), as [`SegmentWriter::estimated_bytes`] counts them.
+pub fn merge_bytes_of(seg: &Segment) -> u64 {
+    let rows = seg.num_rows() * writer_bytes_per_row(seg.schema());
+    let dictionaries: u64 = seg
+        .columns()
+        .iter()
+        .filter_map(|c| {
+            let part = c.part(PartRole::Dictionary)?;
+            // The encoded dictionary holds the values' bytes plus an offset per value.
+            let values = part.range.len.saturating_sub(4 * u64::from(c.cardinality));
+            Some(
+                u64::from(c.cardinality) * dictionary_entry_bytes(0)
+                    + 3 * values
+                    + 12 * if c.column_type == ColumnType::MultiString {
+                        seg.num_rows()
+                    } else {
+                        0
+                    },
+            )
+        })
+        .sum();
+    rows + dictionaries
+}
+
+/// Estimated peak bytes of merging `pieces` into one writer: what each adds
+/// ([`merge_bytes_of`]), plus the largest piece's file (its pages are resident while it is
+/// read, and released after).
+pub fn merge_bytes(pieces: &[SegmentRef]) -> u64 {
+    let written: u64 = pieces.iter().map(|p| merge_bytes_of(p)).sum();
+    let largest = pieces.iter().map(|p| p.size_bytes()).max().unwrap_or(0);
+    written + largest
 }
 
 /// The columns of a piece's record batch, in schema order.
@@ -364,7 +418,16 @@ mod tests {
             (u64::MAX, FinishOptions::scratch()),
             (50_000, FinishOptions::default()),
         ] {
-            let fast = merge(&schema, interval, &pieces, limit, &opts, &mut next_path).unwrap();
+            let fast = merge(
+                &schema,
+                interval,
+                &pieces,
+                limit,
+                u64::MAX,
+                &opts,
+                &mut next_path,
+            )
+            .unwrap();
             let slow = merge_by_rows(&schema, interval, &pieces, limit, &mut next_path).unwrap();
             assert_eq!(fast.len(), slow.len(), "limit {limit}");
             for ((fp, fs), (sp, ss)) in fast.iter().zip(&slow) {
