@@ -20,10 +20,22 @@ use super::AppState;
 use super::error::{ApiError, RawBody};
 use crate::metrics;
 
-/// Largest compressed or plain request body accepted by the ingest endpoint (bytes).
+/// Largest compressed or plain request body accepted by the ingest endpoint (bytes), with the
+/// default memory budget (see [`body_limit`]).
 pub const MAX_INGEST_BODY_BYTES: usize = 256 * 1024 * 1024;
-/// Largest decompressed body accepted (bytes).
+/// Largest decompressed body accepted (bytes), with the default memory budget.
 pub const MAX_INGEST_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
+/// Share of the memory for pending rows and pushes in progress that one body may take
+/// (1 / BODY_SHARE_DIVISOR): a push holds its body, its parsed values and its rows' bytes, so a
+/// bigger one could never be taken.
+pub const BODY_SHARE_DIVISOR: u64 = 8;
+
+/// The ingest endpoint's limit on a body, plain or decompressed: `max`, or a
+/// [`BODY_SHARE_DIVISOR`]th of what the engine's memory budget leaves for pushes, if less.
+pub fn body_limit(engine: &Engine, max: usize) -> usize {
+    let share = engine.realtime_memory_plan().rows_limit / BODY_SHARE_DIVISOR;
+    max.min(usize::try_from(share).unwrap_or(usize::MAX))
+}
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +158,8 @@ pub async fn ingest(
     let st = state.clone();
     let ds = datasource.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let rows = decode_body(&body, encoding, MAX_INGEST_DECOMPRESSED_BYTES)?;
+        let limit = body_limit(&st.engine, MAX_INGEST_DECOMPRESSED_BYTES);
+        let rows = decode_body(&body, encoding, limit)?;
         push(&st.engine, &ds, &rows)
     })
     .await
