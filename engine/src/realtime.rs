@@ -394,6 +394,10 @@ impl<'a> Accepted<'a> {
     }
 }
 
+/// What a push holds at most while it runs, in multiples of its input's size (the input, its
+/// parsed values, its WAL record, its rows' share of a sink), for the process memory check.
+const PUSH_EXPANSION: u64 = 4;
+
 /// Bytes a background build holds (for the stats); given back when dropped.
 pub(crate) struct BuildMemory<'s> {
     shared: &'s Shared,
@@ -468,15 +472,19 @@ impl Realtime {
             std::fs::remove_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
         }
         std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
-        let baseline = if config.budget_covers_process {
+        let plan = if config.budget_covers_process {
             // Without a way to measure it, assume a small server's resident set.
             const UNKNOWN_BASELINE: u64 = 64 << 20;
-            memory::process_baseline_bytes().unwrap_or(UNKNOWN_BASELINE)
-                + memory::UNCOUNTED_ALLOWANCE
+            match memory::process_memory() {
+                Some(p) => memory::MemoryPlan::for_process(config.memory_budget_bytes, p)?,
+                None => memory::MemoryPlan::new(
+                    config.memory_budget_bytes,
+                    UNKNOWN_BASELINE + memory::UNCOUNTED_ALLOWANCE,
+                )?,
+            }
         } else {
-            0
+            memory::MemoryPlan::new(config.memory_budget_bytes, 0)?
         };
-        let plan = memory::MemoryPlan::new(config.memory_budget_bytes, baseline)?;
         let freeze_bytes = config.max_bytes_in_memory.min(plan.rows_limit / 2).max(1);
         tracing::info!(
             budget = plan.budget,
@@ -820,6 +828,7 @@ impl Shared {
         let mut parse_errors = 0u64;
         let width = schema.dimensions.len() + schema.metrics.len();
         let rows_hint = rows_hint.min(self.memory.rows_limit as usize / 64);
+        self.check_process_memory(input_bytes)?;
         let mut in_flight = Reservation::new(self);
         in_flight.grow(input_bytes)?;
         let mut accepted = Accepted {
@@ -1088,6 +1097,44 @@ impl Shared {
             .rows_in_memory
             .fetch_add(added_rows, Ordering::AcqRel);
         Ok(Some(ticket.seq))
+    }
+
+    /// Whether the process is over its anonymous memory ceiling (see [`memory`]) while
+    /// ingestion holds memory it can release (pending rows, a build).
+    fn over_process_memory(&self, more: u64) -> bool {
+        let Some(ceiling) = self.memory.anonymous_ceiling else {
+            return false;
+        };
+        let holds = self.counters.bytes_in_memory.load(Ordering::Acquire) > 0
+            || self.counters.build_bytes.load(Ordering::Acquire) > 0;
+        holds
+            && memory::process_anonymous_bytes()
+                .is_some_and(|anon| anon.saturating_add(more) > ceiling)
+    }
+
+    /// Refuse a push of `input_bytes` (retryably) unless the process has room under its memory
+    /// ceiling for it (its input, parsed values and rows: [`PUSH_EXPANSION`] times its input)
+    /// and for a background build that may start meanwhile; the background thread is woken to
+    /// freeze.
+    fn check_process_memory(&self, input_bytes: u64) -> Result<()> {
+        let build = self
+            .memory
+            .build_limit
+            .saturating_sub(self.counters.build_bytes.load(Ordering::Acquire));
+        let room = input_bytes
+            .saturating_mul(PUSH_EXPANSION)
+            .saturating_add(build);
+        if !self.over_process_memory(room) {
+            return Ok(());
+        }
+        self.counters
+            .pushes_throttled
+            .fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_all();
+        Err(Error::ResourcesExhausted(format!(
+            "the process is at its memory budget ({} bytes); retry shortly",
+            self.memory.budget
+        )))
     }
 
     /// Count `bytes` more against the rows' share of the budget, or fail with the retryable
@@ -1501,7 +1548,8 @@ impl Shared {
             return Ok(());
         }
         let cfg = &self.config;
-        let over_bytes = self.counters.bytes_in_memory.load(Ordering::Acquire) >= self.freeze_bytes;
+        let over_bytes = self.counters.bytes_in_memory.load(Ordering::Acquire) >= self.freeze_bytes
+            || self.over_process_memory(0);
         let mut first_err = None;
         for s in self.sinks() {
             let due = {

@@ -19,6 +19,14 @@
 //!   segment), sized to fit: merges take only the pieces that fit, a handoff cuts its output
 //!   into segments that fit (fewer rows than `rows_per_segment` if need be).
 //!
+//! What is counted is an estimate, and the allocator may keep freed memory for a while (the
+//! server's mimalloc purges freed pages after a delay). So a process-wide budget is also
+//! checked against the process itself: a push is refused (the same retryable
+//! `ResourcesExhausted`) while the process's anonymous resident memory is above
+//! [`MemoryPlan::anonymous_ceiling`], the budget less the file-backed part of the baseline, and
+//! every sink is frozen; as long as ingestion holds pending rows it can release (else the
+//! memory is not ingestion's to give back, and pushes go on).
+//!
 //! [`SegmentWriter::estimated_bytes`]: crate::segment::SegmentWriter::estimated_bytes
 //! [`RealtimeConfig::budget_covers_process`]: super::RealtimeConfig::budget_covers_process
 
@@ -42,11 +50,30 @@ pub struct MemoryPlan {
     pub rows_limit: u64,
     /// Bound of one background build.
     pub build_limit: u64,
+    /// With a process-wide budget: the bound of the process's anonymous resident memory (the
+    /// budget less its code and other file-backed pages).
+    pub anonymous_ceiling: Option<u64>,
 }
 
 impl MemoryPlan {
     /// Split `budget` over a `baseline`; an error if the baseline leaves too little.
     pub fn new(budget: u64, baseline: u64) -> Result<MemoryPlan> {
+        Self::with_ceiling(budget, baseline, None)
+    }
+
+    /// Split the budget for the whole process whose memory `process` describes (see
+    /// [`ProcessMemory`]); the baseline also gets [`UNCOUNTED_ALLOWANCE`].
+    pub fn for_process(budget: u64, process: ProcessMemory) -> Result<MemoryPlan> {
+        let file_backed =
+            process.resident.saturating_sub(process.anonymous) + process.unresident_code;
+        Self::with_ceiling(
+            budget,
+            process.resident + process.unresident_code + UNCOUNTED_ALLOWANCE,
+            Some(budget.saturating_sub(file_backed)),
+        )
+    }
+
+    fn with_ceiling(budget: u64, baseline: u64, ceiling: Option<u64>) -> Result<MemoryPlan> {
         let available = budget.saturating_sub(baseline);
         // Less than this cannot hold a useful push and a build.
         const MIN_AVAILABLE: u64 = 1 << 20;
@@ -63,21 +90,48 @@ impl MemoryPlan {
             baseline,
             rows_limit: available - build_limit,
             build_limit,
+            anonymous_ceiling: ceiling,
         })
     }
 }
 
-/// The memory of this process that the budget must cover without counting it, if the
-/// platform tells it: its resident set (`VmRSS`), plus the part of its executable code not
-/// resident yet (code pages count in the resident set once run, and a server runs more of its
-/// code as it goes: merges, handoffs, queries).
-pub fn process_baseline_bytes() -> Option<u64> {
+/// What a process-wide budget starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessMemory {
+    /// Resident set (`VmRSS`).
+    pub resident: u64,
+    /// Its anonymous part (`RssAnon`).
+    pub anonymous: u64,
+    /// The executable's code not resident yet: code pages count in the resident set once run,
+    /// and a server runs more of its code as it goes (merges, handoffs, queries).
+    pub unresident_code: u64,
+}
+
+/// The memory of this process now, if the platform tells it.
+pub fn process_memory() -> Option<ProcessMemory> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let rss = kb_field(line)?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(kb_field)
+    };
     let exe = std::fs::read_link("/proc/self/exe").ok();
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
-    Some(rss + exe.map_or(0, |exe| unresident_code(&smaps, &exe.to_string_lossy())))
+    Some(ProcessMemory {
+        resident: field("VmRSS:")?,
+        anonymous: field("RssAnon:")?,
+        unresident_code: exe.map_or(0, |exe| unresident_code(&smaps, &exe.to_string_lossy())),
+    })
+}
+
+/// The anonymous resident memory of this process (`RssAnon`), if the platform tells it.
+pub fn process_anonymous_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(kb_field)
 }
 
 /// Bytes of the executable mappings of `exe` in `smaps` (the text of `/proc/<pid>/smaps`)
@@ -123,8 +177,19 @@ mod tests {
                 baseline: 20 << 20,
                 rows_limit: 60 << 20,
                 build_limit: 20 << 20,
+                anonymous_ceiling: None,
             })
         );
+        // A whole process: 30 MiB resident (10 of it anonymous), 6 MiB of code to come.
+        let process = ProcessMemory {
+            resident: 30 << 20,
+            anonymous: 10 << 20,
+            unresident_code: 6 << 20,
+        };
+        let p = MemoryPlan::for_process(100 << 20, process).map_err(|e| e.to_string());
+        let baseline = (36 << 20) + UNCOUNTED_ALLOWANCE;
+        assert_eq!(p.as_ref().map(|p| p.baseline), Ok(baseline));
+        assert_eq!(p.map(|p| p.anonymous_ceiling), Ok(Some(74 << 20)));
         assert!(MemoryPlan::new(20 << 20, 20_000_000).is_err());
     }
 
