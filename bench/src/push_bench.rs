@@ -14,6 +14,14 @@
 //! per-push latency p50/p99, server peak RSS (`VmHWM`), and push-to-queryable latency: once a
 //! second a marker row with a unique host name is pushed and a native query polled until it
 //! counts it (measured from the acknowledgement; the brief promises ≤ 1 s).
+//!
+//! **Per core.** Clients and server share the machine's cores, so rows/s alone does not say
+//! what one core of the server does. Each mode also reads the CPU time (utime + stime from
+//! `/proc/<pid>/stat`) of the server process — for `engine`, of this process, which then runs
+//! the engine and its callers — at the start and the end of the timed window, and reports
+//! `rows_per_server_cpu_second` = rows accepted in the window / server CPU seconds in the
+//! window: the rows one fully busy core of the server ingests per second. The client side's
+//! CPU seconds (this process, in server modes) are reported too.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -158,6 +166,81 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> Option<f64> {
     }
     let i = ((sorted_us.len() - 1) as f64 * p).round() as usize;
     Some(sorted_us[i.min(sorted_us.len() - 1)] as f64 / 1000.0)
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// User + system CPU seconds used so far by process `pid` (`None`: this process), from
+/// `/proc/<pid>/stat` (fields 14 and 15, counted after the parenthesized command name, which may
+/// hold spaces).
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let rest = text.get(text.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / CLOCK_TICKS_PER_SECOND)
+}
+
+/// The pid of this process's child started with `--data-dir <dir>` (the `basalt serve` of a
+/// mode), from `/proc/self/task/*/children` and the children's command lines.
+fn server_pid(dir: &std::path::Path) -> Option<u32> {
+    let mut want = b"--data-dir\0".to_vec();
+    want.extend_from_slice(dir.as_os_str().as_encoded_bytes());
+    want.push(0);
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    for task in tasks.flatten() {
+        let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+            continue;
+        };
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<u32>().ok())
+        {
+            let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                continue;
+            };
+            if cmd.windows(want.len()).any(|w| w == want.as_slice()) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// CPU seconds of the server and of this process over the timed window.
+#[derive(Debug, Clone, Copy)]
+struct CpuWindow {
+    server: Option<f64>,
+    this: Option<f64>,
+}
+
+impl CpuWindow {
+    /// Readings now; `server` is the server's pid (`None` in engine mode: this process).
+    fn read(server: Option<u32>) -> CpuWindow {
+        CpuWindow {
+            server: server.map_or_else(|| cpu_seconds(None), |p| cpu_seconds(Some(p))),
+            this: cpu_seconds(None),
+        }
+    }
+
+    /// The CPU seconds used from `self` to `end`: (server, clients). In engine mode the
+    /// server is this process and there is no separate client figure.
+    fn until(self, end: CpuWindow, engine_mode: bool) -> (Option<f64>, Option<f64>) {
+        let d = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+        let server = d(self.server, end.server);
+        let clients = if engine_mode {
+            None
+        } else {
+            d(self.this, end.this)
+        };
+        (server, clients)
+    }
 }
 
 /// What one client did.
@@ -452,7 +535,12 @@ fn run_mode(
         .map(|_| make())
         .collect::<anyhow::Result<Vec<_>>>()?;
     let marker_pusher = make()?;
+    let pid = match &server {
+        Some(_) => Some(server_pid(&dir).context("finding the pid of basalt serve")?),
+        None => None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
+    let cpu_start = CpuWindow::read(pid);
     let started = Instant::now();
     let (stats, markers) = std::thread::scope(|scope| {
         let handles: Vec<_> = pushers
@@ -475,6 +563,7 @@ fn run_mode(
         (stats, markers)
     });
     let elapsed = started.elapsed().as_secs_f64();
+    let (server_cpu, client_cpu) = cpu_start.until(CpuWindow::read(pid), engine.is_some());
     let peak_rss = match (&server, &engine) {
         (Some(s), _) => s.peak_rss_bytes(),
         _ => crate::report::peak_rss_bytes(),
@@ -493,12 +582,16 @@ fn run_mode(
     drop(server);
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);
+    let per_cpu = server_cpu.filter(|c| *c > 0.0).map(|c| rows as f64 / c);
     let result = json!({
         "mode": mode,
         "clients": opts.clients,
         "seconds": elapsed,
         "rows": rows,
         "rows_per_second": rows as f64 / elapsed,
+        "server_cpu_seconds": server_cpu,
+        "rows_per_server_cpu_second": per_cpu,
+        "client_cpu_seconds": client_cpu,
         "json_mb_per_second": json_bytes as f64 / elapsed / 1e6,
         "pushes": push_us.len(),
         "push_p50_ms": percentile_ms(&push_us, 0.5),
@@ -511,9 +604,12 @@ fn run_mode(
         "markers": visible.len(),
     });
     println!(
-        "{:<10} {:>9.0} rows/s {:>7.1} MB/s JSON  push p50 {:>7.1} ms p99 {:>7.1} ms  rss {:>6} MiB  visible p50 {:>6.1} ms max {:>6.1} ms  errors {}",
+        "{:<10} {:>9.0} rows/s {:>9.0} rows/server-CPU-s ({:.1} server CPU-s, {:.1} client CPU-s) {:>7.1} MB/s JSON  push p50 {:>7.1} ms p99 {:>7.1} ms  rss {:>6} MiB  visible p50 {:>6.1} ms max {:>6.1} ms  errors {}",
         format!("{mode:?}"),
         rows as f64 / elapsed,
+        per_cpu.unwrap_or(f64::NAN),
+        server_cpu.unwrap_or(f64::NAN),
+        client_cpu.unwrap_or(f64::NAN),
         json_bytes as f64 / elapsed / 1e6,
         percentile_ms(&push_us, 0.5).unwrap_or(f64::NAN),
         percentile_ms(&push_us, 0.99).unwrap_or(f64::NAN),

@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -95,6 +96,9 @@ pub struct SegmentRecord {
 pub struct Catalog {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Datasource registrations changed through this handle (created, updated, dropped),
+    /// counted after each commit: see [`Catalog::datasource_changes`].
+    datasource_changes: AtomicU64,
 }
 
 impl fmt::Debug for Catalog {
@@ -137,6 +141,7 @@ impl Catalog {
         Ok(Catalog {
             path,
             conn: Mutex::new(conn),
+            datasource_changes: AtomicU64::new(0),
         })
     }
 
@@ -167,7 +172,10 @@ impl Catalog {
             params![name, spec_json, now_millis()],
         );
         match res {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.datasource_changes.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
             Err(e) if is_constraint(&e) => {
                 Err(Error::AlreadyExists(format!("datasource `{name}`")))
             }
@@ -213,7 +221,15 @@ impl Catalog {
         if n == 0 {
             return Err(Error::NotFound(format!("datasource `{name}`")));
         }
+        self.datasource_changes.fetch_add(1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// How many times datasource registrations were changed through this handle. Read it
+    /// before reading a spec: a cached spec is current while this count (and the catalog's
+    /// `data_version`, for changes by other processes) stays the same.
+    pub fn datasource_changes(&self) -> u64 {
+        self.datasource_changes.load(Ordering::Acquire)
     }
 
     /// Unregister a datasource and mark all its segments unused, in one transaction.
@@ -240,6 +256,7 @@ impl Catalog {
             return Err(Error::NotFound(format!("datasource `{name}`")));
         }
         tx.commit().map_err(self.err(what))?;
+        self.datasource_changes.fetch_add(1, Ordering::AcqRel);
         tracing::info!(datasource = name, segments, "dropped datasource");
         Ok(())
     }

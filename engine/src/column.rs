@@ -52,22 +52,46 @@ block_value!(i64, 8);
 block_value!(u32, 4);
 block_value!(f64, 8);
 
+/// How blocks are compressed when a segment is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// pco for numbers, zstd for byte strings: segments that are kept.
+    #[default]
+    Full,
+    /// Plain little-endian bytes: short-lived files (realtime pieces), where encoding and
+    /// decoding time matter and size does not.
+    None,
+}
+
 /// Encode a block of numbers; returns the codec used and the bytes.
 pub fn encode_numbers<T: BlockValue>(values: &[T]) -> (Codec, Vec<u8>) {
+    encode_numbers_with(values, Compression::Full)
+}
+
+/// Encode a block of numbers as `compression` says; returns the codec used and the bytes.
+pub fn encode_numbers_with<T: BlockValue>(
+    values: &[T],
+    compression: Compression,
+) -> (Codec, Vec<u8>) {
     if values.is_empty() {
         return (Codec::Plain, Vec::new());
+    }
+    if compression == Compression::None {
+        return (Codec::Plain, plain_numbers(values));
     }
     let config = pco::ChunkConfig::default().with_compression_level(PCO_LEVEL);
     match pco::standalone::simple_compress(values, &config) {
         Ok(bytes) if bytes.len() < values.len() * T::SIZE => (Codec::Pco, bytes),
-        _ => {
-            let mut out = Vec::with_capacity(values.len() * T::SIZE);
-            for v in values {
-                v.put_le(&mut out);
-            }
-            (Codec::Plain, out)
-        }
+        _ => (Codec::Plain, plain_numbers(values)),
     }
+}
+
+fn plain_numbers<T: BlockValue>(values: &[T]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * T::SIZE);
+    for v in values {
+        v.put_le(&mut out);
+    }
+    out
 }
 
 /// Decode only the first `upto` values of a block of `n` numbers (pco decodes in order, so a
@@ -188,6 +212,14 @@ pub fn decode_numbers<T: BlockValue>(
 
 /// Encode a block of byte strings (length-prefixed, zstd).
 pub fn encode_blobs<B: AsRef<[u8]>>(items: &[B]) -> Result<(Codec, Vec<u8>)> {
+    encode_blobs_with(items, Compression::Full)
+}
+
+/// Encode a block of byte strings as `compression` says (plain: the length-prefixed bytes).
+pub fn encode_blobs_with<B: AsRef<[u8]>>(
+    items: &[B],
+    compression: Compression,
+) -> Result<(Codec, Vec<u8>)> {
     let total: usize = items.iter().map(|b| b.as_ref().len() + 4).sum();
     let mut plain = Vec::with_capacity(total);
     for b in items {
@@ -196,6 +228,9 @@ pub fn encode_blobs<B: AsRef<[u8]>>(items: &[B]) -> Result<(Codec, Vec<u8>)> {
             .map_err(|_| Error::invalid(format!("value of {} bytes is too large", b.len())))?;
         plain.extend_from_slice(&len.to_le_bytes());
         plain.extend_from_slice(b);
+    }
+    if compression == Compression::None {
+        return Ok((Codec::Plain, plain));
     }
     let bytes = zstd::bulk::compress(&plain, ZSTD_LEVEL)
         .map_err(|e| Error::internal(format!("zstd compression failed: {e}")))?;

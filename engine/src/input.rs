@@ -7,6 +7,8 @@
 //! Arrow share one set of rules and one set of error messages.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -272,6 +274,35 @@ impl<'s> ArrowRows<'s> {
         match self.fields.get(field) {
             Some(Some(a)) => ColumnView::of(a),
             _ => ColumnView::Null,
+        }
+    }
+
+    /// Append the input values of row `i` to `out`, read from `views` (every input field's
+    /// [`ArrowRows::field_view`], in order): the values [`ArrowRows::row`] reads, without
+    /// looking at each cell's Arrow type.
+    pub(crate) fn append_values<'b>(
+        &'b self,
+        views: &[ColumnView<'b>],
+        i: usize,
+        out: &mut Vec<InputValue<'b>>,
+    ) {
+        let valid = |nulls: &Option<&NullBuffer>| nulls.is_none_or(|n| n.is_valid(i));
+        for (f, view) in views.iter().enumerate() {
+            out.push(match view {
+                ColumnView::Null => InputValue::Null,
+                ColumnView::Long { values, nulls } if valid(nulls) => InputValue::Long(values[i]),
+                ColumnView::Double { values, nulls } if valid(nulls) => {
+                    InputValue::Double(values[i])
+                }
+                ColumnView::Long { .. } | ColumnView::Double { .. } => InputValue::Null,
+                ColumnView::Str(v) => v
+                    .get(i)
+                    .map_or(InputValue::Null, |s| InputValue::Str(Cow::Borrowed(s))),
+                ColumnView::Rows => match self.fields.get(f) {
+                    Some(Some(a)) => arrow_value(a, i),
+                    _ => InputValue::Null,
+                },
+            });
         }
     }
 }
@@ -636,11 +667,21 @@ fn arrow_value(a: &ArrayRef, i: usize) -> InputValue<'_> {
 #[derive(Debug)]
 pub struct JsonRowReader<'s> {
     schema: &'s DataSchema,
-    /// Input slots fed by each field name (a field may feed several metrics), and whether the
-    /// field is the timestamp column.
-    fields: std::collections::HashMap<&'s str, FieldSlots>,
+    /// The fields rows are read for: name, the input slots it feeds (a field may feed several
+    /// metrics), and whether it is the timestamp column.
+    fields: Vec<(&'s str, FieldSlots)>,
+    /// Index into `fields` by name.
+    by_name: HashMap<&'s str, usize, foldhash::fast::RandomState>,
     slots: usize,
+    /// The field index of each key of the last row read, in key order ([`NOT_A_FIELD`] for keys
+    /// no field reads): rows of one push mostly list their keys in the same order, so a key is
+    /// first compared with the field at its position in the last row, and looked up by hash
+    /// only if that differs.
+    last_order: RefCell<Vec<u32>>,
 }
+
+/// In [`JsonRowReader`]'s key order, a key that no field reads.
+const NOT_A_FIELD: u32 = u32::MAX;
 
 #[derive(Debug, Default)]
 struct FieldSlots {
@@ -651,38 +692,49 @@ struct FieldSlots {
 impl<'s> JsonRowReader<'s> {
     /// A reader for rows of `schema`.
     pub fn new(schema: &'s DataSchema) -> JsonRowReader<'s> {
-        let mut fields: std::collections::HashMap<&'s str, FieldSlots> =
-            std::collections::HashMap::new();
+        let mut fields: Vec<(&'s str, FieldSlots)> = Vec::new();
+        let mut by_name: HashMap<&'s str, usize, foldhash::fast::RandomState> = HashMap::default();
+        let mut field = |name: &'s str| -> usize {
+            *by_name.entry(name).or_insert_with(|| {
+                fields.push((name, FieldSlots::default()));
+                fields.len() - 1
+            })
+        };
         let inputs = input_fields(schema);
         let slots = inputs.len();
+        let mut fed = Vec::new();
         for (slot, name) in inputs.into_iter().enumerate() {
             if let Some(name) = name {
-                fields.entry(name).or_default().slots.push(slot);
+                fed.push((field(name), slot));
             }
         }
-        fields
-            .entry(schema.timestamp_spec.column.as_str())
-            .or_default()
-            .is_time = true;
+        let time = field(schema.timestamp_spec.column.as_str());
+        for (f, slot) in fed {
+            fields[f].1.slots.push(slot);
+        }
+        fields[time].1.is_time = true;
         JsonRowReader {
             schema,
             fields,
+            by_name,
             slots,
+            last_order: RefCell::new(Vec::new()),
         }
     }
 
-    /// Read one row: its timestamp, and its input values into `out` (cleared first). `None`
-    /// means the fast path does not take this row; read it with [`json_row`] instead (the
-    /// contents of `out` are then unspecified).
+    /// Read one row: its timestamp, and its input values appended to `out` (one per input
+    /// field of the schema). `None` means the fast path does not take this row; read it with
+    /// [`json_row`] instead (`out` then holds unspecified values past its old length: truncate
+    /// it).
     pub fn read<'a>(&self, text: &'a str, out: &mut Vec<InputValue<'a>>) -> Option<i64> {
         use serde::de::DeserializeSeed as _;
-        out.clear();
-        out.resize(self.slots, InputValue::Null);
+        let start = out.len();
+        out.resize(start + self.slots, InputValue::Null);
         let mut time = None;
         let mut de = serde_json::Deserializer::from_str(text);
         RowSeed {
             reader: self,
-            out,
+            out: &mut out[start..],
             time: &mut time,
         }
         .deserialize(&mut de)
@@ -697,12 +749,30 @@ impl<'s> JsonRowReader<'s> {
             Some(_) => None,
         }
     }
+
+    /// The field the `position`-th key of a row names, if any.
+    #[inline]
+    fn field_of(&self, order: &mut Vec<u32>, position: usize, key: &str) -> Option<usize> {
+        if let Some(&f) = order.get(position)
+            && f != NOT_A_FIELD
+            && self.fields[f as usize].0 == key
+        {
+            return Some(f as usize);
+        }
+        let f = self.by_name.get(key).copied();
+        let code = f.map_or(NOT_A_FIELD, |f| f as u32);
+        match order.get_mut(position) {
+            Some(o) => *o = code,
+            None => order.push(code),
+        }
+        f
+    }
 }
 
 /// Deserializes one row object into the reader's slots.
 struct RowSeed<'r, 's, 'a> {
     reader: &'r JsonRowReader<'s>,
-    out: &'r mut Vec<InputValue<'a>>,
+    out: &'r mut [InputValue<'a>],
     time: &'r mut Option<InputValue<'a>>,
 }
 
@@ -722,8 +792,12 @@ impl<'de> serde::de::Visitor<'de> for RowSeed<'_, '_, 'de> {
     }
 
     fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        let mut order = self.reader.last_order.borrow_mut();
+        let mut position = 0;
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            let Some(field) = self.reader.fields.get(&*key) else {
+            let field = self.reader.field_of(&mut order, position, &key);
+            position += 1;
+            let Some(field) = field.map(|f| &self.reader.fields[f].1) else {
                 map.next_value::<serde::de::IgnoredAny>()?;
                 continue;
             };
@@ -731,8 +805,11 @@ impl<'de> serde::de::Visitor<'de> for RowSeed<'_, '_, 'de> {
             if field.is_time {
                 *self.time = Some(v.clone());
             }
-            for &slot in &field.slots {
-                self.out[slot] = v.clone();
+            if let Some((&last, rest)) = field.slots.split_last() {
+                for &slot in rest {
+                    self.out[slot] = v.clone();
+                }
+                self.out[last] = v;
             }
         }
         Ok(())
@@ -913,6 +990,35 @@ mod tests {
         assert!(
             matches!(&out[1], InputValue::List(l) if matches!(&l[0], InputValue::Str(Cow::Borrowed("x"))))
         );
+    }
+
+    #[test]
+    fn one_reader_reads_rows_whose_keys_change_order() {
+        // The reader guesses each key's field from the last row's key order; a wrong guess
+        // (keys reordered, added, dropped, unknown) must not change what is read.
+        let s = schema("auto", None);
+        let reader = JsonRowReader::new(&s);
+        let rows = [
+            r#"{"ts": 1, "host": "a", "tags": ["x"], "n": 1, "v": 1.5}"#,
+            r#"{"ts": 2, "host": "b", "tags": ["y"], "n": 2, "v": 2.5}"#,
+            r#"{"v": 3.5, "n": 3, "tags": [], "host": "c", "ts": 3}"#,
+            r#"{"ts": 4, "extra": 1, "host": "d", "v": 4.5}"#,
+            r#"{"host": "e", "ts": 5}"#,
+            r#"{"ts": 6, "host": "f", "tags": ["z"], "n": 6, "v": 6.5, "more": "m"}"#,
+            r#"{"ts": 7, "host": "g", "host": "h", "n": 7}"#,
+        ];
+        let mut out = Vec::new();
+        for text in rows {
+            out.clear();
+            let t = reader.read(text, &mut out);
+            let fast = t.map(|t| (t, out.iter().map(owned).collect::<Vec<_>>()));
+            assert_eq!(fast, general(&s, text), "{text}");
+        }
+        // Values are appended after what `out` holds.
+        let mut out = vec![InputValue::Long(42)];
+        assert_eq!(reader.read(rows[0], &mut out), Some(1));
+        assert_eq!(out.len(), 1 + 6);
+        assert_eq!(out[0], InputValue::Long(42));
     }
 
     #[test]

@@ -36,6 +36,7 @@
 
 pub mod handoff;
 pub mod index;
+pub mod memory;
 pub mod persist;
 pub mod wal;
 
@@ -47,11 +48,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::input::{ArrowRows, InputValue, JsonRowReader};
+use crate::input::{ArrowRows, ColumnView, InputValue, JsonRowReader};
 use crate::query::exec::SegmentTask;
 use crate::schema::DataSchema;
 use crate::segment::{SegmentId, SegmentRef, Version};
@@ -125,9 +126,14 @@ pub struct RealtimeConfig {
     pub max_rows_in_memory: u64,
     /// Pending bytes of the node that trigger freezing every sink.
     pub max_bytes_in_memory: u64,
-    /// Hard bound on pending bytes: a push that would pass it fails with the retryable
-    /// `ResourcesExhausted`.
+    /// The memory bound of ingestion (see [`memory`] for how it is shared): pending rows and
+    /// pushes in progress get most of it (a push that would pass their share fails with the
+    /// retryable `ResourcesExhausted`), background merges and handoffs the rest.
     pub memory_budget_bytes: u64,
+    /// Whether `memory_budget_bytes` bounds the whole process: its resident memory when
+    /// ingestion opens (plus [`memory::UNCOUNTED_ALLOWANCE`]) is then taken off the budget
+    /// first. A server sets it; an engine embedded in a larger process leaves it off.
+    pub budget_covers_process: bool,
     /// Pending rows older than this are frozen.
     pub intermediate_persist_period: Duration,
     /// How long after its interval ends (or, for late rows, after it was created) a sink
@@ -163,6 +169,7 @@ impl Default for RealtimeConfig {
             max_rows_in_memory: 150_000,
             max_bytes_in_memory: 256 << 20,
             memory_budget_bytes: 1 << 30,
+            budget_covers_process: false,
             intermediate_persist_period: Duration::from_secs(1),
             window_period: Duration::from_secs(600),
             late_data_max_lateness: None,
@@ -239,10 +246,15 @@ pub struct PushReport {
 pub struct RealtimeStats {
     /// Pending rows in memory (not yet frozen).
     pub rows_in_memory: u64,
-    /// Accounted bytes of pending rows.
+    /// Accounted bytes of pending rows and of pushes in progress.
     pub bytes_in_memory: u64,
     /// Highest `bytes_in_memory` seen.
     pub peak_bytes_in_memory: u64,
+    /// Bytes held by the background build in progress (a merge or a handoff), by estimate.
+    pub build_bytes_in_memory: u64,
+    /// The memory budget's split (see [`memory`]): its baseline, the bound of
+    /// `bytes_in_memory` and the bound of a build.
+    pub memory_plan: Option<memory::MemoryPlan>,
     /// Live sinks.
     pub sinks: u64,
     /// Frozen pieces on disk.
@@ -275,7 +287,8 @@ pub struct RealtimeStats {
     pub background_errors: u64,
 }
 
-/// Routing state: which sinks exist, guarded by one lock (pushes route under it, in WAL order).
+/// Routing state: which sinks exist. Pushes hold it for reading while they route, log and
+/// append; creating a sink and starting a handoff hold it for writing.
 #[derive(Debug, Default)]
 struct State {
     sinks: BTreeMap<SinkKey, Arc<Mutex<Sink>>>,
@@ -299,18 +312,28 @@ struct Counters {
     background_errors: AtomicU64,
     bytes_in_memory: AtomicU64,
     peak_bytes: AtomicU64,
+    build_bytes: AtomicU64,
     rows_in_memory: AtomicU64,
 }
+
+/// A cached schema: (datasource epoch checked at, spec text, parsed schema).
+type SchemaEntry = ((u64, i64), String, Arc<DataSchema>);
 
 /// Shared between the engine handle and the background thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: RealtimeConfig,
+    /// The memory budget, split.
+    memory: memory::MemoryPlan,
+    /// Pending and in-progress bytes past which every sink is frozen: `max_bytes_in_memory`,
+    /// at most half of the rows' share of the budget.
+    freeze_bytes: u64,
     data: Arc<DataDir>,
     wal: Wal,
-    state: Mutex<State>,
-    /// Parsed schemas by datasource, with the spec text they were parsed from.
-    schemas: Mutex<HashMap<String, (String, Arc<DataSchema>)>>,
+    state: RwLock<State>,
+    /// Parsed schemas by datasource, with the datasource epoch they were last checked at and
+    /// the spec text they were parsed from.
+    schemas: Mutex<HashMap<String, SchemaEntry>>,
     counters: Counters,
     rejected_by_reason: Mutex<BTreeMap<String, u64>>,
     scratch: PathBuf,
@@ -340,11 +363,103 @@ pub(crate) struct QueryPiece {
     n: usize,
 }
 
-/// Rows of one push routed to one sink: the sink, its key, indexes into the accepted rows.
-type Group = (Arc<Mutex<Sink>>, SinkKey, Vec<usize>);
+/// The rows of one push after validation, their input values laid out flat.
+struct Accepted<'a> {
+    /// Input values per row (dimensions, then metrics).
+    width: usize,
+    /// `width` values per row of `rows`, in order.
+    values: Vec<InputValue<'a>>,
+    rows: Vec<AcceptedRow>,
+}
 
-/// Rows of one push after validation: (row index, time, values, interval).
-type Accepted<'a> = Vec<(u64, i64, Vec<InputValue<'a>>, Interval)>;
+/// One accepted row.
+struct AcceptedRow {
+    /// Index of the row in the push (for NDJSON, its 0-based line number).
+    row: u64,
+    time: i64,
+    /// Its segment interval.
+    interval: Interval,
+}
+
+impl<'a> Accepted<'a> {
+    /// Bytes of the buffers (their capacity).
+    fn buffer_bytes(&self) -> u64 {
+        (self.values.capacity() * std::mem::size_of::<InputValue<'_>>()
+            + self.rows.capacity() * std::mem::size_of::<AcceptedRow>()) as u64
+    }
+
+    /// The input values of accepted row `n`.
+    fn row_values(&self, n: usize) -> &[InputValue<'a>] {
+        &self.values[n * self.width..(n + 1) * self.width]
+    }
+}
+
+/// What a push holds at most while it runs, in multiples of its input's size (the input, its
+/// parsed values, its WAL record, its rows' share of a sink), for the process memory check.
+const PUSH_EXPANSION: u64 = 4;
+
+/// Bytes a background build holds (for the stats); given back when dropped.
+pub(crate) struct BuildMemory<'s> {
+    shared: &'s Shared,
+    bytes: u64,
+}
+
+impl Drop for BuildMemory<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .counters
+            .build_bytes
+            .fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Bytes a push holds against the rows' share of the budget; given back when dropped.
+struct Reservation<'s> {
+    shared: &'s Shared,
+    bytes: u64,
+}
+
+impl<'s> Reservation<'s> {
+    fn new(shared: &'s Shared) -> Reservation<'s> {
+        Reservation { shared, bytes: 0 }
+    }
+
+    /// Hold `bytes` more, or fail with `ResourcesExhausted` (see [`Shared::try_reserve`]).
+    fn grow(&mut self, bytes: u64) -> Result<()> {
+        self.shared.try_reserve(bytes)?;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// Hand `bytes` of the reservation over to whoever now holds them (the sinks) and give
+    /// the rest back; bytes past the reservation are counted too.
+    fn keep(mut self, bytes: u64) {
+        if bytes > self.bytes {
+            self.shared.add_memory(bytes - self.bytes, 0);
+        } else {
+            self.shared.release_memory(self.bytes - bytes, 0);
+        }
+        self.bytes = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.shared.release_memory(self.bytes, 0);
+    }
+}
+
+/// Count a rejected row in a push's report.
+fn reject(report: &mut PushReport, cfg: &RealtimeConfig, row: u64, r: &Reject) {
+    report.rejected += 1;
+    add_reason(&mut report.rejected_by_reason, r.reason, 1);
+    if report.errors.len() < cfg.max_reported_errors {
+        report.errors.push(RowError {
+            row,
+            reason: format!("{}: {}", r.reason, r.message),
+        });
+    }
+}
 
 impl Realtime {
     /// Open realtime ingestion over `data`: empty the scratch directory, replay the WAL into
@@ -357,12 +472,36 @@ impl Realtime {
             std::fs::remove_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
         }
         std::fs::create_dir_all(&scratch).map_err(|e| Error::io(&scratch, e))?;
+        let plan = if config.budget_covers_process {
+            // Without a way to measure it, assume a small server's resident set.
+            const UNKNOWN_BASELINE: u64 = 64 << 20;
+            match memory::process_memory() {
+                Some(p) => memory::MemoryPlan::for_process(config.memory_budget_bytes, p)?,
+                None => memory::MemoryPlan::new(
+                    config.memory_budget_bytes,
+                    UNKNOWN_BASELINE + memory::UNCOUNTED_ALLOWANCE,
+                )?,
+            }
+        } else {
+            memory::MemoryPlan::new(config.memory_budget_bytes, 0)?
+        };
+        let freeze_bytes = config.max_bytes_in_memory.min(plan.rows_limit / 2).max(1);
+        tracing::info!(
+            budget = plan.budget,
+            baseline = plan.baseline,
+            rows = plan.rows_limit,
+            builds = plan.build_limit,
+            freeze_at = freeze_bytes,
+            "realtime memory budget"
+        );
         let (wal, recovery) = Wal::open(&root.join(wal::WAL_DIR), config.wal_file_bytes)?;
         let shared = Arc::new(Shared {
+            memory: plan,
+            freeze_bytes,
             config,
             data,
             wal,
-            state: Mutex::new(State::default()),
+            state: RwLock::new(State::default()),
             schemas: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             rejected_by_reason: Mutex::new(BTreeMap::new()),
@@ -392,36 +531,59 @@ impl Realtime {
     /// Push JSON rows (objects) to `datasource`.
     pub fn push_json_rows(&self, datasource: &str, rows: &[Value]) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
-        let parsed = rows.iter().enumerate().map(|(i, v)| {
-            (
-                i as u64,
-                index::parse_json_row(&schema, v).and_then(|(t, vals)| {
-                    index::validate_values(&schema, &vals).map(|()| (t, vals))
-                }),
-            )
-        });
-        self.shared.push(datasource, &schema, parsed)
+        // A JSON value tree takes roughly this much per field of a row.
+        const VALUE_TREE_BYTES_PER_FIELD: u64 = 64;
+        let input = (rows.len() * (schema.dimensions.len() + schema.metrics.len() + 1)) as u64
+            * VALUE_TREE_BYTES_PER_FIELD;
+        let mut rows = rows.iter().enumerate();
+        self.shared
+            .push(datasource, &schema, input, rows.len(), |out| {
+                let (i, v) = rows.next()?;
+                let res = index::parse_json_row(&schema, v).and_then(|(t, vals)| {
+                    index::validate_values(&schema, &vals)?;
+                    out.extend(vals);
+                    Ok(t)
+                });
+                Some((i as u64, res))
+            })
     }
 
     /// Push newline-delimited JSON; blank lines are skipped, a bad line rejects that row only.
     pub fn push_ndjson(&self, datasource: &str, body: &[u8]) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let reader = JsonRowReader::new(&schema);
-        let parsed = body
+        let hint = body.len() / 256;
+        let line_error = |i: usize, r: Reject| {
+            if r.reason == index::INVALID_JSON {
+                r.prefixed(&format!("line {}: ", i + 1))
+            } else {
+                r
+            }
+        };
+        // A body that is UTF-8 as a whole is checked once, not line by line.
+        if let Ok(text) = std::str::from_utf8(body) {
+            let mut lines = text
+                .split('\n')
+                .enumerate()
+                .filter(|(_, line)| !line.bytes().all(|b| b.is_ascii_whitespace()));
+            return self
+                .shared
+                .push(datasource, &schema, body.len() as u64, hint, |out| {
+                    let (i, line) = lines.next()?;
+                    let res = index::read_json_str(&reader, &schema, line, out);
+                    Some((i as u64, res.map_err(|r| line_error(i, r))))
+                });
+        }
+        let mut lines = body
             .split(|&b| b == b'\n')
             .enumerate()
-            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|(i, line)| {
-                let res = index::read_json_text(&reader, &schema, line).map_err(|r| {
-                    if r.reason == index::INVALID_JSON {
-                        r.prefixed(&format!("line {}: ", i + 1))
-                    } else {
-                        r
-                    }
-                });
-                (i as u64, res)
-            });
-        self.shared.push(datasource, &schema, parsed)
+            .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace));
+        self.shared
+            .push(datasource, &schema, body.len() as u64, hint, |out| {
+                let (i, line) = lines.next()?;
+                let res = index::read_json_text(&reader, &schema, line, out);
+                Some((i as u64, res.map_err(|r| line_error(i, r))))
+            })
     }
 
     /// Push rows given as JSON texts (one object each); a row that is not valid JSON is
@@ -434,46 +596,67 @@ impl Realtime {
     ) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let reader = JsonRowReader::new(&schema);
-        let parsed = rows.iter().enumerate().map(|(i, text)| {
-            let res =
-                index::read_json_text(&reader, &schema, text.as_ref().as_bytes()).map_err(|r| {
+        let input: usize = rows.iter().map(|r| r.as_ref().len() + 24).sum();
+        let mut rows = rows.iter().enumerate();
+        self.shared
+            .push(datasource, &schema, input as u64, rows.len(), |out| {
+                let (i, text) = rows.next()?;
+                let res = index::read_json_str(&reader, &schema, text.as_ref(), out).map_err(|r| {
                     if r.reason == index::INVALID_JSON {
                         r.prefixed("row is not valid JSON: ")
                     } else {
                         r
                     }
                 });
-            (i as u64, res)
-        });
-        self.shared.push(datasource, &schema, parsed)
+                Some((i as u64, res))
+            })
     }
 
     /// Push an Arrow record batch; columns are matched to the schema's fields by name.
     pub fn push_arrow(&self, datasource: &str, batch: &RecordBatch) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let rows = ArrowRows::new(&schema, batch)?;
-        let parsed = (0..rows.len()).map(|i| {
-            let mut vals = Vec::new();
-            let res = match rows.row(i, &mut vals) {
-                Ok(t) => index::validate_values(&schema, &vals).map(|()| (t, vals)),
-                Err(e) => {
-                    let msg = match e {
-                        Error::InvalidArgument(m) => m,
-                        other => other.to_string(),
-                    };
-                    Err(Reject::new(
-                        if msg.contains("time") {
-                            "unparseable timestamp"
-                        } else {
-                            "wrong type"
-                        },
-                        msg,
-                    ))
-                }
-            };
-            (i as u64, res)
-        });
-        self.shared.push(datasource, &schema, parsed)
+        // Whole columns: a cell is read without looking at its Arrow type. Rows whose time
+        // does not read go through `ArrowRows::row`, which says why.
+        let width = schema.dimensions.len() + schema.metrics.len();
+        let views: Vec<ColumnView<'_>> = (0..width).map(|f| rows.field_view(f)).collect();
+        let (times, bad_times) = rows.times();
+        let mut bad_times = bad_times.into_iter().peekable();
+        let mut slow = Vec::new();
+        let mut next = 0..rows.len();
+        let input = batch.get_array_memory_size() as u64;
+        self.shared
+            .push(datasource, &schema, input, rows.len(), |out| {
+                let i = next.next()?;
+                let read = if bad_times.next_if_eq(&i).is_some() {
+                    slow.clear();
+                    rows.row(i, &mut slow).inspect(|_| out.append(&mut slow))
+                } else {
+                    rows.append_values(&views, i, out);
+                    Ok(times[i])
+                };
+                let res = match read {
+                    Ok(t) => {
+                        let start = out.len() - width;
+                        index::validate_values(&schema, &out[start..]).map(|()| t)
+                    }
+                    Err(e) => {
+                        let msg = match e {
+                            Error::InvalidArgument(m) => m,
+                            other => other.to_string(),
+                        };
+                        Err(Reject::new(
+                            if msg.contains("time") {
+                                "unparseable timestamp"
+                            } else {
+                                "wrong type"
+                            },
+                            msg,
+                        ))
+                    }
+                };
+                Some((i as u64, res))
+            })
     }
 
     /// Graceful shutdown: make the WAL durable, freeze every pending row, stop the background
@@ -487,6 +670,11 @@ impl Realtime {
     /// Current counters.
     pub fn stats(&self) -> RealtimeStats {
         self.shared.stats()
+    }
+
+    /// How the memory budget is shared (see [`memory`]).
+    pub fn memory_plan(&self) -> memory::MemoryPlan {
+        self.shared.memory
     }
 
     /// Force the background work of one tick now (freeze, merge, handoff as due).
@@ -588,7 +776,15 @@ fn duration_ms(d: Duration) -> i64 {
 }
 
 impl Shared {
+    /// The schema of `datasource`: cached, and read again from the catalog only when a
+    /// datasource registration may have changed ([`DataDir::datasource_epoch`]).
     fn schema(&self, datasource: &str) -> Result<Arc<DataSchema>> {
+        let epoch = self.data.datasource_epoch();
+        if let Some((e, _, s)) = self.schemas.lock().get(datasource)
+            && *e == epoch
+        {
+            return Ok(s.clone());
+        }
         let spec = self
             .data
             .catalog()
@@ -599,45 +795,73 @@ impl Shared {
                 ))
             })?;
         let mut cache = self.schemas.lock();
-        if let Some((text, s)) = cache.get(datasource)
+        if let Some((e, text, s)) = cache.get_mut(datasource)
             && *text == spec
         {
+            *e = epoch;
             return Ok(s.clone());
         }
         let schema = Arc::new(DataSchema::from_json(&spec)?);
-        cache.insert(datasource.to_string(), (spec, schema.clone()));
+        cache.insert(datasource.to_string(), (epoch, spec, schema.clone()));
         Ok(schema)
     }
 
+    /// Push the rows `next` reads: each call appends one row's input values to the buffer it
+    /// is given and returns the row's index and time (or why the row is rejected, having
+    /// appended nothing that counts: the buffer is cut back), `None` after the last row.
+    /// `input_bytes` is the size of the request being read (held while the push runs),
+    /// `rows_hint` sizes the buffer. Both count against the memory budget while the push
+    /// runs: past it, the push fails with `ResourcesExhausted` and stores nothing.
     fn push<'a>(
         &self,
         datasource: &str,
         schema: &Arc<DataSchema>,
-        rows: impl Iterator<Item = (u64, std::result::Result<(i64, Vec<InputValue<'a>>), Reject>)>,
+        input_bytes: u64,
+        rows_hint: usize,
+        mut next: impl FnMut(
+            &mut Vec<InputValue<'a>>,
+        ) -> Option<(u64, std::result::Result<i64, Reject>)>,
     ) -> Result<PushReport> {
         let cfg = &self.config;
         let now = cfg.clock.now_ms();
         let mut report = PushReport::default();
         let mut parse_errors = 0u64;
-        let mut accepted: Accepted<'a> = Vec::new();
-        let reject = |report: &mut PushReport, row: u64, r: &Reject| {
-            report.rejected += 1;
-            add_reason(&mut report.rejected_by_reason, r.reason, 1);
-            if report.errors.len() < cfg.max_reported_errors {
-                report.errors.push(RowError {
-                    row,
-                    reason: format!("{}: {}", r.reason, r.message),
-                });
-            }
+        let width = schema.dimensions.len() + schema.metrics.len();
+        let rows_hint = rows_hint.min(self.memory.rows_limit as usize / 64);
+        self.check_process_memory(input_bytes)?;
+        let mut in_flight = Reservation::new(self);
+        in_flight.grow(input_bytes)?;
+        let mut accepted = Accepted {
+            width,
+            values: Vec::with_capacity(rows_hint.saturating_mul(width)),
+            rows: Vec::with_capacity(rows_hint),
         };
+        let mut buffers = 0u64;
         let seg_gran = schema.granularity.segment_granularity;
-        for (i, res) in rows {
+        loop {
+            let held = accepted.buffer_bytes();
+            if held > buffers {
+                in_flight.grow(held - buffers)?;
+                buffers = held;
+            }
+            let start = accepted.values.len();
+            let Some((i, res)) = next(&mut accepted.values) else {
+                break;
+            };
+            let res = match res {
+                Ok(_) if accepted.values.len() != start + width => Err(Reject::new(
+                    "internal",
+                    "row has the wrong number of fields",
+                )),
+                other => other,
+            };
             match res {
-                Ok((t, vals)) => {
+                Ok(t) => {
                     let interval = seg_gran.bucket(t);
                     if let Some(late) = cfg.late_data_max_lateness
                         && interval.end.saturating_add(duration_ms(late)) < now
                     {
+                        accepted.values.truncate(start);
                         let r = Reject::new(
                             "too late",
                             format!(
@@ -645,14 +869,19 @@ impl Shared {
                                 crate::time::format_iso_millis(t)
                             ),
                         );
-                        reject(&mut report, i, &r);
+                        reject(&mut report, cfg, i, &r);
                         continue;
                     }
-                    accepted.push((i, t, vals, interval));
+                    accepted.rows.push(AcceptedRow {
+                        row: i,
+                        time: t,
+                        interval,
+                    });
                 }
                 Err(r) => {
+                    accepted.values.truncate(start);
                     parse_errors += 1;
-                    reject(&mut report, i, &r);
+                    reject(&mut report, cfg, i, &r);
                 }
             }
         }
@@ -679,11 +908,10 @@ impl Shared {
             )));
         }
 
-        let per_row = crate::loader::build::writer_bytes_per_row(schema);
-        let ticket = if accepted.is_empty() {
+        let ticket = if accepted.rows.is_empty() {
             None
         } else {
-            self.append(datasource, schema, accepted, per_row, now, &mut report)?
+            self.append(datasource, schema, &accepted, now, &mut report)?
         };
         if let Some(t) = ticket
             && cfg.fsync == FsyncPolicy::Always
@@ -707,74 +935,114 @@ impl Shared {
 
     /// Route accepted rows to sinks, write the WAL record, append to the sinks. Returns the
     /// WAL ticket.
+    ///
+    /// Pushes run this concurrently: each holds the routing state for reading (a handoff,
+    /// which takes it for writing, cannot close a sink between a push's WAL record and its
+    /// rows reaching the sink), and the locks of its sinks, in interval order, across the WAL
+    /// append and the appends to the sinks, so each sink takes rows in WAL order. Parsing and
+    /// encoding the WAL record happen before any sink lock.
     fn append(
         &self,
         datasource: &str,
         schema: &Arc<DataSchema>,
-        accepted: Accepted<'_>,
-        per_row: u64,
+        accepted: &Accepted<'_>,
         now: i64,
         report: &mut PushReport,
     ) -> Result<Option<u64>> {
         let cfg = &self.config;
-        let bytes: Vec<u64> = accepted
+        let width = accepted.width;
+        let per_row = crate::segment::writer::writer_bytes_per_row(schema);
+        let string_dims: Vec<bool> = schema
+            .dimensions
             .iter()
-            .map(|(_, _, v, _)| index::row_bytes(per_row, v))
+            .map(|d| d.kind == crate::schema::DimensionType::String)
             .collect();
-        let total: u64 = bytes.iter().sum();
-        let mut state = self.state.lock();
-        let used = self.counters.bytes_in_memory.load(Ordering::Acquire);
-        if used.saturating_add(total) > cfg.memory_budget_bytes {
-            drop(state);
-            self.counters
-                .pushes_throttled
-                .fetch_add(1, Ordering::Relaxed);
-            self.wake.notify_all();
-            return Err(Error::ResourcesExhausted(format!(
-                "realtime ingestion is over its memory budget ({used} of {} bytes pending, the push needs {total}); retry shortly{}",
-                cfg.memory_budget_bytes,
-                if total > cfg.memory_budget_bytes {
-                    " with a smaller batch"
-                } else {
-                    ""
-                }
-            )));
-        }
-        // Route: one sink per interval.
+        let total: u64 = (0..accepted.rows.len())
+            .map(|n| index::row_bytes(per_row, &string_dims, accepted.row_values(n)))
+            .sum();
+        // Reserve a bound of what the rows add to the sinks before taking anything; what the
+        // sinks' writers did not take is given back at the end.
+        let mut reserved = Reservation::new(self);
+        reserved.grow(total)?;
+
+        // Route: one group per interval, sinks created under the write lock if need be.
         let wal_file = self.wal.current_file();
-        let mut groups: BTreeMap<i64, Group> = BTreeMap::new();
+        let mut starts: Vec<i64> = accepted.rows.iter().map(|r| r.interval.start).collect();
+        starts.sort_unstable();
+        starts.dedup();
         let mut conflicts: Vec<(usize, Reject)> = Vec::new();
-        for (n, (_, _, _, interval)) in accepted.iter().enumerate() {
-            if let Some(g) = groups.get_mut(&interval.start) {
-                g.2.push(n);
-                continue;
-            }
-            match self.sink_for(&mut state, datasource, schema, *interval, wal_file, now) {
-                Ok((sink, key)) => {
-                    groups.insert(interval.start, (sink, key, vec![n]));
+        let state = self.state.read();
+        let found: Vec<Option<(Arc<Mutex<Sink>>, SinkKey)>> = starts
+            .iter()
+            .map(|&start| {
+                let k = state.active.get(&(datasource.to_string(), start))?;
+                Some((state.sinks.get(k)?.clone(), k.clone()))
+            })
+            .collect();
+        let (state, routes) = if found.iter().all(Option::is_some) {
+            (state, found)
+        } else {
+            drop(state);
+            let mut state = self.state.write();
+            let mut routes = Vec::with_capacity(starts.len());
+            for &start in &starts {
+                let interval = accepted
+                    .rows
+                    .iter()
+                    .find(|r| r.interval.start == start)
+                    .map(|r| r.interval)
+                    .ok_or_else(|| Error::internal("an interval without rows"))?;
+                match self.sink_for(&mut state, datasource, schema, interval, wal_file, now) {
+                    Ok(route) => routes.push(Some(route)),
+                    Err(r) => {
+                        for (n, row) in accepted.rows.iter().enumerate() {
+                            if row.interval.start == start {
+                                conflicts.push((n, r.clone()));
+                            }
+                        }
+                        routes.push(None);
+                    }
                 }
-                Err(r) => conflicts.push((n, r)),
+            }
+            (parking_lot::RwLockWriteGuard::downgrade(state), routes)
+        };
+        // Rows of each group, in push order.
+        let mut groups: Vec<(Arc<Mutex<Sink>>, SinkKey, Vec<u32>)> = Vec::new();
+        let mut group_of: Vec<Option<usize>> = Vec::with_capacity(routes.len());
+        for route in routes {
+            group_of.push(route.map(|(sink, key)| {
+                groups.push((sink, key, Vec::new()));
+                groups.len() - 1
+            }));
+        }
+        let mut last = (i64::MIN, None);
+        for (n, row) in accepted.rows.iter().enumerate() {
+            let g = if last.0 == row.interval.start {
+                last.1
+            } else {
+                let at = starts.binary_search(&row.interval.start).ok();
+                let g = at.and_then(|at| group_of[at]);
+                last = (row.interval.start, g);
+                g
+            };
+            if let Some(g) = g {
+                groups[g].2.push(n as u32);
             }
         }
+        conflicts.sort_by_key(|(n, _)| *n);
         for (n, r) in &conflicts {
-            let row = accepted[*n].0;
-            report.rejected += 1;
-            add_reason(&mut report.rejected_by_reason, r.reason, 1);
-            if report.errors.len() < cfg.max_reported_errors {
-                report.errors.push(RowError {
-                    row,
-                    reason: format!("{}: {}", r.reason, r.message),
-                });
-            }
+            reject(report, cfg, accepted.rows[*n].row, r);
         }
         if groups.is_empty() {
             return Ok(None);
         }
         // The WAL record (binary, see `wal::record`), one group per sink.
-        let n_values = accepted.first().map_or(0, |a| a.2.len());
-        let mut enc =
-            wal::record::RecordEncoder::new(datasource, groups.len(), accepted.len() * 96 + 64);
-        for (_, key, rows) in groups.values() {
+        let mut enc = wal::record::RecordEncoder::new(
+            datasource,
+            groups.len(),
+            accepted.values.len() * 10 + accepted.rows.len() * 4 + 64,
+        );
+        for (_, key, rows) in &groups {
             enc.group(
                 wal::record::GroupKey {
                     start: key.interval.start,
@@ -783,39 +1051,130 @@ impl Shared {
                     first_partition: key.first_partition,
                 },
                 rows.len(),
-                n_values,
+                width,
             );
             for &n in rows {
-                let (_, t, vals, _) = &accepted[n];
-                enc.row(*t, vals);
+                let n = n as usize;
+                enc.row(accepted.rows[n].time, accepted.row_values(n));
             }
         }
         let payload = enc.finish();
+        // Sinks in interval order (as `groups`), then the WAL, then the rows.
+        let mut sinks: Vec<_> = groups.iter().map(|(s, _, _)| s.lock()).collect();
         let ticket = self.wal.append(&payload)?;
         self.counters.wal_records.fetch_add(1, Ordering::Relaxed);
-        for (sink, _, rows) in groups.values() {
-            let mut s = sink.lock();
+        let mut added_rows = 0u64;
+        let mut added_bytes = 0u64;
+        for (s, (_, _, rows)) in sinks.iter_mut().zip(&groups) {
             for &n in rows {
-                let (row, t, vals, _) = &accepted[n];
-                match s.pending.push(*t, vals) {
+                let n = n as usize;
+                let row = &accepted.rows[n];
+                match s.pending.push(row.time, accepted.row_values(n)) {
                     Ok(()) => {
-                        s.pending_bytes += bytes[n];
                         s.rows_in += 1;
-                        self.add_memory(bytes[n], 1);
+                        added_rows += 1;
                         report.accepted += 1;
                     }
                     Err(e) => {
                         // Validation should have caught it; the row is in the WAL, and replay
                         // will reject it the same way.
-                        tracing::error!(row, error = %e, "realtime row failed after validation");
+                        tracing::error!(row = row.row, error = %e, "realtime row failed after validation");
                         report.rejected += 1;
                         add_reason(&mut report.rejected_by_reason, "wrong type", 1);
                     }
                 }
             }
+            let estimate = s.pending.estimated_bytes();
+            added_bytes += estimate.saturating_sub(s.pending_bytes);
+            s.pending_bytes = estimate;
             s.first_wal_file = s.first_wal_file.min(ticket.file_seq);
         }
+        // The sinks hold what they took; the rest of the reservation goes back.
+        reserved.keep(added_bytes);
+        drop(sinks);
+        drop(state);
+        self.counters
+            .rows_in_memory
+            .fetch_add(added_rows, Ordering::AcqRel);
         Ok(Some(ticket.seq))
+    }
+
+    /// Whether the process is over its anonymous memory ceiling (see [`memory`]) while
+    /// ingestion holds memory it can release (pending rows, a build).
+    fn over_process_memory(&self, more: u64) -> bool {
+        let Some(ceiling) = self.memory.anonymous_ceiling else {
+            return false;
+        };
+        let holds = self.counters.bytes_in_memory.load(Ordering::Acquire) > 0
+            || self.counters.build_bytes.load(Ordering::Acquire) > 0;
+        holds
+            && memory::process_anonymous_bytes()
+                .is_some_and(|anon| anon.saturating_add(more) > ceiling)
+    }
+
+    /// Refuse a push of `input_bytes` (retryably) unless the process has room under its memory
+    /// ceiling for it (its input, parsed values and rows: [`PUSH_EXPANSION`] times its input)
+    /// and for a background build that may start meanwhile; the background thread is woken to
+    /// freeze.
+    fn check_process_memory(&self, input_bytes: u64) -> Result<()> {
+        let build = self
+            .memory
+            .build_limit
+            .saturating_sub(self.counters.build_bytes.load(Ordering::Acquire));
+        let room = input_bytes
+            .saturating_mul(PUSH_EXPANSION)
+            .saturating_add(build);
+        if !self.over_process_memory(room) {
+            return Ok(());
+        }
+        self.counters
+            .pushes_throttled
+            .fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_all();
+        Err(Error::ResourcesExhausted(format!(
+            "the process is at its memory budget ({} bytes); retry shortly",
+            self.memory.budget
+        )))
+    }
+
+    /// Count `bytes` more against the rows' share of the budget, or fail with the retryable
+    /// `ResourcesExhausted` (counted as a throttled push) if they do not fit.
+    fn try_reserve(&self, bytes: u64) -> Result<()> {
+        let limit = self.memory.rows_limit;
+        let used = self
+            .counters
+            .bytes_in_memory
+            .fetch_add(bytes, Ordering::AcqRel);
+        if used.saturating_add(bytes) > limit {
+            self.counters
+                .bytes_in_memory
+                .fetch_sub(bytes, Ordering::AcqRel);
+            self.counters
+                .pushes_throttled
+                .fetch_add(1, Ordering::Relaxed);
+            self.wake.notify_all();
+            return Err(Error::ResourcesExhausted(format!(
+                "realtime ingestion is over its memory budget ({used} of {limit} bytes for pending rows and pushes in progress, the push needs {bytes} more); retry shortly{}",
+                if bytes > limit {
+                    " with a smaller batch"
+                } else {
+                    ""
+                }
+            )));
+        }
+        self.counters
+            .peak_bytes
+            .fetch_max(used + bytes, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Count `bytes` as held by the background build in progress, until the guard drops.
+    pub(crate) fn build_memory(&self, bytes: u64) -> BuildMemory<'_> {
+        self.counters.build_bytes.fetch_add(bytes, Ordering::AcqRel);
+        BuildMemory {
+            shared: self,
+            bytes,
+        }
     }
 
     fn add_memory(&self, bytes: u64, rows: u64) {
@@ -931,7 +1290,7 @@ impl Shared {
 
     /// Replay recovered WAL records into sinks.
     fn replay(&self, recovery: wal::Recovery) -> Result<()> {
-        let mut state = self.state.lock();
+        let mut state = self.state.write();
         let mut published: HashMap<SinkKey, bool> = HashMap::new();
         let mut replayed = 0u64;
         let wal_dir = self.data.root().join(wal::WAL_DIR);
@@ -988,25 +1347,26 @@ impl Shared {
                         sink
                     }
                 };
-                let per_row = crate::loader::build::writer_bytes_per_row(&schema);
                 let mut sk = sink.lock();
+                let mut rows = 0;
                 for (t, vals) in &g.rows {
                     match sk.pending.push(*t, vals) {
                         Ok(()) => {
-                            let b = index::row_bytes(per_row, vals);
-                            sk.pending_bytes += b;
                             sk.rows_in += 1;
-                            self.add_memory(b, 1);
-                            replayed += 1;
+                            rows += 1;
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "skipping a WAL row that does not fit the current schema")
                         }
                     }
                 }
+                replayed += rows;
+                let estimate = sk.pending.estimated_bytes();
+                let added = estimate.saturating_sub(sk.pending_bytes);
+                sk.pending_bytes = estimate;
+                self.add_memory(added, rows);
                 if sk.pending.num_rows() as u64 >= self.config.max_rows_in_memory
-                    || self.counters.bytes_in_memory.load(Ordering::Acquire)
-                        >= self.config.max_bytes_in_memory
+                    || self.counters.bytes_in_memory.load(Ordering::Acquire) >= self.freeze_bytes
                 {
                     self.freeze_locked(&mut sk)?;
                 }
@@ -1079,7 +1439,7 @@ impl Shared {
     }
 
     fn sinks(&self) -> Vec<Arc<Mutex<Sink>>> {
-        self.state.lock().sinks.values().cloned().collect()
+        self.state.read().sinks.values().cloned().collect()
     }
 
     fn freeze_all(&self) -> Result<()> {
@@ -1092,7 +1452,7 @@ impl Shared {
     fn query_pieces(&self, datasource: &str) -> Result<Vec<QueryPiece>> {
         let sinks: Vec<Arc<Mutex<Sink>>> = self
             .state
-            .lock()
+            .read()
             .sinks
             .iter()
             .filter(|(k, _)| k.datasource == datasource)
@@ -1127,6 +1487,8 @@ impl Shared {
             rows_in_memory: c.rows_in_memory.load(Ordering::Relaxed),
             bytes_in_memory: c.bytes_in_memory.load(Ordering::Relaxed),
             peak_bytes_in_memory: c.peak_bytes.load(Ordering::Relaxed),
+            build_bytes_in_memory: c.build_bytes.load(Ordering::Relaxed),
+            memory_plan: Some(self.memory),
             sinks,
             pieces,
             persists: c.persists.load(Ordering::Relaxed),
@@ -1186,8 +1548,8 @@ impl Shared {
             return Ok(());
         }
         let cfg = &self.config;
-        let over_bytes =
-            self.counters.bytes_in_memory.load(Ordering::Acquire) >= cfg.max_bytes_in_memory;
+        let over_bytes = self.counters.bytes_in_memory.load(Ordering::Acquire) >= self.freeze_bytes
+            || self.over_process_memory(0);
         let mut first_err = None;
         for s in self.sinks() {
             let due = {
@@ -1216,36 +1578,48 @@ impl Shared {
 
     /// Merge the smaller half of a sink's pieces into one, without holding the sink: the pieces
     /// are read and merged outside the lock, then swapped for the merged one (a query sees either
-    /// the old pieces or the new one, never both). At most `max_bytes_in_memory` of rows (by the
-    /// writer's estimate) are merged at once, so a merge stays inside the memory bound; when
-    /// not even the two smallest pieces fit, the pieces wait for handoff.
+    /// the old pieces or the new one, never both). Only pieces whose merge fits the builds'
+    /// share of the memory budget are taken ([`persist::merge_bytes`]); when not even the two
+    /// smallest fit, the pieces wait for handoff.
     ///
     /// Merges and handoffs run only inside [`Shared::tick`], one round at a time (`work`), so the
     /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
     /// pieces).
     fn merge_pieces(&self, sink: &Mutex<Sink>) -> Result<()> {
-        let (schema, interval, take) = {
+        let limit = self.memory.build_limit;
+        let (schema, interval, take, bytes) = {
             let sk = sink.lock();
-            let per_row = crate::loader::build::writer_bytes_per_row(&sk.schema);
             let mut order: Vec<&index::Piece> = sk.pieces.iter().collect();
             order.sort_by_key(|p| p.segment.num_rows());
             let want = sk.pieces.len().div_ceil(2).max(2);
-            let mut bytes = 0u64;
-            let mut take = Vec::new();
+            let mut take: Vec<index::Piece> = Vec::new();
+            let mut bytes = 0;
             for p in order.into_iter().take(want) {
-                bytes = bytes.saturating_add(p.segment.num_rows().saturating_mul(per_row));
-                if bytes > self.config.max_bytes_in_memory {
+                take.push(p.clone());
+                let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
+                let b = persist::merge_bytes(&segs);
+                if b > limit {
+                    take.pop();
                     break;
                 }
-                take.push(p.clone());
+                bytes = b;
             }
-            (sk.schema.clone(), sk.key.interval, take)
+            (sk.schema.clone(), sk.key.interval, take, bytes)
         };
         if take.len() < 2 {
             return Ok(());
         }
         let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
-        let merged = persist::merge(&schema, interval, &segs, u64::MAX, || Ok(self.piece_path()))?;
+        let _build = self.build_memory(bytes);
+        let merged = persist::merge(
+            &schema,
+            interval,
+            &segs,
+            u64::MAX,
+            limit,
+            &crate::segment::FinishOptions::scratch(),
+            || Ok(self.piece_path()),
+        )?;
         let mut new_pieces = Vec::new();
         for (path, _) in merged {
             let segment = Arc::new(crate::segment::Segment::open(&path)?);
@@ -1310,6 +1684,11 @@ impl crate::engine::Engine {
     /// Realtime counters and gauges (for `/metrics`).
     pub fn realtime_stats(&self) -> RealtimeStats {
         self.realtime.stats()
+    }
+
+    /// How realtime ingestion shares its memory budget (see [`memory`]).
+    pub fn realtime_memory_plan(&self) -> memory::MemoryPlan {
+        self.realtime.memory_plan()
     }
 
     /// Run one round of realtime background work now (freezes, merges, handoffs that are due).

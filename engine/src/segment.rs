@@ -9,4 +9,4 @@ pub mod writer;
 pub use id::{SegmentId, Version};
 pub use reader::{Segment, SegmentRef};
 pub use verify::{VerifyReport, verify_file, verify_segment};
-pub use writer::{BatchReport, SegmentStats, SegmentWriter};
+pub use writer::{BatchReport, FinishOptions, SegmentStats, SegmentWriter};

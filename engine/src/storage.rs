@@ -171,6 +171,17 @@ impl DataDir {
         Ok(true)
     }
 
+    /// Changes a cached datasource spec must be checked against: datasource registrations
+    /// changed through this process's catalog handle, and the catalog's `data_version` at the
+    /// last [`DataDir::refresh_if_changed`] (changes by other processes, seen once a refresh
+    /// notices them). Read it before the spec.
+    pub fn datasource_epoch(&self) -> (u64, i64) {
+        (
+            self.catalog.datasource_changes(),
+            self.seen_data_version.load(Ordering::Acquire),
+        )
+    }
+
     /// The data directory's root.
     pub fn root(&self) -> &Path {
         &self.root

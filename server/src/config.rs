@@ -376,10 +376,14 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// The engine's configuration (validated when the engine opens).
+    /// The engine's configuration (validated when the engine opens). The memory budget of a
+    /// server bounds the whole process (`budget_covers_process`).
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
-            realtime: self.realtime.clone(),
+            realtime: RealtimeConfig {
+                budget_covers_process: true,
+                ..self.realtime.clone()
+            },
         }
     }
 }

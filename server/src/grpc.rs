@@ -46,8 +46,10 @@ pub async fn serve(
     let query = QueryServiceServer::new(query::QueryApi::new(engine.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // A push message takes a share of the memory budget, as an HTTP ingest body does.
+    let ingest_limit = crate::http::ingest::body_limit(&engine, MAX_MESSAGE_BYTES);
     let ingest = IngestServiceServer::new(ingest::IngestApi::new(engine.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(ingest_limit);
     let admin = AdminServiceServer::new(admin::AdminApi::new(engine.clone(), started))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()

@@ -8,7 +8,7 @@
 
 mod datasources;
 pub mod error;
-mod ingest;
+pub mod ingest;
 pub mod sql;
 
 use std::convert::Infallible;
@@ -32,7 +32,7 @@ pub use error::ApiError;
 use error::{BodyLimit, RawBody};
 
 /// Largest request body accepted (bytes), except by the ingest endpoint
-/// ([`ingest::MAX_INGEST_BODY_BYTES`]).
+/// ([`ingest::body_limit`]).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// Shared server state.
@@ -62,6 +62,7 @@ impl AppState {
 
 /// The HTTP routes.
 pub fn router(state: Arc<AppState>) -> Router {
+    let ingest_limit = ingest::body_limit(&state.engine, ingest::MAX_INGEST_BODY_BYTES);
     Router::new()
         .route("/status", get(status))
         .route("/status/health", get(health))
@@ -88,8 +89,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             "/v1/ingest/{datasource}",
             post(ingest::ingest)
-                .layer::<_, Infallible>(DefaultBodyLimit::max(ingest::MAX_INGEST_BODY_BYTES))
-                .layer::<_, Infallible>(Extension(BodyLimit(ingest::MAX_INGEST_BODY_BYTES))),
+                .layer::<_, Infallible>(DefaultBodyLimit::max(ingest_limit))
+                .layer::<_, Infallible>(Extension(BodyLimit(ingest_limit))),
         )
         .fallback(error::unknown_route)
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -154,11 +155,18 @@ async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
 
 async fn status(State(state): State<Arc<AppState>>) -> Json<Value> {
     let timeline = state.engine.data_dir().timeline();
+    let memory = state.engine.realtime_memory_plan();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": state.started.elapsed().as_secs(),
         "datasources": timeline.datasources().len(),
         "segments": timeline.num_segments(None),
+        "memory": {
+            "budgetBytes": memory.budget,
+            "baselineBytes": memory.baseline,
+            "rowsLimitBytes": memory.rows_limit,
+            "buildLimitBytes": memory.build_limit,
+        },
     }))
 }
 

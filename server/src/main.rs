@@ -17,11 +17,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Queries allocate and free large column buffers block after block; mimalloc reuses them
-/// where the system allocator hands pages back to the kernel and faults them in again.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Basalt: a columnar OLAP database for time-series events.
 #[derive(Debug, Parser)]
 #[command(name = "basalt", version, about)]

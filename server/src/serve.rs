@@ -18,6 +18,7 @@ use crate::http::{AppState, router};
 
 /// Run the server until SIGINT or SIGTERM.
 pub fn run(config: ServerConfig) -> anyhow::Result<ExitCode> {
+    limit_malloc_arenas();
     let engine = Arc::new(
         Engine::open_with(&config.data_dir, config.engine_config())
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
@@ -108,6 +109,31 @@ pub fn run(config: ServerConfig) -> anyhow::Result<ExitCode> {
     // Requests cut at the drain timeout may still hold blocking work; do not wait for it.
     runtime.shutdown_timeout(Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Let glibc's allocator keep one arena per core, not eight: memory freed by one of the many
+/// short-lived blocking-pool threads is then reused by the next instead of staying in an arena
+/// of its own. Measured with `tests/tests/realtime_memory.rs`: the resident set under a push
+/// flood stays near what ingestion counts (≈ 20 MiB less on a 72 MiB budget), at no cost in
+/// push throughput. Called before the runtime starts its threads.
+///
+/// The server keeps the system allocator (the benchmark runner uses mimalloc): mimalloc keeps
+/// freed pages for a second (and backs its arenas with transparent huge pages), which under a
+/// push flood put `basalt serve` at 273 MiB on a 68 MiB budget in the same test; with a 10 ms
+/// purge delay and no huge pages still 74 MiB, and throttled pushes 5x.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets an allocator parameter; M_ARENA_MAX is valid for glibc, and
+        // no other thread is allocating while this runs (the runtime is not started yet).
+        #[allow(unsafe_code)]
+        let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+        if ok != 1 {
+            tracing::debug!("mallopt(M_ARENA_MAX) was refused");
+        }
+    }
 }
 
 /// Persist what ingestion holds in memory (the WAL already has it; this shortens replay).

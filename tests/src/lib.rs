@@ -159,6 +159,11 @@ impl TestServer {
         }
     }
 
+    /// The server's process id (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The gRPC endpoint URL (`http://127.0.0.1:PORT`).
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc)

@@ -23,30 +23,11 @@ use crate::loader::ingest::{IngestOutput, Piece, PieceLoc, load_run_pieces};
 use crate::loader::manifest::{BuiltSegment, JobState, Manifest, PlannedInterval};
 use crate::loader::run::RunWriter;
 use crate::loader::{Job, LoadPhase};
-use crate::schema::{DataSchema, DimensionType, MetricKind};
+use crate::schema::{DataSchema, DimensionType};
 use crate::segment::SegmentWriter;
 use crate::time::Interval;
 
-/// Estimated peak bytes a [`SegmentWriter`] needs per input row (held columns, then sorting
-/// and encoding in `finish`).
-pub fn writer_bytes_per_row(schema: &DataSchema) -> u64 {
-    let mut held: u64 = 8;
-    for d in &schema.dimensions {
-        held += match d.kind {
-            DimensionType::String => 6,
-            DimensionType::Long | DimensionType::Double => 8,
-        };
-    }
-    for m in &schema.metrics {
-        held += match m.kind {
-            MetricKind::HllSketch => 256,
-            k if k.is_first_last() => 16,
-            _ => 8,
-        };
-    }
-    // finish(): sort keys and permutation, output columns, encoded blocks.
-    held * 2 + 32
-}
+pub use crate::segment::writer::writer_bytes_per_row;
 
 /// Rows of one partition: (piece, first row, row count), in input order.
 type Sources = Vec<(Arc<Piece>, usize, usize)>;

@@ -23,7 +23,7 @@ pub(crate) fn handoff_due(sh: &Shared) -> Result<()> {
     let now = sh.config.clock.now_ms();
     let window = duration_ms(sh.config.window_period);
     let due: Vec<(SinkKey, Arc<Mutex<Sink>>)> = {
-        let mut state = sh.state.lock();
+        let mut state = sh.state.write();
         let mut due = Vec::new();
         for (k, s) in &state.sinks {
             let mut sk = s.lock();
@@ -67,11 +67,22 @@ fn handoff_one(sh: &Shared, key: &SinkKey, sink: &Arc<Mutex<Sink>>) -> Result<()
         )
     };
     if !pieces.is_empty() {
+        // One output segment at a time is built, and one piece at a time is read: cut the
+        // outputs so that both fit the builds' share of the memory budget.
+        let largest = pieces.iter().map(|p| p.size_bytes()).max().unwrap_or(0);
+        let writer_bytes = sh
+            .memory
+            .build_limit
+            .saturating_sub(largest)
+            .max(sh.memory.build_limit / 2);
+        let _build = sh.build_memory(sh.memory.build_limit.max(largest));
         let outputs = persist::merge(
             &schema,
             key.interval,
             &pieces,
             sh.config.rows_per_segment,
+            writer_bytes,
+            &crate::segment::FinishOptions::default(),
             || sh.data.staging_path(),
         )?;
         if outputs.len() > SINK_PARTITION_SPAN as usize {
@@ -122,7 +133,7 @@ fn handoff_one(sh: &Shared, key: &SinkKey, sink: &Arc<Mutex<Sink>>) -> Result<()
     // The timeline now shows the published segments; queries skip this sink's pieces from
     // here on, so dropping it cannot lose rows.
     let min_live = {
-        let mut state = sh.state.lock();
+        let mut state = sh.state.write();
         state.sinks.remove(key);
         state
             .sinks

@@ -177,26 +177,51 @@ pub fn parse_json_row<'a>(
 /// Reject reason of a row whose text is not JSON (its message is the JSON parser's).
 pub const INVALID_JSON: &str = "invalid JSON";
 
-/// Read one row from its JSON text and validate it: the fast [`JsonRowReader`], and the
-/// general reader (through a [`Value`]) for any row the fast one does not take, so every reject
-/// has the general reader's reason. Text that is not JSON is rejected as `invalid JSON`.
+/// Read one row from its JSON text and validate it, appending its input values to `out`:
+/// the fast [`JsonRowReader`], and the general reader (through a [`Value`]) for any row the
+/// fast one does not take, so every reject has the general reader's reason. Text that is not
+/// JSON (or not UTF-8) is rejected as `invalid JSON`. On a reject `out` may hold values past
+/// its old length: the caller cuts it back.
 pub fn read_json_text<'a>(
     reader: &JsonRowReader<'_>,
     schema: &DataSchema,
     text: &'a [u8],
-) -> std::result::Result<(i64, Vec<InputValue<'a>>), Reject> {
-    let mut values = Vec::new();
-    if let Ok(s) = std::str::from_utf8(text)
-        && let Some(t) = reader.read(s, &mut values)
-    {
-        validate_values(schema, &values)?;
-        return Ok((t, values));
+    out: &mut Vec<InputValue<'a>>,
+) -> std::result::Result<i64, Reject> {
+    match std::str::from_utf8(text) {
+        Ok(s) => read_json_str(reader, schema, s, out),
+        Err(_) => read_json_general(schema, text, out),
     }
+}
+
+/// [`read_json_text`] of a text already known to be UTF-8.
+pub fn read_json_str<'a>(
+    reader: &JsonRowReader<'_>,
+    schema: &DataSchema,
+    text: &'a str,
+    out: &mut Vec<InputValue<'a>>,
+) -> std::result::Result<i64, Reject> {
+    let start = out.len();
+    if let Some(t) = reader.read(text, out) {
+        validate_values(schema, &out[start..])?;
+        return Ok(t);
+    }
+    out.truncate(start);
+    read_json_general(schema, text.as_bytes(), out)
+}
+
+/// The general reader of [`read_json_text`]: values owned, every reason spelled out.
+fn read_json_general<'a>(
+    schema: &DataSchema,
+    text: &[u8],
+    out: &mut Vec<InputValue<'a>>,
+) -> std::result::Result<i64, Reject> {
     let v: Value =
         serde_json::from_slice(text).map_err(|e| Reject::new(INVALID_JSON, e.to_string()))?;
     let (t, vals) = parse_json_row(schema, &v)?;
     validate_values(schema, &vals)?;
-    Ok((t, vals.iter().map(to_owned_value).collect()))
+    out.extend(vals.iter().map(|v| -> InputValue<'a> { to_owned_value(v) }));
+    Ok(t)
 }
 
 /// Check that every input value converts to its column as the segment writer will convert it,
@@ -248,17 +273,28 @@ pub fn validate_values(
     Ok(())
 }
 
-/// Accounted in-memory bytes of one pending row: the writer's per-row estimate plus its strings
-/// (as if every string were a new dictionary entry, so the estimate bounds the real use).
-pub fn row_bytes(per_row: u64, values: &[InputValue<'_>]) -> u64 {
-    fn strs(v: &InputValue<'_>) -> u64 {
+/// An upper bound of what appending one row adds to a writer's
+/// [`SegmentWriter::estimated_bytes`]: the per-row estimate, plus, for each value of a string
+/// dimension (`string_dims` has one entry per dimension), a new dictionary entry. A push
+/// reserves this much before it appends, and gives back what the writers did not take.
+pub fn row_bytes(per_row: u64, string_dims: &[bool], values: &[InputValue<'_>]) -> u64 {
+    /// Longest rendering of a number or a boolean as a string value.
+    const SCALAR_TEXT: usize = 24;
+    fn entry(v: &InputValue<'_>) -> u64 {
         match v {
-            InputValue::Str(s) => 2 * s.len() as u64 + 24,
-            InputValue::List(items) => items.iter().map(strs).sum::<u64>() + 8,
-            _ => 0,
+            InputValue::Null => 0,
+            InputValue::Str(s) => crate::segment::writer::dictionary_entry_bytes(s.len()),
+            InputValue::List(items) => items.iter().map(|i| entry(i) + 12).sum::<u64>(),
+            _ => crate::segment::writer::dictionary_entry_bytes(SCALAR_TEXT),
         }
     }
-    per_row + values.iter().map(strs).sum::<u64>()
+    per_row
+        + string_dims
+            .iter()
+            .zip(values)
+            .filter(|(s, _)| **s)
+            .map(|(_, v)| entry(v))
+            .sum::<u64>()
 }
 
 /// Write an input value as compact JSON (the WAL row encoding). Non-finite doubles are written

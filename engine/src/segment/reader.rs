@@ -78,7 +78,29 @@ impl Segment {
         // dropped from the timeline. Every read from the map is bounds-checked against its length.
         #[allow(unsafe_code)]
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        Segment::from_backing(path.to_path_buf(), Backing::Mapped(map))
+        let seg = Segment::from_backing(path.to_path_buf(), Backing::Mapped(map))?;
+        // The metadata is decoded: let go of the pages read for it (the kernel maps whole large
+        // folios around the footer, hundreds of KiB of a freshly written file), so an open
+        // segment costs no resident memory until a query reads it.
+        seg.release_pages();
+        Ok(seg)
+    }
+
+    /// Let go of the pages of the file this process has read (they count in its resident
+    /// set while mapped): the next read of them comes from the page cache or the disk again.
+    /// For a merge that reads a segment through once. No effect on in-memory segments.
+    pub fn release_pages(&self) {
+        if let Backing::Mapped(map) = &self.backing {
+            // SAFETY: the map is a read-only, private mapping of a file that is never written
+            // again (see `Segment::open`). MADV_DONTNEED only drops this process's copies of
+            // its pages: no page was ever modified, so a later read (also by another thread
+            // holding a slice into the map) faults the same bytes back in from the file.
+            #[allow(unsafe_code)]
+            let res = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+            if let Err(e) = res {
+                tracing::debug!(path = %self.path.display(), error = %e, "madvise(DONTNEED) failed");
+            }
+        }
     }
 
     /// Open a segment held in memory; `name` stands for the path in errors.

@@ -28,10 +28,12 @@ use datasketches::hll::HllSketch;
 use roaring::RoaringBitmap;
 
 use crate::aggregate::{
-    combine_double, combine_long, combine_pair, hll_update_str, merge_hll, new_hll,
+    combine_double, combine_long, combine_pair, deserialize_hll, hll_update_str, merge_hll, new_hll,
 };
 use crate::bitmap::{encode_bitmap, encode_bitmap_index};
-use crate::column::{BlockValue, encode_blobs, encode_numbers, f64_to_ordered};
+use crate::column::{
+    BlockValue, Compression, encode_blobs_with, encode_numbers_with, f64_to_ordered,
+};
 use crate::dictionary::encode_dictionary;
 use crate::error::{Error, Result};
 use crate::input::{ArrowRows, ColumnView, InputValue, StrView, json_row};
@@ -40,6 +42,7 @@ use crate::segment::format::{
     BLOCK_ROWS, BlockMeta, ByteRange, Codec, ColumnKind, ColumnMeta, ColumnType, Directory,
     PartMeta, PartRole, StreamMeta, StreamRole, encode_footer, encode_header,
 };
+use crate::segment::reader::Segment;
 use crate::time::{Granularity, Interval};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -53,6 +56,68 @@ pub struct SegmentStats {
     pub rows_out: u64,
     /// File size in bytes.
     pub bytes: u64,
+}
+
+/// Estimated peak bytes a [`SegmentWriter`] needs per input row, besides its dictionaries:
+/// the held columns, then sorting and encoding in `finish`.
+pub fn writer_bytes_per_row(schema: &DataSchema) -> u64 {
+    let mut held: u64 = 8;
+    for d in &schema.dimensions {
+        held += match d.kind {
+            DimensionType::String => 6,
+            DimensionType::Long | DimensionType::Double => 8,
+        };
+    }
+    for m in &schema.metrics {
+        held += match m.kind {
+            MetricKind::HllSketch => 256,
+            k if k.is_first_last() => 16,
+            _ => 8,
+        };
+    }
+    // finish(): sort keys and permutation, output columns, encoded blocks.
+    held * 2 + 32
+}
+
+/// Fixed part of [`dictionary_entry_bytes`]: held, the value twice (arrival order and hash
+/// key) with the hash table's slot and the allocator's per-allocation overhead; in `finish`,
+/// the sorted copy's slots, the id remap, the encoded dictionary and the value's bitmap (a
+/// roaring bitmap of its rows, then encoded).
+pub const DICTIONARY_ENTRY_BYTES: u64 = 320;
+
+/// Estimated peak bytes one dictionary value of `len` bytes costs a writer through `finish`
+/// (its bytes are held twice and encoded once).
+pub fn dictionary_entry_bytes(len: usize) -> u64 {
+    3 * len as u64 + DICTIONARY_ENTRY_BYTES
+}
+
+/// How [`SegmentWriter::finish_with`] writes the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FinishOptions {
+    /// Block compression.
+    pub compression: Compression,
+    /// Whether the file is synced to disk before `finish` returns (segments to be published
+    /// must be; scratch files rebuilt from the WAL after a crash need not).
+    pub sync: bool,
+}
+
+impl Default for FinishOptions {
+    fn default() -> Self {
+        FinishOptions {
+            compression: Compression::Full,
+            sync: true,
+        }
+    }
+}
+
+impl FinishOptions {
+    /// Scratch files: plain blocks, not synced (realtime pieces).
+    pub fn scratch() -> FinishOptions {
+        FinishOptions {
+            compression: Compression::None,
+            sync: false,
+        }
+    }
 }
 
 /// The outcome of appending a batch: how many rows were taken, and why the others were not.
@@ -74,6 +139,8 @@ struct StringDim {
     /// Set once a row with several values arrives: `offsets[r]..offsets[r + 1]` indexes `multi`.
     offsets: Option<Vec<u32>>,
     multi: Vec<u32>,
+    /// [`dictionary_entry_bytes`] summed over the dictionary's values.
+    dictionary_bytes: u64,
 }
 
 impl StringDim {
@@ -84,6 +151,7 @@ impl StringDim {
             ids: Vec::new(),
             offsets: None,
             multi: Vec::new(),
+            dictionary_bytes: 0,
         }
     }
 
@@ -91,6 +159,7 @@ impl StringDim {
         if let Some(id) = self.dict.get(s) {
             return *id;
         }
+        self.dictionary_bytes += dictionary_entry_bytes(s.len());
         self.values.push(s.into());
         let id = self.values.len() as u32;
         self.dict.insert(s.into(), id);
@@ -587,6 +656,23 @@ impl SegmentWriter {
         self.times.len()
     }
 
+    /// Estimated peak bytes this writer needs through [`SegmentWriter::finish`]: per row
+    /// ([`writer_bytes_per_row`]), per dictionary value ([`dictionary_entry_bytes`]) and per
+    /// value of multi-value rows. It is what realtime ingestion counts against its memory
+    /// budget for pending rows.
+    pub fn estimated_bytes(&self) -> u64 {
+        let rows = self.times.len() as u64 * writer_bytes_per_row(&self.schema);
+        let strings: u64 = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                DimCol::Str(s) => s.dictionary_bytes + 12 * s.multi.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        rows + strings
+    }
+
     /// The segment's interval.
     pub fn interval(&self) -> Interval {
         self.interval
@@ -614,6 +700,10 @@ impl SegmentWriter {
             return Err(Error::ResourcesExhausted(
                 "a segment holds at most 2^32 - 2 rows".into(),
             ));
+        }
+        if self.is_plain_row(fields) {
+            self.push_plain(time, fields);
+            return Ok(());
         }
         // Convert everything first so a bad field rejects the row without side effects.
         let mut dim_values: Vec<DimValue<'_>> = Vec::with_capacity(n_dims);
@@ -807,6 +897,141 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Whether every value of a row is already of its column's type (a string or null for
+    /// a string dimension, a long or null for a long column, a number or null that is not NaN
+    /// for a double column; any value for `count`; no sketches): such a row cannot fail to
+    /// convert, and [`SegmentWriter::push_plain`] appends it without converting.
+    fn is_plain_row(&self, fields: &[InputValue<'_>]) -> bool {
+        let n_dims = self.dims.len();
+        let dims_plain = self.dims.iter().zip(fields).all(|(col, v)| match col {
+            DimCol::Str(_) => matches!(v, InputValue::Str(_) | InputValue::Null),
+            DimCol::Long { .. } => matches!(v, InputValue::Long(_) | InputValue::Null),
+            DimCol::Double { .. } => match v {
+                InputValue::Double(f) => !f.is_nan(),
+                InputValue::Long(_) | InputValue::Null => true,
+                _ => false,
+            },
+        });
+        dims_plain
+            && self
+                .schema
+                .metrics
+                .iter()
+                .zip(&self.metrics)
+                .zip(&fields[n_dims..])
+                .all(|((spec, col), v)| match col {
+                    _ if spec.kind == MetricKind::Count => true,
+                    MetricCol::Long { .. } | MetricCol::LongPair { .. } => {
+                        matches!(v, InputValue::Long(_) | InputValue::Null)
+                    }
+                    MetricCol::Double { .. } | MetricCol::DoublePair { .. } => match v {
+                        InputValue::Double(f) => !f.is_nan(),
+                        InputValue::Long(_) | InputValue::Null => true,
+                        _ => false,
+                    },
+                    MetricCol::Hll { .. } => false,
+                })
+    }
+
+    /// Append a row for which [`SegmentWriter::is_plain_row`] holds, as
+    /// [`SegmentWriter::push`] would, without allocating.
+    fn push_plain(&mut self, time: i64, fields: &[InputValue<'_>]) {
+        let double = |v: &InputValue<'_>| match *v {
+            InputValue::Double(f) => Some(if f == 0.0 { 0.0 } else { f }),
+            InputValue::Long(i) => Some(i as f64),
+            _ => None,
+        };
+        let long = |v: &InputValue<'_>| match *v {
+            InputValue::Long(i) => Some(i),
+            _ => None,
+        };
+        let row = self.times.len() as u32;
+        self.times
+            .push(self.schema.granularity.query_granularity.truncate(time));
+        for (col, v) in self.dims.iter_mut().zip(fields) {
+            match col {
+                DimCol::Str(d) => {
+                    let id = match v {
+                        InputValue::Str(s) => d.intern(s),
+                        _ => 0,
+                    };
+                    d.push_id(id);
+                }
+                DimCol::Long { values, nulls } => match long(v) {
+                    Some(i) => values.push(i),
+                    None => {
+                        values.push(0);
+                        push_row(nulls, row);
+                    }
+                },
+                DimCol::Double { values, nulls } => match double(v) {
+                    Some(f) => values.push(f),
+                    None => {
+                        values.push(0.0);
+                        push_row(nulls, row);
+                    }
+                },
+            }
+        }
+        let n_dims = self.dims.len();
+        for ((spec, col), v) in self
+            .schema
+            .metrics
+            .iter()
+            .zip(self.metrics.iter_mut())
+            .zip(&fields[n_dims..])
+        {
+            let count = spec.kind == MetricKind::Count;
+            match col {
+                MetricCol::Long { values, nulls } => match long(v) {
+                    _ if count => values.push(1),
+                    Some(i) => values.push(i),
+                    None => {
+                        values.push(0);
+                        push_row(nulls, row);
+                    }
+                },
+                MetricCol::Double { values, nulls } => match double(v) {
+                    Some(f) => values.push(f),
+                    None => {
+                        values.push(0.0);
+                        push_row(nulls, row);
+                    }
+                },
+                MetricCol::LongPair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    times.push(time);
+                    match long(v) {
+                        Some(i) => values.push(i),
+                        None => {
+                            values.push(0);
+                            push_row(nulls, row);
+                        }
+                    }
+                }
+                MetricCol::DoublePair {
+                    times,
+                    values,
+                    nulls,
+                } => {
+                    times.push(time);
+                    match double(v) {
+                        Some(f) => values.push(f),
+                        None => {
+                            values.push(0.0);
+                            push_row(nulls, row);
+                        }
+                    }
+                }
+                // `is_plain_row` excludes sketches.
+                MetricCol::Hll { sketches, .. } => sketches.push(None),
+            }
+        }
+    }
+
     /// Append one already rolled-up row: its (truncated) time, one input value per dimension,
     /// and one state per metric (a count's count, a sum's sum, a first/last pair, a sketch).
     /// Used to merge segments (realtime persists and handoff); rollup at [`SegmentWriter::finish`]
@@ -889,6 +1114,257 @@ impl SegmentWriter {
                 }
                 (MetricCol::Hll { sketches, .. }, MetricState::Hll(s)) => sketches[r] = Some(s),
                 _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether [`SegmentWriter::append_segment_rows`] takes `seg`: a segment of this writer's
+    /// datasource schema (every dimension and metric present with the column type this writer
+    /// builds, string dimensions single-valued in `seg` and in this writer) whose rows lie in
+    /// this writer's interval. Merge other segments a row at a time with
+    /// [`SegmentWriter::push_rolled`].
+    pub fn takes_segment(&self, seg: &Segment) -> bool {
+        let dir = seg.directory();
+        let in_interval = dir.num_rows == 0
+            || (self.interval.contains(dir.min_time) && self.interval.contains(dir.max_time));
+        let time_ok = seg
+            .column(TIME_COLUMN)
+            .is_some_and(|c| c.kind == ColumnKind::Time && c.column_type == ColumnType::Long);
+        let dims_ok = self
+            .schema
+            .dimensions
+            .iter()
+            .zip(&self.dims)
+            .all(|(spec, col)| {
+                let Some(c) = seg.column(&spec.name) else {
+                    return false;
+                };
+                match col {
+                    DimCol::Str(d) => d.offsets.is_none() && c.column_type == ColumnType::String,
+                    DimCol::Long { .. } => c.column_type == ColumnType::Long,
+                    DimCol::Double { .. } => c.column_type == ColumnType::Double,
+                }
+            });
+        let metrics_ok = self
+            .schema
+            .metrics
+            .iter()
+            .zip(&self.metrics)
+            .all(|(spec, col)| {
+                let Some(c) = seg.column(&spec.name) else {
+                    return false;
+                };
+                let want = match col {
+                    MetricCol::Long { .. } => ColumnType::Long,
+                    MetricCol::Double { .. } => ColumnType::Double,
+                    MetricCol::LongPair { .. } => ColumnType::LongPair,
+                    MetricCol::DoublePair { .. } => ColumnType::DoublePair,
+                    MetricCol::Hll { .. } => ColumnType::HllSketch,
+                };
+                c.column_type == want
+            });
+        in_interval
+            && time_ok
+            && dims_ok
+            && metrics_ok
+            && self.times.len() + (dir.num_rows as usize) < u32::MAX as usize - 1
+    }
+
+    /// Append rows `rows` of a rolled-up segment that [`SegmentWriter::takes_segment`], column
+    /// by column: the same rows, values and metric states as [`SegmentWriter::push_rolled`] of
+    /// each row, without reading rows one by one (strings are interned once per dictionary
+    /// entry, numbers copied a block at a time). Used to merge realtime pieces. Unlike the
+    /// row paths, an error (a corrupt block) may leave some columns appended: the writer must
+    /// then be dropped.
+    pub fn append_segment_rows(&mut self, seg: &Segment, rows: Range<usize>) -> Result<()> {
+        if !self.takes_segment(seg) {
+            return Err(Error::internal(format!(
+                "segment {} cannot be appended column-wise",
+                seg.path().display()
+            )));
+        }
+        let total = seg.num_rows() as usize;
+        let rows = rows.start.min(total)..rows.end.min(total);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let missing = |name: &str| {
+            Error::internal(format!(
+                "segment {} has no column `{name}`",
+                seg.path().display()
+            ))
+        };
+        let time_col = seg
+            .column(TIME_COLUMN)
+            .ok_or_else(|| missing(TIME_COLUMN))?;
+        let granularity = self.schema.granularity.query_granularity;
+        // Per string dimension: this writer's id of each of the segment's ids (interned on
+        // first use; `u32::MAX` = not yet seen).
+        const UNSEEN: u32 = u32::MAX;
+        let mut id_maps: Vec<Vec<u32>> = Vec::with_capacity(self.dims.len());
+        let mut dicts = Vec::with_capacity(self.dims.len());
+        let mut dim_nulls = Vec::with_capacity(self.dims.len());
+        for spec in &self.schema.dimensions {
+            let c = seg.column(&spec.name).ok_or_else(|| missing(&spec.name))?;
+            if c.column_type == ColumnType::String {
+                let d = seg.dictionary(c)?;
+                let mut map = vec![UNSEEN; d.len() + 1];
+                map[0] = 0;
+                id_maps.push(map);
+                dicts.push(Some(d));
+                dim_nulls.push(RoaringBitmap::new());
+            } else {
+                id_maps.push(Vec::new());
+                dicts.push(None);
+                dim_nulls.push(seg.null_bitmap(c)?);
+            }
+        }
+        let mut metric_nulls = Vec::with_capacity(self.metrics.len());
+        for spec in &self.schema.metrics {
+            let c = seg.column(&spec.name).ok_or_else(|| missing(&spec.name))?;
+            metric_nulls.push(seg.null_bitmap(c)?);
+        }
+        let first_block = rows.start / BLOCK_ROWS;
+        let last_block = (rows.end - 1) / BLOCK_ROWS;
+        for b in first_block..=last_block {
+            let block_start = b * BLOCK_ROWS;
+            // The rows of this block to take, as offsets in the block and as segment rows.
+            let lo = rows.start.max(block_start) - block_start;
+            let hi = rows.end.min(block_start + seg.block_rows(b)) - block_start;
+            let seg_rows = (block_start + lo) as u32..(block_start + hi) as u32;
+            let base = self.times.len() as u32;
+            // Maps a null bitmap of segment rows to this writer's rows.
+            let add_nulls = |nulls: &RoaringBitmap, out: &mut RoaringBitmap| {
+                for r in nulls.range(seg_rows.clone()) {
+                    push_row(out, base + (r - seg_rows.start));
+                }
+            };
+            let times = seg.read_longs(time_col, StreamRole::Long, b)?;
+            let times = &times[lo..hi];
+            let n = times.len();
+            for ((spec, col), (map, (dict, nulls))) in self
+                .schema
+                .dimensions
+                .iter()
+                .zip(self.dims.iter_mut())
+                .zip(id_maps.iter_mut().zip(dicts.iter().zip(&dim_nulls)))
+            {
+                let c = seg.column(&spec.name).ok_or_else(|| missing(&spec.name))?;
+                match (col, dict) {
+                    (DimCol::Str(d), Some(dict)) => {
+                        let ids = seg.read_u32s(c, StreamRole::Ids, b)?;
+                        d.ids.reserve(n);
+                        for &id in &ids[lo..hi] {
+                            let slot = map
+                                .get_mut(id as usize)
+                                .ok_or_else(|| Error::internal("segment id past its dictionary"))?;
+                            if *slot == UNSEEN {
+                                let value = dict.get(id as usize - 1).ok_or_else(|| {
+                                    Error::internal("segment id past its dictionary")
+                                })?;
+                                *slot = d.intern(value);
+                            }
+                            d.push_id(*slot);
+                        }
+                    }
+                    (DimCol::Long { values, nulls: out }, None) => {
+                        let v = seg.read_longs(c, StreamRole::Long, b)?;
+                        let start = values.len();
+                        values.extend_from_slice(&v[lo..hi]);
+                        add_nulls(nulls, out);
+                        for r in nulls.range(seg_rows.clone()) {
+                            values[start + (r - seg_rows.start) as usize] = 0;
+                        }
+                    }
+                    (DimCol::Double { values, nulls: out }, None) => {
+                        let v = seg.read_doubles(c, b)?;
+                        let start = values.len();
+                        values.extend_from_slice(&v[lo..hi]);
+                        add_nulls(nulls, out);
+                        for r in nulls.range(seg_rows.clone()) {
+                            values[start + (r - seg_rows.start) as usize] = 0.0;
+                        }
+                    }
+                    _ => return Err(Error::internal("dimension column kinds differ")),
+                }
+            }
+            for ((spec, col), nulls) in self
+                .schema
+                .metrics
+                .iter()
+                .zip(self.metrics.iter_mut())
+                .zip(&metric_nulls)
+            {
+                let c = seg.column(&spec.name).ok_or_else(|| missing(&spec.name))?;
+                match col {
+                    MetricCol::Long { values, nulls: out } => {
+                        let v = seg.read_longs(c, StreamRole::Long, b)?;
+                        let start = values.len();
+                        values.extend_from_slice(&v[lo..hi]);
+                        add_nulls(nulls, out);
+                        for r in nulls.range(seg_rows.clone()) {
+                            values[start + (r - seg_rows.start) as usize] = 0;
+                        }
+                    }
+                    MetricCol::Double { values, nulls: out } => {
+                        let v = seg.read_doubles(c, b)?;
+                        let start = values.len();
+                        values.extend_from_slice(&v[lo..hi]);
+                        add_nulls(nulls, out);
+                        for r in nulls.range(seg_rows.clone()) {
+                            values[start + (r - seg_rows.start) as usize] = 0.0;
+                        }
+                    }
+                    MetricCol::LongPair {
+                        times: pt,
+                        values,
+                        nulls: out,
+                    } => {
+                        let t = seg.read_longs(c, StreamRole::PairTime, b)?;
+                        let v = seg.read_longs(c, StreamRole::Long, b)?;
+                        let start = values.len();
+                        pt.extend_from_slice(&t[lo..hi]);
+                        values.extend_from_slice(&v[lo..hi]);
+                        add_nulls(nulls, out);
+                        for r in nulls.range(seg_rows.clone()) {
+                            let i = start + (r - seg_rows.start) as usize;
+                            (pt[i], values[i]) = (0, 0);
+                        }
+                    }
+                    MetricCol::DoublePair {
+                        times: pt,
+                        values,
+                        nulls: out,
+                    } => {
+                        let t = seg.read_longs(c, StreamRole::PairTime, b)?;
+                        let v = seg.read_doubles(c, b)?;
+                        let start = values.len();
+                        pt.extend_from_slice(&t[lo..hi]);
+                        values.extend_from_slice(&v[lo..hi]);
+                        add_nulls(nulls, out);
+                        for r in nulls.range(seg_rows.clone()) {
+                            let i = start + (r - seg_rows.start) as usize;
+                            (pt[i], values[i]) = (0, 0.0);
+                        }
+                    }
+                    MetricCol::Hll { sketches, .. } => {
+                        let blobs = seg.read_blobs(c, b)?;
+                        for blob in &blobs[lo..hi] {
+                            sketches.push(if blob.is_empty() {
+                                None
+                            } else {
+                                Some(deserialize_hll(blob)?)
+                            });
+                        }
+                    }
+                }
+            }
+            if granularity == Granularity::None {
+                self.times.extend_from_slice(times);
+            } else {
+                self.times
+                    .extend(times.iter().map(|&t| granularity.truncate(t)));
             }
         }
         Ok(())
@@ -1118,12 +1594,18 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Sort, roll up, encode and write the segment to `path` (created or truncated).
+    /// Sort, roll up, encode and write the segment to `path` (created or truncated), fully
+    /// compressed and synced to disk.
     pub fn finish(self, path: &Path) -> Result<SegmentStats> {
+        self.finish_with(path, &FinishOptions::default())
+    }
+
+    /// [`SegmentWriter::finish`] with a choice of compression and durability.
+    pub fn finish_with(self, path: &Path, opts: &FinishOptions) -> Result<SegmentStats> {
         let rows_in = self.times.len() as u64;
         let built = self.build()?;
         let rows_out = built.num_rows;
-        let bytes = write_file(path, built)?;
+        let bytes = write_file(path, built, opts)?;
         Ok(SegmentStats {
             rows_in,
             rows_out,
@@ -1845,6 +2327,7 @@ fn encode_block<T: BlockValue>(
     nulls: Option<&RoaringBitmap>,
     bits: impl Fn(T) -> u64,
     cmp_key: impl Fn(T) -> u64,
+    compression: Compression,
 ) -> EncodedBlock {
     let mut min: Option<T> = None;
     let mut max: Option<T> = None;
@@ -1859,7 +2342,7 @@ fn encode_block<T: BlockValue>(
             max = Some(v);
         }
     }
-    let (codec, bytes) = encode_numbers(chunk);
+    let (codec, bytes) = encode_numbers_with(chunk, compression);
     EncodedBlock {
         codec,
         bytes,
@@ -1874,6 +2357,7 @@ fn encode_stream<T: BlockValue>(
     nulls: Option<&RoaringBitmap>,
     bits: impl Fn(T) -> u64 + Copy,
     cmp_key: impl Fn(T) -> u64 + Copy,
+    compression: Compression,
 ) -> Vec<EncodedBlock> {
     let nulls = nulls.filter(|n| !n.is_empty());
     let n = values.len();
@@ -1882,21 +2366,29 @@ fn encode_stream<T: BlockValue>(
         .step_by(BLOCK_ROWS)
         .map(|start| {
             let chunk = values.block(start..(start + BLOCK_ROWS).min(n), &mut buf);
-            encode_block(chunk, start as u32, nulls, bits, cmp_key)
+            encode_block(chunk, start as u32, nulls, bits, cmp_key, compression)
         })
         .collect()
 }
 
-fn long_stream(values: Values<'_, i64>, nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
-    encode_stream(values, nulls, |v| v as u64, |v| (v as u64) ^ (1 << 63))
+fn long_stream(
+    values: Values<'_, i64>,
+    nulls: Option<&RoaringBitmap>,
+    c: Compression,
+) -> Vec<EncodedBlock> {
+    encode_stream(values, nulls, |v| v as u64, |v| (v as u64) ^ (1 << 63), c)
 }
 
-fn double_stream(values: Values<'_, f64>, nulls: Option<&RoaringBitmap>) -> Vec<EncodedBlock> {
-    encode_stream(values, nulls, f64::to_bits, f64_to_ordered)
+fn double_stream(
+    values: Values<'_, f64>,
+    nulls: Option<&RoaringBitmap>,
+    c: Compression,
+) -> Vec<EncodedBlock> {
+    encode_stream(values, nulls, f64::to_bits, f64_to_ordered, c)
 }
 
-fn id_stream(values: &[u32]) -> Vec<EncodedBlock> {
-    encode_stream(Values::Ordered(values), None, u64::from, u64::from)
+fn id_stream(values: &[u32], c: Compression) -> Vec<EncodedBlock> {
+    encode_stream(Values::Ordered(values), None, u64::from, u64::from, c)
 }
 
 /// Add the rows of `ids` (row `first_row + i` has id `ids[i]`) to the bitmap index `bitmaps`
@@ -1930,6 +2422,7 @@ fn encode_string_ids(
     order: &[u32],
     cardinality: usize,
     index: bool,
+    compression: Compression,
 ) -> (Vec<EncodedBlock>, u64, Option<Vec<RoaringBitmap>>) {
     let n = order.len();
     let mut bitmaps = index.then(|| vec![RoaringBitmap::new(); cardinality + 1]);
@@ -1944,12 +2437,19 @@ fn encode_string_ids(
         if let Some(b) = &mut bitmaps {
             add_id_runs(b, start, &buf);
         }
-        blocks.push(encode_block(&buf, start as u32, None, u64::from, u64::from));
+        blocks.push(encode_block(
+            &buf,
+            start as u32,
+            None,
+            u64::from,
+            u64::from,
+            compression,
+        ));
     }
     (blocks, nulls, bitmaps)
 }
 
-fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
+fn encode_column(col: OutColumn, order: &[u32], c: Compression) -> Result<EncodedColumn> {
     let mut parts = Vec::new();
     let mut streams = Vec::new();
     let null_count: u64;
@@ -1968,7 +2468,7 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
         } => {
             null_count = null_part(&nulls, &mut parts)?;
             let values = Values::new(&values, in_arrival_order, order);
-            streams.push((StreamRole::Long, long_stream(values, Some(&nulls))));
+            streams.push((StreamRole::Long, long_stream(values, Some(&nulls), c)));
             ColumnType::Long
         }
         OutData::Double {
@@ -1978,7 +2478,7 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
         } => {
             null_count = null_part(&nulls, &mut parts)?;
             let values = Values::new(&values, in_arrival_order, order);
-            streams.push((StreamRole::Double, double_stream(values, Some(&nulls))));
+            streams.push((StreamRole::Double, double_stream(values, Some(&nulls), c)));
             ColumnType::Double
         }
         OutData::Str {
@@ -1990,7 +2490,7 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
             cardinality = dictionary.len() as u32;
             parts.push((PartRole::Dictionary, encode_dictionary(&dictionary)?));
             let (blocks, nulls, bitmaps) =
-                encode_string_ids(&ids, &remap, order, dictionary.len(), index);
+                encode_string_ids(&ids, &remap, order, dictionary.len(), index, c);
             null_count = nulls;
             if let Some(bitmaps) = bitmaps {
                 parts.push((PartRole::BitmapIndex, encode_bitmap_index(bitmaps)?));
@@ -2028,7 +2528,7 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
             let mut pos = 0usize;
             for chunk in lengths.chunks(BLOCK_ROWS) {
                 let total: usize = chunk.iter().map(|&l| l as usize).sum();
-                let mut blocks = id_stream(&values[pos..pos + total]);
+                let mut blocks = id_stream(&values[pos..pos + total], c);
                 let block = match blocks.len() {
                     0 => EncodedBlock {
                         codec: Codec::Plain,
@@ -2041,7 +2541,7 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
                     _ => {
                         // More than BLOCK_ROWS values: encode as one block anyway.
                         let slice = &values[pos..pos + total];
-                        let (codec, bytes) = encode_numbers(slice);
+                        let (codec, bytes) = encode_numbers_with(slice, c);
                         EncodedBlock {
                             codec,
                             bytes,
@@ -2054,7 +2554,7 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
                 value_blocks.push(block);
                 pos += total;
             }
-            streams.push((StreamRole::Lengths, id_stream(&lengths)));
+            streams.push((StreamRole::Lengths, id_stream(&lengths, c)));
             streams.push((StreamRole::Ids, value_blocks));
             ColumnType::MultiString
         }
@@ -2066,11 +2566,11 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
             null_count = null_part(&nulls, &mut parts)?;
             streams.push((
                 StreamRole::PairTime,
-                long_stream(Values::Ordered(&times), Some(&nulls)),
+                long_stream(Values::Ordered(&times), Some(&nulls), c),
             ));
             streams.push((
                 StreamRole::Long,
-                long_stream(Values::Ordered(&values), Some(&nulls)),
+                long_stream(Values::Ordered(&values), Some(&nulls), c),
             ));
             ColumnType::LongPair
         }
@@ -2082,11 +2582,11 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
             null_count = null_part(&nulls, &mut parts)?;
             streams.push((
                 StreamRole::PairTime,
-                long_stream(Values::Ordered(&times), Some(&nulls)),
+                long_stream(Values::Ordered(&times), Some(&nulls), c),
             ));
             streams.push((
                 StreamRole::Double,
-                double_stream(Values::Ordered(&values), Some(&nulls)),
+                double_stream(Values::Ordered(&values), Some(&nulls), c),
             ));
             ColumnType::DoublePair
         }
@@ -2094,7 +2594,7 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
             null_count = values.iter().filter(|v| v.is_empty()).count() as u64;
             let mut blocks = Vec::new();
             for chunk in values.chunks(BLOCK_ROWS) {
-                let (codec, bytes) = encode_blobs(chunk)?;
+                let (codec, bytes) = encode_blobs_with(chunk, c)?;
                 blocks.push(EncodedBlock {
                     codec,
                     bytes,
@@ -2119,7 +2619,11 @@ fn encode_column(col: OutColumn, order: &[u32]) -> Result<EncodedColumn> {
 }
 
 /// Encode columns on all cores.
-fn encode_columns(columns: Vec<OutColumn>, order: &[u32]) -> Result<Vec<EncodedColumn>> {
+fn encode_columns(
+    columns: Vec<OutColumn>,
+    order: &[u32],
+    compression: Compression,
+) -> Result<Vec<EncodedColumn>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -2141,7 +2645,7 @@ fn encode_columns(columns: Vec<OutColumn>, order: &[u32]) -> Result<Vec<EncodedC
                         break;
                     }
                     if let Some(col) = slots[i].lock().take() {
-                        *results[i].lock() = Some(encode_column(col, order));
+                        *results[i].lock() = Some(encode_column(col, order, compression));
                     }
                 }
             });
@@ -2176,8 +2680,8 @@ impl<W: Write> CountingWriter<W> {
     }
 }
 
-fn write_file(path: &Path, built: Built) -> Result<u64> {
-    let encoded = encode_columns(built.columns, &built.order)?;
+fn write_file(path: &Path, built: Built, opts: &FinishOptions) -> Result<u64> {
+    let encoded = encode_columns(built.columns, &built.order, opts.compression)?;
     let file = File::create(path).map_err(|e| Error::io(path, e))?;
     let mut w = CountingWriter {
         inner: BufWriter::with_capacity(1 << 20, file),
@@ -2240,13 +2744,124 @@ fn write_file(path: &Path, built: Built) -> Result<u64> {
         .inner
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
-    file.sync_data().map_err(|e| Error::io(path, e))?;
+    if opts.sync {
+        file.sync_data().map_err(|e| Error::io(path, e))?;
+    }
     Ok(total)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_of_plain_values_are_stored_as_converted_ones() {
+        // `push` appends rows whose values already have their columns' types without
+        // converting them; the same rows given in other forms (strings for numbers, one-item
+        // lists for strings) take the converting path. Both must store the same segment.
+        let spec = serde_json::json!({
+            "dataSource": "p",
+            "timestampSpec": {"column": "ts", "format": "millis"},
+            "dimensionsSpec": {"dimensions": ["s", {"type": "long", "name": "l"},
+                {"type": "double", "name": "d"}]},
+            "metricsSpec": [
+                {"type": "count", "name": "count"},
+                {"type": "longSum", "name": "ls", "fieldName": "m"},
+                {"type": "doubleMin", "name": "dm", "fieldName": "x"},
+                {"type": "longLast", "name": "ll", "fieldName": "m"},
+                {"type": "doubleFirst", "name": "df", "fieldName": "x"}
+            ],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "second",
+                "rollup": true}
+        });
+        let schema = DataSchema::from_json(&spec.to_string()).unwrap();
+        let interval = Interval {
+            start: 0,
+            end: 3_600_000,
+        };
+        let mut plain = SegmentWriter::new(&schema, interval).unwrap();
+        let mut converted = SegmentWriter::new(&schema, interval).unwrap();
+        let mut r = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..5000i64 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let null = r.is_multiple_of(7);
+            let s = format!("s{}", r % 13);
+            let l = (r >> 8) as i64 % 50 - 25;
+            let d = if r.is_multiple_of(5) {
+                -0.0
+            } else {
+                (r >> 16) as f64 % 9.0 / 4.0
+            };
+            let m = (r >> 24) as i64 % 1000;
+            let x = (r >> 32) as f64 % 100.0 / 8.0;
+            let time = (i * 7919) % 3_600_000;
+            let opt = |v: InputValue<'static>| if null { InputValue::Null } else { v };
+            let a = [
+                opt(InputValue::Str(Cow::Owned(s.clone()))),
+                opt(InputValue::Long(l)),
+                opt(if i % 2 == 0 {
+                    InputValue::Double(d)
+                } else {
+                    InputValue::Long(l)
+                }),
+                InputValue::Null,
+                opt(InputValue::Long(m)),
+                opt(InputValue::Double(x)),
+                opt(InputValue::Long(m)),
+                opt(InputValue::Double(x)),
+            ];
+            let b = [
+                if null {
+                    InputValue::List(Vec::new())
+                } else {
+                    InputValue::List(vec![InputValue::Str(Cow::Owned(s))])
+                },
+                if null {
+                    InputValue::Str(Cow::Borrowed(""))
+                } else {
+                    InputValue::Str(Cow::Owned(l.to_string()))
+                },
+                if null {
+                    InputValue::Null
+                } else if i % 2 == 0 {
+                    InputValue::Str(Cow::Owned(d.to_string()))
+                } else {
+                    InputValue::Str(Cow::Owned(l.to_string()))
+                },
+                InputValue::Str(Cow::Borrowed("ignored")),
+                opt(InputValue::Str(Cow::Owned(m.to_string()))),
+                opt(InputValue::Str(Cow::Owned(x.to_string()))),
+                opt(InputValue::Double(m as f64)),
+                opt(InputValue::Str(Cow::Owned(x.to_string()))),
+            ];
+            assert!(plain.is_plain_row(&a) && !converted.is_plain_row(&b));
+            plain.push(time, &a).unwrap();
+            converted.push(time, &b).unwrap();
+        }
+        // NaN is not plain, and still rejected.
+        let nan = [
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Double(f64::NAN),
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Null,
+            InputValue::Null,
+        ];
+        assert!(!plain.is_plain_row(&nan));
+        assert!(plain.push(0, &nan).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let (pa, pb) = (dir.path().join("a"), dir.path().join("b"));
+        plain.finish(&pa).unwrap();
+        converted.finish(&pb).unwrap();
+        let a = Segment::open(&pa).unwrap().to_record_batches().unwrap();
+        let b = Segment::open(&pb).unwrap().to_record_batches().unwrap();
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn bitmaps_from_runs_hold_every_row_once() {

@@ -5,6 +5,7 @@
 //! exhaust memory), then handed to the engine's push call in one piece. The answer counts
 //! accepted and rejected rows, rejected rows by reason, and the first per-row errors.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::Arc;
@@ -19,10 +20,22 @@ use super::AppState;
 use super::error::{ApiError, RawBody};
 use crate::metrics;
 
-/// Largest compressed or plain request body accepted by the ingest endpoint (bytes).
+/// Largest compressed or plain request body accepted by the ingest endpoint (bytes), with the
+/// default memory budget (see [`body_limit`]).
 pub const MAX_INGEST_BODY_BYTES: usize = 256 * 1024 * 1024;
-/// Largest decompressed body accepted (bytes).
+/// Largest decompressed body accepted (bytes), with the default memory budget.
 pub const MAX_INGEST_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
+/// Share of the memory for pending rows and pushes in progress that one body may take
+/// (1 / BODY_SHARE_DIVISOR): a push holds its body, its parsed values and its rows' bytes, so a
+/// bigger one could never be taken.
+pub const BODY_SHARE_DIVISOR: u64 = 8;
+
+/// The ingest endpoint's limit on a body, plain or decompressed: `max`, or a
+/// [`BODY_SHARE_DIVISOR`]th of what the engine's memory budget leaves for pushes, if less.
+pub fn body_limit(engine: &Engine, max: usize) -> usize {
+    let share = engine.realtime_memory_plan().rows_limit / BODY_SHARE_DIVISOR;
+    max.min(usize::try_from(share).unwrap_or(usize::MAX))
+}
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +72,19 @@ impl BodyEncoding {
     }
 }
 
-/// Decompress `body`, failing with 413 past `limit` decompressed bytes and 400 on a corrupt
-/// stream.
-pub fn decode_body(body: &[u8], encoding: BodyEncoding, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Decompress `body` (a plain body is used as it is, not copied), failing with 413 past
+/// `limit` decompressed bytes and 400 on a corrupt stream.
+pub fn decode_body(
+    body: &[u8],
+    encoding: BodyEncoding,
+    limit: usize,
+) -> Result<Cow<'_, [u8]>, ApiError> {
     let reader: Box<dyn Read + '_> = match encoding {
         BodyEncoding::Identity => {
             if body.len() > limit {
                 return Err(ApiError::too_large("the request body", limit));
             }
-            return Ok(body.to_vec());
+            return Ok(Cow::Borrowed(body));
         }
         BodyEncoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
         BodyEncoding::Zstd => Box::new(zstd::stream::read::Decoder::new(body).map_err(|e| {
@@ -91,7 +108,7 @@ pub fn decode_body(body: &[u8], encoding: BodyEncoding, limit: usize) -> Result<
     if read > limit {
         return Err(ApiError::too_large("the decompressed request body", limit));
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 /// What one push did.
@@ -141,8 +158,8 @@ pub async fn ingest(
     let st = state.clone();
     let ds = datasource.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let rows = decode_body(&body, encoding, MAX_INGEST_DECOMPRESSED_BYTES)?;
-        drop(body);
+        let limit = body_limit(&st.engine, MAX_INGEST_DECOMPRESSED_BYTES);
+        let rows = decode_body(&body, encoding, limit)?;
         push(&st.engine, &ds, &rows)
     })
     .await
@@ -180,6 +197,13 @@ mod tests {
         ] {
             let out = decode_body(body, enc, text.len()).map_err(|e| e.message);
             assert_eq!(out.as_deref(), Ok(&text[..]), "{enc:?}");
+            // A plain body is not copied.
+            if enc == BodyEncoding::Identity {
+                assert!(matches!(
+                    decode_body(body, enc, text.len()),
+                    Ok(Cow::Borrowed(_))
+                ));
+            }
             let over = decode_body(body, enc, text.len() - 1)
                 .err()
                 .map(|e| e.status);
