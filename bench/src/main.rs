@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-/// The same allocator as the `basalt` binary, so in-process timings match the server's.
+/// Queries allocate and free large column buffers block after block; mimalloc reuses them where
+/// glibc returns them to the kernel and faults them in again. `basalt serve` keeps glibc (one
+/// arena per core), whose footprint its memory budget bounds; in-process timings use mimalloc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use basalt_bench::build_segments::{
