@@ -22,8 +22,13 @@
 //! fsync_interval_ms = 100
 //! max_rows_in_memory = 150000      # pending rows of one interval before they are frozen
 //! max_bytes_in_memory = 268435456  # pending bytes of the node before everything is frozen
-//!                                   # (unset: at most half of memory_budget_bytes)
-//! memory_budget_bytes = 1073741824 # over this, pushes get a retryable "resources exhausted"
+//!                                   # (unset: at most half of memory_budget_bytes; used up to
+//!                                   # half of what the budget gives pending rows)
+//! memory_budget_bytes = 1073741824 # bound of the server process: less its baseline (resident
+//!                                   # memory and code at start, + 8 MiB), 3/4 for pending rows
+//!                                   # and pushes in progress, 1/4 for a merge or handoff build;
+//!                                   # a push that does not fit gets a retryable "resources
+//!                                   # exhausted" (see docs/API.md, "Memory budget")
 //! intermediate_persist_period_ms = 1000
 //! window_period_secs = 600         # late-row window after an interval ends, before handoff
 //! late_data_max_lateness_secs = 86400  # older rows are rejected "too late"; unset = any age
@@ -162,8 +167,9 @@ pub struct ServeArgs {
     /// [default: always] (also `BASALT_FSYNC`).
     #[arg(long)]
     pub fsync: Option<String>,
-    /// Realtime memory budget in bytes; over it pushes are refused with a retryable error
-    /// [default: 1 GiB] (also `BASALT_MEMORY_BUDGET_BYTES`).
+    /// Memory bound of the server process in bytes: its baseline at start, then pending rows,
+    /// pushes in progress and background builds; a push that does not fit is refused with a
+    /// retryable error [default: 1 GiB] (also `BASALT_MEMORY_BUDGET_BYTES`).
     #[arg(long)]
     pub memory_budget_bytes: Option<u64>,
     /// Seconds after an interval ends that it still takes rows before handoff [default: 600]
