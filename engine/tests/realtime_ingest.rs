@@ -165,6 +165,26 @@ fn unknown_datasource_is_not_found() {
 }
 
 #[test]
+fn a_dropped_datasource_is_not_pushed_to_from_a_cached_schema() {
+    // Pushes cache the datasource's schema; dropping the datasource must still be noticed.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0 + 10 * 60_000);
+    let engine = open(dir.path(), config(&clock));
+    create(&engine, "d", false);
+    let row = json!({"ts": T0, "host": "h", "region": "eu", "core": 1, "n": 1, "x": 1.0});
+    assert_eq!(
+        engine
+            .push_json_rows("d", std::slice::from_ref(&row))
+            .unwrap()
+            .accepted,
+        1
+    );
+    engine.drop_datasource("d").unwrap();
+    let err = engine.push_json_rows("d", &[row]).unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err}");
+}
+
+#[test]
 fn arrow_push_matches_json_push() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual(T0 + 10 * 60_000);
