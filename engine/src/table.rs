@@ -89,12 +89,7 @@ pub struct Table {
 impl Table {
     /// The Arrow schema of [`Table::to_record_batch`].
     pub fn arrow_schema(&self) -> Arc<Schema> {
-        Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|c| Field::new(&c.name, c.sql_type.arrow_type(), true))
-                .collect::<Vec<_>>(),
-        ))
+        arrow_schema_of(&self.columns)
     }
 
     /// Convert rows `range` into one Arrow record batch.
@@ -166,6 +161,16 @@ impl Table {
     pub fn to_record_batch(&self) -> Result<RecordBatch> {
         self.to_record_batch_range(0..self.rows.len())
     }
+}
+
+/// The Arrow schema of result columns: every field nullable, typed by its SQL type.
+fn arrow_schema_of(columns: &[TableColumn]) -> Arc<Schema> {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(&c.name, c.sql_type.arrow_type(), true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// The output type of a native aggregator.
@@ -472,11 +477,7 @@ impl ScanTable {
         mut f: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
         use crate::query::scan_output::ScanColumn;
-        let schema = Table {
-            columns: self.columns.clone(),
-            rows: Vec::new(),
-        }
-        .arrow_schema();
+        let schema = arrow_schema_of(&self.columns);
         let max_rows = max_rows.max(1);
         for batch in &self.scan.batches {
             let mut start = 0;
@@ -672,11 +673,7 @@ impl SqlOutput {
     pub fn arrow_schema(&self) -> Arc<Schema> {
         match self {
             SqlOutput::Table(t) => t.arrow_schema(),
-            SqlOutput::Scan(s) => Table {
-                columns: s.columns.clone(),
-                rows: Vec::new(),
-            }
-            .arrow_schema(),
+            SqlOutput::Scan(s) => arrow_schema_of(&s.columns),
         }
     }
 

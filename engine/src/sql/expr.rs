@@ -333,6 +333,14 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// The column index when the expression is a plain column reference.
+    pub fn as_col(&self) -> Option<usize> {
+        match self {
+            Expr::Col(c) => Some(*c),
+            _ => None,
+        }
+    }
+
     /// A literal.
     pub fn lit(d: Datum) -> Expr {
         Expr::Lit(d)

@@ -992,13 +992,7 @@ impl Planner<'_> {
                 }
                 // Plain columns of the datasource with a native filter: the scan's rows are
                 // the answer, kept as typed columns.
-                let plain: Option<Vec<usize>> = post_items
-                    .iter()
-                    .map(|e| match e {
-                        Expr::Col(c) => Some(*c),
-                        _ => None,
-                    })
-                    .collect();
+                let plain: Option<Vec<usize>> = post_items.iter().map(Expr::as_col).collect();
                 if columnar
                     && !aggregate
                     && wp.residual.is_empty()
@@ -1181,13 +1175,7 @@ impl Planner<'_> {
         // Plain column references move their cell out of the input row (copied only when the
         // column is output twice); computed values are evaluated first, over the whole row.
         let exprs: Vec<&Expr> = post_items.iter().chain(extra.iter().copied()).collect();
-        let plain: Vec<Option<usize>> = exprs
-            .iter()
-            .map(|e| match e {
-                Expr::Col(i) => Some(*i),
-                _ => None,
-            })
-            .collect();
+        let plain: Vec<Option<usize>> = exprs.iter().map(|e| e.as_col()).collect();
         let mut uses: HashMap<usize, usize> = HashMap::new();
         for i in plain.iter().flatten() {
             *uses.entry(*i).or_default() += 1;
