@@ -8,10 +8,23 @@
 //! Decoders are only handed bytes whose checksum has already been checked, and still check that
 //! they produce exactly the number of values the directory promised.
 
+pub mod frames;
+
 use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::segment::format::Codec;
+
+/// The writer keeps a block in the frames codec (fast to decode, decodable frame by frame)
+/// instead of pco when it is at most this many times pco's size. Measured on the TSBS cpu data
+/// (hourly segments sorted by host, 64Ki-value blocks): gauges random-walking by a few units per
+/// row take ~1.6x pco's bytes, sorted dictionary ids and `__time` well under 2x of a tiny size;
+/// see docs/benchmarks.md "Frames codec".
+pub const FRAMES_MAX_SIZE_RATIO: f64 = 2.0;
+/// ... or when it is larger by at most one byte per this many values (a quarter bit per value:
+/// sorted `__time` and dictionary ids, which pco squeezes to almost nothing and frames to ~1 byte
+/// per 128 values, still decode fast).
+pub const FRAMES_EXTRA_BYTE_PER_VALUES: usize = 32;
 
 /// pco compression level: pco's default, 8. Measured on the TSBS cpu data (one hour, 64Ki-value
 /// blocks, as the writer encodes them), level 8 against level 4: the `usage_*` fields 0.276 vs
@@ -31,10 +44,20 @@ pub trait BlockValue: pco::data_types::Number + Copy + Default {
     fn put_le(&self, out: &mut Vec<u8>);
     /// Read from plain little-endian bytes (`b.len() == SIZE`).
     fn get_le(b: &[u8]) -> Self;
+    /// Encode with the frames codec; `None` if the type or the values do not suit it.
+    fn frames_encode(values: &[Self]) -> Option<Vec<u8>>;
+    /// Decode a frames block into `out` (only the frames set in `mask`, if given).
+    fn frames_decode(
+        bytes: &[u8],
+        out: &mut [Self],
+        mask: Option<&[u64]>,
+        path: &Path,
+        what: &str,
+    ) -> Result<()>;
 }
 
 macro_rules! block_value {
-    ($t:ty, $n:expr) => {
+    ($t:ty, $n:expr, $enc:expr, $dec:expr) => {
         impl BlockValue for $t {
             const SIZE: usize = $n;
             fn put_le(&self, out: &mut Vec<u8>) {
@@ -45,12 +68,39 @@ macro_rules! block_value {
                 a.copy_from_slice(b);
                 <$t>::from_le_bytes(a)
             }
+            fn frames_encode(values: &[Self]) -> Option<Vec<u8>> {
+                $enc(values)
+            }
+            fn frames_decode(
+                bytes: &[u8],
+                out: &mut [Self],
+                mask: Option<&[u64]>,
+                path: &Path,
+                what: &str,
+            ) -> Result<()> {
+                $dec(bytes, out, mask, path, what)
+            }
         }
     };
 }
-block_value!(i64, 8);
-block_value!(u32, 4);
-block_value!(f64, 8);
+block_value!(i64, 8, frames::encode, frames::decode_into);
+block_value!(
+    u32,
+    4,
+    |v: &[u32]| frames::encode(&v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>()),
+    frames::decode_into
+);
+block_value!(
+    f64,
+    8,
+    |_: &[f64]| None,
+    |_: &[u8], _: &mut [f64], _: Option<&[u64]>, path: &Path, what: &str| Err(Error::corruption(
+        path,
+        format!("{what} codec"),
+        "pco, plain or zstd for a double stream",
+        "frames"
+    ))
+);
 
 /// How blocks are compressed when a segment is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,9 +130,20 @@ pub fn encode_numbers_with<T: BlockValue>(
         return (Codec::Plain, plain_numbers(values));
     }
     let config = pco::ChunkConfig::default().with_compression_level(PCO_LEVEL);
-    match pco::standalone::simple_compress(values, &config) {
-        Ok(bytes) if bytes.len() < values.len() * T::SIZE => (Codec::Pco, bytes),
-        _ => (Codec::Plain, plain_numbers(values)),
+    let pco = pco::standalone::simple_compress(values, &config)
+        .ok()
+        .filter(|b| b.len() < values.len() * T::SIZE);
+    let frames = T::frames_encode(values).filter(|f| f.len() < values.len() * T::SIZE);
+    match (pco, frames) {
+        (Some(p), Some(f))
+            if (f.len() as f64) <= FRAMES_MAX_SIZE_RATIO * p.len() as f64
+                || f.len() <= p.len() + 64 + values.len() / FRAMES_EXTRA_BYTE_PER_VALUES =>
+        {
+            (Codec::Frames, f)
+        }
+        (Some(p), _) => (Codec::Pco, p),
+        (None, Some(f)) => (Codec::Frames, f),
+        (None, None) => (Codec::Plain, plain_numbers(values)),
     }
 }
 
@@ -92,6 +153,111 @@ fn plain_numbers<T: BlockValue>(values: &[T]) -> Vec<u8> {
         v.put_le(&mut out);
     }
     out
+}
+
+/// Which values of a block a reader needs: those before `upto`, and if a frame mask is given,
+/// only those in the frames it sets (frame `f` = values `128 f .. 128 (f + 1)`, bit `f % 64` of
+/// word `f / 64`). Values not needed may be left zero by the decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Need {
+    /// One past the last needed value.
+    pub upto: usize,
+    mask: Option<[u64; NEED_WORDS]>,
+}
+
+/// Words of a [`Need`] mask: enough frames for a whole block.
+const NEED_WORDS: usize = crate::segment::format::BLOCK_ROWS / frames::FRAME / 64;
+
+impl Need {
+    /// Every value.
+    pub const ALL: Need = Need {
+        upto: usize::MAX,
+        mask: None,
+    };
+
+    /// The values `0..upto`.
+    pub fn prefix(upto: usize) -> Need {
+        Need { upto, mask: None }
+    }
+
+    /// The values at the given block-relative positions (ascending).
+    pub fn positions(positions: impl IntoIterator<Item = usize>) -> Need {
+        let mut mask = [0u64; NEED_WORDS];
+        let mut upto = 0usize;
+        let mut last_frame = usize::MAX;
+        for p in positions {
+            let f = p / frames::FRAME;
+            if f != last_frame {
+                last_frame = f;
+                if let Some(w) = mask.get_mut(f / 64) {
+                    *w |= 1 << (f % 64);
+                } else {
+                    // Past a whole block: only a prefix can describe it.
+                    return Need::prefix(usize::MAX);
+                }
+            }
+            upto = p + 1;
+        }
+        Need {
+            upto,
+            mask: Some(mask),
+        }
+    }
+
+    /// The frame mask, if only some frames are needed.
+    pub fn mask(&self) -> Option<&[u64]> {
+        self.mask.as_ref().map(|m| &m[..])
+    }
+
+    /// Nothing is needed.
+    pub fn is_empty(&self) -> bool {
+        self.upto == 0
+    }
+}
+
+impl From<usize> for Need {
+    fn from(upto: usize) -> Need {
+        Need::prefix(upto)
+    }
+}
+
+/// Decode the values of a block of `n` numbers that `need` asks for (see [`Need`]): frames
+/// blocks decode only the needed frames, pco blocks the prefix up to `need.upto`, others all.
+pub fn decode_numbers_need<T: BlockValue>(
+    codec: Codec,
+    bytes: &[u8],
+    n: usize,
+    need: Need,
+    path: &Path,
+    what: &str,
+) -> Result<Vec<T>> {
+    if codec == Codec::Frames {
+        frames::plausible(bytes.len(), n, path, what)?;
+        let mut out = vec![T::default(); n];
+        let mask = need.mask();
+        if need.upto >= n && mask.is_none() {
+            T::frames_decode(bytes, &mut out, None, path, what)?;
+        } else {
+            let mut prefix = [0u64; NEED_WORDS];
+            let mask = match mask {
+                Some(m) => m,
+                None => {
+                    let frames = need.upto.min(n).div_ceil(frames::FRAME);
+                    for f in 0..frames.min(NEED_WORDS * 64) {
+                        prefix[f / 64] |= 1 << (f % 64);
+                    }
+                    if frames > NEED_WORDS * 64 {
+                        T::frames_decode(bytes, &mut out, None, path, what)?;
+                        return Ok(out);
+                    }
+                    &prefix[..]
+                }
+            };
+            T::frames_decode(bytes, &mut out, Some(mask), path, what)?;
+        }
+        return Ok(out);
+    }
+    decode_numbers_prefix(codec, bytes, n, need.upto, path, what)
 }
 
 /// Decode only the first `upto` values of a block of `n` numbers (pco decodes in order, so a
@@ -198,6 +364,12 @@ pub fn decode_numbers<T: BlockValue>(
             let plain = zstd_decode(bytes, n * T::SIZE, path, what)?;
             return decode_numbers(Codec::Plain, &plain, n, path, what);
         }
+        Codec::Frames => {
+            frames::plausible(bytes.len(), n, path, what)?;
+            let mut out = vec![T::default(); n];
+            T::frames_decode(bytes, &mut out, None, path, what)?;
+            out
+        }
     };
     if values.len() != n {
         return Err(Error::corruption(
@@ -274,12 +446,12 @@ pub fn decode_blobs(
             zstd_decode(&bytes[8..], len as usize, path, what)?
         }
         Codec::Plain => bytes.to_vec(),
-        Codec::Pco => {
+        Codec::Pco | Codec::Frames => {
             return Err(Error::corruption(
                 path,
                 format!("{what} blob block codec"),
                 "zstd or plain",
-                "pco",
+                codec.name(),
             ));
         }
     };
@@ -364,8 +536,11 @@ mod tests {
                 x
             })
             .collect();
-        let (c, b) = encode_numbers(&v);
-        assert_eq!(c, Codec::Pco);
+        let config = pco::ChunkConfig::default().with_compression_level(PCO_LEVEL);
+        let (c, b) = (
+            Codec::Pco,
+            pco::standalone::simple_compress(&v, &config).unwrap(),
+        );
         for upto in [0, 1, 255, 256, 257, 1000, 30_000, 65_000, 65_536, 70_000] {
             let got = decode_numbers_prefix::<i64>(c, &b, v.len(), upto, p, "x").unwrap();
             assert_eq!(got.len(), v.len(), "upto {upto}");
@@ -378,9 +553,74 @@ mod tests {
             decode_numbers_prefix::<i64>(c, &b[..b.len() / 2], v.len(), 60_000, p, "x").is_err()
         );
         let ids: Vec<u32> = (0..65_536u32).map(|i| i / 360).collect();
-        let (c, b) = encode_numbers(&ids);
-        let got = decode_numbers_prefix::<u32>(c, &b, ids.len(), 4_000, p, "x").unwrap();
+        let b = pco::standalone::simple_compress(&ids, &config).unwrap();
+        let got = decode_numbers_prefix::<u32>(Codec::Pco, &b, ids.len(), 4_000, p, "x").unwrap();
         assert_eq!(got[..4_000], ids[..4_000]);
+    }
+
+    /// Every codec gives the needed values, whatever the need: all, a prefix or some rows.
+    #[test]
+    fn needed_values_decode_for_every_codec() {
+        let p = Path::new("t");
+        let mut x = 50i64;
+        let walk: Vec<i64> = (0..65_536u64)
+            .map(|i| {
+                x = (x + (i.wrapping_mul(2_654_435_761) % 7) as i64 - 3).clamp(0, 100);
+                x
+            })
+            .collect();
+        let ids: Vec<u32> = (0..65_536u32).map(|i| i / 360).collect();
+        let config = pco::ChunkConfig::default().with_compression_level(PCO_LEVEL);
+        let needs = [
+            Need::ALL,
+            Need::prefix(0),
+            Need::prefix(1),
+            Need::prefix(129),
+            Need::prefix(40_000),
+            Need::positions([3, 500, 501, 9_000, 65_535]),
+            Need::positions((20_000..20_300).step_by(7)),
+            Need::positions(std::iter::empty()),
+        ];
+        fn wanted(need: &Need, n: usize) -> Vec<usize> {
+            match need.mask() {
+                None => (0..need.upto.min(n)).collect(),
+                Some(m) => (0..need.upto.min(n))
+                    .filter(|i| m[i / 8192] & (1 << ((i / 128) % 64)) != 0)
+                    .collect(),
+            }
+        }
+        let (fc, fb) = encode_numbers(&walk);
+        assert_eq!(fc, Codec::Frames, "a narrow random walk packs in frames");
+        let longs = [
+            (fc, fb),
+            (
+                Codec::Pco,
+                pco::standalone::simple_compress(&walk, &config).unwrap(),
+            ),
+            (Codec::Plain, plain_numbers(&walk)),
+        ];
+        for (c, b) in &longs {
+            for need in &needs {
+                let got = decode_numbers_need::<i64>(*c, b, walk.len(), *need, p, "x").unwrap();
+                assert_eq!(got.len(), walk.len());
+                for i in wanted(need, walk.len()) {
+                    assert_eq!(got[i], walk[i], "{c:?} {need:?} row {i}");
+                }
+            }
+        }
+        let (ic, ib) = encode_numbers(&ids);
+        assert_eq!(ic, Codec::Frames, "sorted ids pack in frames");
+        assert!(ib.len() < 4_000, "{} bytes", ib.len());
+        for need in &needs {
+            let got = decode_numbers_need::<u32>(ic, &ib, ids.len(), *need, p, "x").unwrap();
+            for i in wanted(need, ids.len()) {
+                assert_eq!(got[i], ids[i], "{need:?} row {i}");
+            }
+        }
+        // Doubles never take the frames codec, and a frames block is no double block.
+        let f: Vec<f64> = walk.iter().map(|&v| v as f64).collect();
+        assert_ne!(encode_numbers(&f).0, Codec::Frames);
+        assert!(decode_numbers::<f64>(Codec::Frames, &longs[0].1, f.len(), p, "x").is_err());
     }
 
     #[test]
@@ -388,7 +628,7 @@ mod tests {
         let p = Path::new("t");
         let v: Vec<i64> = (0..10_000).map(|i| i * 10_000 + (i % 7)).collect();
         let (c, b) = encode_numbers(&v);
-        assert_eq!(c, Codec::Pco);
+        assert_ne!(c, Codec::Plain);
         assert!(b.len() < v.len() * 2);
         assert_eq!(decode_numbers::<i64>(c, &b, v.len(), p, "x").unwrap(), v);
         let f: Vec<f64> = (0..1000).map(|i| i as f64 * 0.25 - 3.0).collect();

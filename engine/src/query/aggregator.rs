@@ -463,15 +463,15 @@ impl AggregatorSpec {
         Ok(Some(out))
     }
 
-    /// Decode this aggregator's input for block `b` of `seg`; only rows `0..upto` of the block
-    /// are meant to be read (numeric streams stop decoding there).
+    /// Decode this aggregator's input for block `b` of `seg`; only the rows `upto` names are
+    /// meant to be read (numeric streams decode only those).
     pub fn block_input(
         &self,
         seg: &Segment,
         b: usize,
         times: &[i64],
         ctx: &SegmentAggContext,
-        upto: usize,
+        upto: crate::column::Need,
     ) -> Result<AggInput> {
         let base = (b * crate::segment::format::BLOCK_ROWS) as u32;
         let n = seg.block_rows(b);

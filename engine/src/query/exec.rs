@@ -28,6 +28,7 @@ use std::time::Instant;
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
+use crate::column::Need;
 use crate::error::{Error, Result};
 use crate::query::aggregator::{AggKind, AggState, AggregatorSpec, SegmentAggContext, StateColumn};
 use crate::query::filter::{Filter, time_rows};
@@ -200,19 +201,14 @@ pub fn task_rows(task: &SegmentTask, filter: Option<&Filter>) -> Result<RoaringB
     restrict_to_intervals(seg, rows, &task.intervals)
 }
 
-/// One past the block-relative position of the last row of `rows` in block rows
-/// `base..base + n` (0 if none): how much of the block's columns must be decoded.
-pub fn block_prefix(rows: &RoaringBitmap, base: u32, n: u32) -> usize {
-    let end = base + n;
-    let before = if base == 0 { 0 } else { rows.rank(base - 1) };
-    let upto = if end == 0 { 0 } else { rows.rank(end - 1) };
-    if upto <= before {
-        return 0;
+/// The block-relative rows of `rows` in block rows `base..base + n`, as the values a decoder
+/// must produce: all of them when the block is fully selected, else the frames holding them.
+pub fn block_need(rows: &RoaringBitmap, base: u32, n: u32) -> Need {
+    let selected = rows.range_cardinality(base..base + n);
+    if selected == u64::from(n) {
+        return Need::ALL;
     }
-    match rows.select((upto - 1) as u32) {
-        Some(last) if last >= base => (last - base) as usize + 1,
-        _ => n as usize,
-    }
+    Need::positions(rows.range(base..base + n).map(|r| (r - base) as usize))
 }
 
 /// Keep the rows of `rows` whose `__time` lies in `intervals`, skipping and taking whole blocks
@@ -243,12 +239,8 @@ fn restrict_to_intervals(
         if !intervals.iter().any(|iv| iv.start <= hi && lo < iv.end) {
             continue;
         }
-        let times = seg.read_longs_upto(
-            c,
-            StreamRole::Long,
-            b,
-            block_prefix(&rows, base, end - base),
-        )?;
+        let times =
+            seg.read_longs_upto(c, StreamRole::Long, b, block_need(&rows, base, end - base))?;
         for r in rows.range(base..end) {
             let t = times[(r - base) as usize];
             if intervals.iter().any(|iv| iv.contains(t)) {
@@ -476,8 +468,8 @@ fn dim_dict(seg: &Segment, c: Option<&ColumnMeta>) -> Result<DimDict> {
     }
 }
 
-/// Grouping codes of block `b`; only rows `0..upto` are meant to be read.
-fn dim_codes(seg: &Segment, c: Option<&ColumnMeta>, b: usize, upto: usize) -> Result<DimCodes> {
+/// Grouping codes of block `b`; only the rows `upto` names are meant to be read.
+fn dim_codes(seg: &Segment, c: Option<&ColumnMeta>, b: usize, upto: Need) -> Result<DimCodes> {
     let Some(c) = c else {
         return Ok(DimCodes::Null);
     };
@@ -641,7 +633,11 @@ pub fn aggregate_task(
         }
         let full = selected == u64::from(n);
         ctx.check()?;
-        let upto = block_prefix(&rows, base, n);
+        let upto = if full {
+            Need::ALL
+        } else {
+            block_need(&rows, base, n)
+        };
         let single_bucket = time_blocks.and_then(|blocks| blocks.get(b)).and_then(|m| {
             let (lo, hi) = (m.min as i64, m.max as i64);
             let s = grouping.granularity.bucket_start(lo);

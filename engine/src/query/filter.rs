@@ -1037,10 +1037,11 @@ fn numeric_rows(
         hits.clear();
         // Few candidates: test only them; many: a tight loop over the whole block.
         let sparse = within.filter(|_| candidates * 8 < rows as u64);
-        // Sparse candidates: decode the block only up to the last of them.
-        let upto = match sparse {
-            Some(w) => crate::query::exec::block_prefix(w, base, rows),
-            None => rows as usize,
+        // Candidates: decode only the frames holding them (rows outside `within` are dropped
+        // at the end).
+        let upto = match within {
+            Some(w) => crate::query::exec::block_need(w, base, rows),
+            None => crate::column::Need::ALL,
         };
         if double {
             let v = seg.read_doubles_upto(c, blk, upto)?;

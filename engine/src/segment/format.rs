@@ -18,7 +18,8 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"BSLTSEG\x01";
 /// Current format version written by this build.
 ///
 /// - 1: first format (dictionary-encoded strings with roaring indexes, pco/zstd blocks).
-pub const FORMAT_VERSION: u32 = 1;
+/// - 2: codec 3, frames (bit-packed integer frames), for long, id, length and pair-time blocks.
+pub const FORMAT_VERSION: u32 = 2;
 /// Oldest format version this build can read.
 pub const OLDEST_SUPPORTED_FORMAT_VERSION: u32 = 1;
 /// Version of the directory structure written by this build.
@@ -52,6 +53,8 @@ pub enum Codec {
     Pco = 1,
     /// Zstandard frame of the plain bytes.
     Zstd = 2,
+    /// Integers bit-packed in frames of 128 (format version 2; `crate::column::frames`).
+    Frames = 3,
 }
 
 impl Codec {
@@ -61,6 +64,7 @@ impl Codec {
             0 => Some(Codec::Plain),
             1 => Some(Codec::Pco),
             2 => Some(Codec::Zstd),
+            3 => Some(Codec::Frames),
             _ => None,
         }
     }
@@ -71,6 +75,7 @@ impl Codec {
             Codec::Plain => "plain",
             Codec::Pco => "pco",
             Codec::Zstd => "zstd",
+            Codec::Frames => "frames",
         }
     }
 }
@@ -631,7 +636,7 @@ impl Directory {
                         Error::corruption(
                             path,
                             format!("block codec in column `{name}`"),
-                            "0..=2",
+                            "0..=3",
                             cb,
                         )
                     })?;

@@ -18,14 +18,15 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use crate::bitmap::{BitmapIndexReader, decode_bitmap};
-use crate::column::{BlockValue, decode_blobs, decode_numbers_prefix};
+use crate::column::{BlockValue, Need, decode_blobs, decode_numbers_need};
 use crate::dictionary::DictionaryReader;
 use crate::error::{Error, Result};
 use crate::schema::{DataSchema, TIME_COLUMN};
 use crate::segment::format::{
-    BLOCK_ROWS, ByteRange, ColumnKind, ColumnMeta, ColumnType, Directory, FOOTER_MAGIC_OFFSET,
-    FOOTER_SIZE, FOOTER_VERSION_OFFSET, FORMAT_VERSION, HEADER_FLAGS_OFFSET, HEADER_SIZE,
-    HEADER_VERSION_OFFSET, OLDEST_SUPPORTED_FORMAT_VERSION, PartRole, SEGMENT_MAGIC, StreamRole,
+    BLOCK_ROWS, ByteRange, Codec, ColumnKind, ColumnMeta, ColumnType, Directory,
+    FOOTER_MAGIC_OFFSET, FOOTER_SIZE, FOOTER_VERSION_OFFSET, FORMAT_VERSION, HEADER_FLAGS_OFFSET,
+    HEADER_SIZE, HEADER_VERSION_OFFSET, OLDEST_SUPPORTED_FORMAT_VERSION, PartRole, SEGMENT_MAGIC,
+    StreamRole,
 };
 use crate::time::Interval;
 
@@ -182,6 +183,21 @@ impl Segment {
             ));
         }
         let directory = Directory::decode(dir_bytes, &path)?;
+        if head_version < 2 {
+            // The frames codec arrived with format version 2.
+            for c in &directory.columns {
+                for st in &c.streams {
+                    if st.blocks.iter().any(|b| b.codec == Codec::Frames) {
+                        return Err(Error::corruption(
+                            &path,
+                            format!("block codec in column `{}`", c.name),
+                            "0..=2 in a format version 1 file",
+                            Codec::Frames as u8,
+                        ));
+                    }
+                }
+            }
+        }
         let schema = DataSchema::from_json(&directory.schema_json).map_err(|e| {
             Error::corruption(&path, "embedded dataSchema", "a valid dataSchema", e)
         })?;
@@ -443,8 +459,8 @@ impl Segment {
         role: StreamRole,
         b: usize,
     ) -> Result<Vec<T>> {
-        // Asking for every row makes the prefix decoder decode the whole block.
-        self.block_values_upto(col, role, b, usize::MAX)
+        // Asking for every row makes the decoder decode the whole block.
+        self.block_values_upto(col, role, b, Need::ALL)
     }
 
     fn block_values_upto<T: BlockValue>(
@@ -452,7 +468,7 @@ impl Segment {
         col: &ColumnMeta,
         role: StreamRole,
         b: usize,
-        upto: usize,
+        need: Need,
     ) -> Result<Vec<T>> {
         let stream = col.stream(role).ok_or_else(|| {
             Error::invalid(format!("column `{}` has no {role:?} stream", col.name))
@@ -463,43 +479,48 @@ impl Segment {
             .ok_or_else(|| Error::invalid(format!("column `{}` has no block {b}", col.name)))?;
         let what = format!("column `{}` block {b}", col.name);
         let bytes = self.checked_bytes(&block.range, &what)?;
-        decode_numbers_prefix::<T>(
+        decode_numbers_need::<T>(
             block.codec,
             bytes,
             block.num_values as usize,
-            upto,
+            need,
             &self.path,
             &what,
         )
     }
 
-    /// Like [`Segment::read_longs`], but only rows `0..upto` of the block are meant to be
-    /// read: the rest may be left zero (decoding stops early).
+    /// Like [`Segment::read_longs`], but only the rows `need` names are meant to be read (a
+    /// prefix `0..upto`, or some frames of it): the rest may be left zero (decoding skips them).
     pub fn read_longs_upto(
         &self,
         col: &ColumnMeta,
         role: StreamRole,
         b: usize,
-        upto: usize,
+        need: impl Into<Need>,
     ) -> Result<Vec<i64>> {
-        self.block_values_upto(col, role, b, upto)
+        self.block_values_upto(col, role, b, need.into())
     }
 
-    /// Like [`Segment::read_doubles`], but only rows `0..upto` are meant to be read.
-    pub fn read_doubles_upto(&self, col: &ColumnMeta, b: usize, upto: usize) -> Result<Vec<f64>> {
-        self.block_values_upto(col, StreamRole::Double, b, upto)
+    /// Like [`Segment::read_doubles`], but only the rows `need` names are meant to be read.
+    pub fn read_doubles_upto(
+        &self,
+        col: &ColumnMeta,
+        b: usize,
+        need: impl Into<Need>,
+    ) -> Result<Vec<f64>> {
+        self.block_values_upto(col, StreamRole::Double, b, need.into())
     }
 
-    /// Like [`Segment::read_u32s`], but only rows `0..upto` are meant to be read (ids past
-    /// them may be left zero, the null id).
+    /// Like [`Segment::read_u32s`], but only the rows `need` names are meant to be read (ids
+    /// of other rows may be left zero, the null id).
     pub fn read_u32s_upto(
         &self,
         col: &ColumnMeta,
         role: StreamRole,
         b: usize,
-        upto: usize,
+        need: impl Into<Need>,
     ) -> Result<Vec<u32>> {
-        let v: Vec<u32> = self.block_values_upto(col, role, b, upto)?;
+        let v: Vec<u32> = self.block_values_upto(col, role, b, need.into())?;
         if role == StreamRole::Ids
             && let Some(bad) = v.iter().find(|&&id| id > col.cardinality)
         {

@@ -165,8 +165,14 @@ impl<'s> ColumnSource<'s> {
         })
     }
 
-    /// Append the rows `sel` of block `b` (`upto` = one past the last of them).
-    fn append(&mut self, seg: &'s Segment, b: usize, upto: usize, sel: &[usize]) -> Result<()> {
+    /// Append the rows `sel` of block `b` (`upto` = the values to decode, covering them).
+    fn append(
+        &mut self,
+        seg: &'s Segment,
+        b: usize,
+        upto: crate::column::Need,
+        sel: &[usize],
+    ) -> Result<()> {
         let base = (b * BLOCK_ROWS) as u32;
         let n = seg.block_rows(b);
         match self {
@@ -336,7 +342,11 @@ impl ScanExec<'_> {
                     .take(take as usize)
                     .map(|r| (r - base) as usize),
             );
-            let upto = sel.last().map_or(0, |&i| i + 1);
+            let upto = if sel.len() == n as usize {
+                crate::column::Need::ALL
+            } else {
+                crate::column::Need::positions(sel.iter().copied())
+            };
             for s in sources.iter_mut().chain(std::iter::once(&mut time_source)) {
                 s.append(seg, b, upto, &sel)?;
             }
