@@ -674,6 +674,9 @@ pub struct JsonRowReader<'s> {
     fields: Vec<(&'s str, FieldSlots)>,
     /// Index into `fields` by name.
     by_name: HashMap<&'s str, usize, foldhash::fast::RandomState>,
+    /// Per field: whether its name needs no escapes in JSON, so a key can be compared with it
+    /// byte for byte before it is read as a string.
+    plain: Vec<bool>,
     slots: usize,
     /// The field index of each key of the last row read, in key order ([`NOT_A_FIELD`] for keys
     /// no field reads): rows of one push mostly list their keys in the same order, so a key is
@@ -715,10 +718,15 @@ impl<'s> JsonRowReader<'s> {
             fields[f].1.slots.push(slot);
         }
         fields[time].1.is_time = true;
+        let plain = fields
+            .iter()
+            .map(|(name, _)| json_scan::plain_key(name))
+            .collect();
         JsonRowReader {
             schema,
             fields,
             by_name,
+            plain,
             slots,
             last_order: RefCell::new(Vec::new()),
         }
@@ -762,17 +770,27 @@ impl<'s> JsonRowReader<'s> {
             let mut position = 0;
             loop {
                 sc.skip_ws();
-                if sc.peek() != Some(b'"') {
-                    return None;
-                }
-                let key = sc.string()?;
+                // The field at this key's position in the last row, matched byte for byte.
+                let guess = order
+                    .get(position)
+                    .and_then(|&f| self.fields.get(f as usize).map(|(name, _)| (f, name)))
+                    .filter(|(f, name)| self.plain[*f as usize] && sc.eat_plain_key(name));
+                let field = match guess {
+                    Some((f, _)) => Some(f as usize),
+                    None => {
+                        if sc.peek() != Some(b'"') {
+                            return None;
+                        }
+                        let key = sc.string()?;
+                        self.field_of(&mut order, position, &key)
+                    }
+                };
+                position += 1;
                 sc.skip_ws();
                 if !sc.eat(b':') {
                     return None;
                 }
                 sc.skip_ws();
-                let field = self.field_of(&mut order, position, &key);
-                position += 1;
                 match field.map(|f| &self.fields[f].1) {
                     None => sc.skip_value(0)?,
                     Some(field) => {

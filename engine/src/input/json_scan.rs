@@ -72,18 +72,15 @@ impl<'a> Scanner<'a> {
     pub(super) fn string(&mut self) -> Option<Cow<'a, str>> {
         debug_assert_eq!(self.peek(), Some(b'"'));
         let open = self.pos;
-        let mut i = open + 1;
-        loop {
-            match *self.bytes.get(i)? {
-                b'"' => {
-                    self.pos = i + 1;
-                    // Both ends are ASCII quotes, so they are character boundaries.
-                    return Some(Cow::Borrowed(&self.text[open + 1..i]));
-                }
-                b'\\' => break,
-                0..=0x1f => return None,
-                _ => i += 1,
+        let mut i = special_byte(self.bytes, open + 1);
+        match *self.bytes.get(i)? {
+            b'"' => {
+                self.pos = i + 1;
+                // Both ends are ASCII quotes, so they are character boundaries.
+                return Some(Cow::Borrowed(&self.text[open + 1..i]));
             }
+            b'\\' => {}
+            _ => return None,
         }
         // With escapes: find the closing quote, then let serde_json decode (and check) it.
         loop {
@@ -98,6 +95,23 @@ impl<'a> Scanner<'a> {
         let s: String = serde_json::from_str(token).ok()?;
         self.pos = i + 1;
         Some(Cow::Owned(s))
+    }
+
+    /// Consume the key `"name"` if it is next, for a `name` that needs no escapes in JSON
+    /// (see [`plain_key`]): then the key's text is exactly the name's bytes between quotes.
+    #[inline]
+    pub(super) fn eat_plain_key(&mut self, name: &str) -> bool {
+        let start = self.pos + 1;
+        let end = start + name.len();
+        if self.peek() == Some(b'"')
+            && self.bytes.get(start..end) == Some(name.as_bytes())
+            && self.bytes.get(end) == Some(&b'"')
+        {
+            self.pos = end + 1;
+            true
+        } else {
+            false
+        }
     }
 
     /// A number token (the scanner is at its first byte), read as [`InputValue::from_json`]
@@ -253,4 +267,41 @@ impl<'a> Scanner<'a> {
             _ => self.scalar().map(|_| ()),
         }
     }
+}
+
+/// Whether `name` is written in JSON as its own bytes between quotes (no quote, backslash or
+/// control character to escape), so [`Scanner::eat_plain_key`] may match it byte for byte.
+pub(super) fn plain_key(name: &str) -> bool {
+    !name.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
+/// The index of the first byte at or after `from` that ends a plain run of string content: a
+/// quote, a backslash or a control character (`bytes.len()` if none). Eight bytes at a time.
+#[inline]
+fn special_byte(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    // Per byte: the high bit is set in the lowest byte that is zero (higher bytes may be
+    // flagged falsely after a true one, which is why only the lowest flag is used).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let flags = zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
