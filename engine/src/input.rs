@@ -27,6 +27,8 @@ use crate::error::{Error, Result};
 use crate::schema::{DataSchema, json_type};
 use crate::time::TimestampFormat;
 
+mod json_scan;
+
 /// One input value before conversion to a column type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InputValue<'a> {
@@ -655,9 +657,9 @@ fn arrow_value(a: &ArrayRef, i: usize) -> InputValue<'_> {
     }
 }
 
-/// Reads JSON object rows of one schema straight from their text into [`InputValue`]s, with
-/// strings borrowed from the text (only strings with escapes are copied) and no intermediate
-/// [`Value`] tree.
+/// Reads JSON object rows of one schema straight from their text into [`InputValue`]s in one
+/// pass over the bytes (no serde visitor, no intermediate [`Value`] tree), with strings borrowed
+/// from the text (only strings with escapes are copied).
 ///
 /// It is the fast path of realtime pushes. It reads what [`json_row`] reads, value for value,
 /// for the rows it accepts; any row it does not take — invalid JSON, not an object, a nested
@@ -672,6 +674,9 @@ pub struct JsonRowReader<'s> {
     fields: Vec<(&'s str, FieldSlots)>,
     /// Index into `fields` by name.
     by_name: HashMap<&'s str, usize, foldhash::fast::RandomState>,
+    /// Per field: whether its name needs no escapes in JSON, so a key can be compared with it
+    /// byte for byte before it is read as a string.
+    plain: Vec<bool>,
     slots: usize,
     /// The field index of each key of the last row read, in key order ([`NOT_A_FIELD`] for keys
     /// no field reads): rows of one push mostly list their keys in the same order, so a key is
@@ -713,10 +718,15 @@ impl<'s> JsonRowReader<'s> {
             fields[f].1.slots.push(slot);
         }
         fields[time].1.is_time = true;
+        let plain = fields
+            .iter()
+            .map(|(name, _)| json_scan::plain_key(name))
+            .collect();
         JsonRowReader {
             schema,
             fields,
             by_name,
+            plain,
             slots,
             last_order: RefCell::new(Vec::new()),
         }
@@ -727,19 +737,9 @@ impl<'s> JsonRowReader<'s> {
     /// [`json_row`] instead (`out` then holds unspecified values past its old length: truncate
     /// it).
     pub fn read<'a>(&self, text: &'a str, out: &mut Vec<InputValue<'a>>) -> Option<i64> {
-        use serde::de::DeserializeSeed as _;
         let start = out.len();
         out.resize(start + self.slots, InputValue::Null);
-        let mut time = None;
-        let mut de = serde_json::Deserializer::from_str(text);
-        RowSeed {
-            reader: self,
-            out: &mut out[start..],
-            time: &mut time,
-        }
-        .deserialize(&mut de)
-        .ok()?;
-        de.end().ok()?;
+        let time = self.scan(text, &mut out[start..])?;
         let ts = &self.schema.timestamp_spec;
         match time {
             None | Some(InputValue::Null) => ts.missing_value,
@@ -748,6 +748,75 @@ impl<'s> JsonRowReader<'s> {
             // Fractional numbers, booleans, lists: the general reader says what they mean.
             Some(_) => None,
         }
+    }
+
+    /// Scan one object row into `out` (one slot per input field); returns the timestamp
+    /// field's value (`Some(None)` if the row has none), `None` if the fast path does not take
+    /// the row. A key given twice keeps its last value, as in a [`Map`].
+    fn scan<'a>(
+        &self,
+        text: &'a str,
+        out: &mut [InputValue<'a>],
+    ) -> Option<Option<InputValue<'a>>> {
+        let mut sc = json_scan::Scanner::new(text);
+        let mut time = None;
+        let mut order = self.last_order.borrow_mut();
+        sc.skip_ws();
+        if !sc.eat(b'{') {
+            return None;
+        }
+        sc.skip_ws();
+        if !sc.eat(b'}') {
+            let mut position = 0;
+            loop {
+                sc.skip_ws();
+                // The field at this key's position in the last row, matched byte for byte.
+                let guess = order
+                    .get(position)
+                    .and_then(|&f| self.fields.get(f as usize).map(|(name, _)| (f, name)))
+                    .filter(|(f, name)| self.plain[*f as usize] && sc.eat_plain_key(name));
+                let field = match guess {
+                    Some((f, _)) => Some(f as usize),
+                    None => {
+                        if sc.peek() != Some(b'"') {
+                            return None;
+                        }
+                        let key = sc.string()?;
+                        self.field_of(&mut order, position, &key)
+                    }
+                };
+                position += 1;
+                sc.skip_ws();
+                if !sc.eat(b':') {
+                    return None;
+                }
+                sc.skip_ws();
+                match field.map(|f| &self.fields[f].1) {
+                    None => sc.skip_value(0)?,
+                    Some(field) => {
+                        let v = sc.field_value()?;
+                        if field.is_time {
+                            time = Some(v.clone());
+                        }
+                        if let Some((&last, rest)) = field.slots.split_last() {
+                            for &slot in rest {
+                                out[slot] = v.clone();
+                            }
+                            out[last] = v;
+                        }
+                    }
+                }
+                sc.skip_ws();
+                if sc.eat(b'}') {
+                    break;
+                }
+                if !sc.eat(b',') {
+                    return None;
+                }
+            }
+        }
+        sc.skip_ws();
+        sc.at_end().then_some(time)
     }
 
     /// The field the `position`-th key of a row names, if any.
@@ -766,153 +835,6 @@ impl<'s> JsonRowReader<'s> {
             None => order.push(code),
         }
         f
-    }
-}
-
-/// Deserializes one row object into the reader's slots.
-struct RowSeed<'r, 's, 'a> {
-    reader: &'r JsonRowReader<'s>,
-    out: &'r mut [InputValue<'a>],
-    time: &'r mut Option<InputValue<'a>>,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for RowSeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for RowSeed<'_, '_, 'de> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let mut order = self.reader.last_order.borrow_mut();
-        let mut position = 0;
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let field = self.reader.field_of(&mut order, position, &key);
-            position += 1;
-            let Some(field) = field.map(|f| &self.reader.fields[f].1) else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                continue;
-            };
-            let v: InputValue<'de> = map.next_value_seed(ValueSeed { depth: 0 })?;
-            if field.is_time {
-                *self.time = Some(v.clone());
-            }
-            if let Some((&last, rest)) = field.slots.split_last() {
-                for &slot in rest {
-                    self.out[slot] = v.clone();
-                }
-                self.out[last] = v;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A key, borrowed from the text unless it has escapes.
-struct KeySeed;
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for KeySeed {
-    type Value = Cow<'de, str>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a string key")
-    }
-
-    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-}
-
-/// A field value as [`InputValue::from_json`] reads it: scalars, and lists of scalars one
-/// level deep. Anything else is an error here (the general reader then names it).
-struct ValueSeed {
-    depth: u8,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for ValueSeed {
-    type Value = InputValue<'de>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<InputValue<'de>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for ValueSeed {
-    type Value = InputValue<'de>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a scalar or a list of scalars")
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        Ok(InputValue::Null)
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(InputValue::Bool(v))
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(InputValue::Long(v))
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        // As `serde_json::Number::as_i64`, then `as_f64`.
-        Ok(match i64::try_from(v) {
-            Ok(i) => InputValue::Long(i),
-            Err(_) => InputValue::Double(v as f64),
-        })
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(InputValue::Double(v))
-    }
-
-    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(InputValue::Str(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(InputValue::Str(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(InputValue::Str(Cow::Owned(v)))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        if self.depth > 0 {
-            return Err(serde::de::Error::custom("nested list"));
-        }
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(v) = seq.next_element_seed(ValueSeed { depth: 1 })? {
-            items.push(v);
-        }
-        Ok(InputValue::List(items))
-    }
-
-    fn visit_map<M: serde::de::MapAccess<'de>>(self, _map: M) -> Result<Self::Value, M::Error> {
-        Err(serde::de::Error::custom("an object"))
     }
 }
 
@@ -1048,5 +970,228 @@ mod tests {
         let text = r#"{"ts": "1700000000", "host": "h"}"#;
         assert_eq!(fast(&s, text).map(|r| r.0), Some(1_700_000_000_000));
         assert_eq!(fast(&s, text), general(&s, text));
+    }
+
+    /// Random row texts for the differential test: objects whose keys are the schema's fields
+    /// and others, with values of every JSON kind (escapes, odd numbers, nesting), written with
+    /// varied whitespace, and some of them damaged afterwards.
+    mod row_texts {
+        use proptest::prelude::*;
+
+        fn scalar() -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => Just("null".to_string()),
+                3 => Just("true".to_string()),
+                3 => Just("false".to_string()),
+                3 => any::<i64>().prop_map(|v| v.to_string()),
+                3 => (0u64..1000).prop_map(|v| v.to_string()),
+                3 => any::<u64>().prop_map(|v| v.to_string()),
+                3 => any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(|f| f.to_string()),
+                3 => prop::sample::select(vec![
+                    "-0", "0.0", "-0.0", "1e3", "1E-2", "2.5e+10", "9223372036854775807",
+                    "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+                    "123456789012345678", "1234567890123456789", "18446744073709551616", "1.5",
+                    "-7", "-0e0", "0e-0",
+                ])
+                .prop_map(str::to_string),
+                3 => "[a-z0-9 _.:-]{0,8}".prop_map(|s| format!("\"{s}\"")),
+                3 => prop::sample::select(vec![
+                    r#""h\u00e9""#, r#""\"q\\""#, r#""\ud83d\ude00""#, r#""日本語""#,
+                    r#""a\/b\n""#, r#""2024-01-01T00:00:00Z""#, r#""1700000000000""#,
+                    r#""yesterday""#,
+                ])
+                .prop_map(str::to_string),
+                // Not JSON (rarely, so that most rows are good).
+                1 => prop::sample::select(vec![
+                    "01", "1.", ".5", "-", "+1", "1e400", "-1e400", "1e", "0x1", "NaN", "tru",
+                    r#""\ud800""#, r#""\x""#, "\"tab\tin\"", "\"unterminated", "'q'",
+                ])
+                .prop_map(str::to_string),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = String> {
+            scalar().prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|items| format!("[{}]", items.join(","))),
+                    prop::collection::vec((key(), inner), 0..3).prop_map(|kv| {
+                        let kv: Vec<String> =
+                            kv.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                        format!("{{{}}}", kv.join(","))
+                    }),
+                ]
+            })
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop::sample::select(vec![
+                r#""ts""#,
+                r#""host""#,
+                r#""tags""#,
+                r#""n""#,
+                r#""v""#,
+                r#""extra""#,
+                r#""\u0068ost""#,
+                r#""t\u0073""#,
+                r#""""#,
+                r#""v ""#,
+            ])
+            .prop_map(str::to_string)
+        }
+
+        fn ws() -> impl Strategy<Value = String> {
+            prop_oneof![
+                300 => prop::sample::select(vec!["", "", "", " ", "\t", "\r\n", "  "]),
+                1 => prop::sample::select(vec!["\u{a0}", "\u{b}", "\u{c}"]),
+            ]
+            .prop_map(str::to_string)
+        }
+
+        /// One row text.
+        pub(super) fn row() -> impl Strategy<Value = String> {
+            let field_value = prop_oneof![
+                6 => scalar(),
+                2 => prop::collection::vec(scalar(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                1 => value(),
+            ];
+            let field = (ws(), key(), ws(), ws(), field_value, ws());
+            // Mostly a usable timestamp first, so that most rows are good ones.
+            let time = prop::option::weighted(
+                0.85,
+                prop::sample::select(vec![
+                    "1700000000000",
+                    "0",
+                    "-5",
+                    r#""2016-01-01T00:00:00Z""#,
+                ]),
+            );
+            let object = (ws(), time, prop::collection::vec(field, 0..7), ws()).prop_map(
+                |(lead, time, fields, trail)| {
+                    let fields: Vec<String> = time
+                        .map(|t| format!(r#""ts":{t}"#))
+                        .into_iter()
+                        .chain(
+                            fields
+                                .into_iter()
+                                .map(|(a, k, b, c, v, d)| format!("{a}{k}{b}:{c}{v}{d}")),
+                        )
+                        .collect();
+                    format!("{lead}{{{}}}{trail}", fields.join(","))
+                },
+            );
+            let edit = prop_oneof![
+                3 => Just(None),
+                1 => (any::<prop::sample::Index>(), 0u8..4, any::<char>()).prop_map(Some),
+            ];
+            (object, edit, prop::bool::weighted(0.05)).prop_map(|(text, edit, bare)| {
+                let mut text = if bare {
+                    text.replace(['{', '}'], "")
+                } else {
+                    text
+                };
+                if let Some((at, how, c)) = edit {
+                    let bounds: Vec<usize> = text
+                        .char_indices()
+                        .map(|(i, _)| i)
+                        .chain([text.len()])
+                        .collect();
+                    let i = bounds[at.index(bounds.len())];
+                    match how {
+                        0 => text.truncate(i),
+                        1 => text.insert(i, c),
+                        2 => text.insert(i, *at.get(&[',', ':', '"', '\\', '[', '}'])),
+                        _ => {
+                            if i < text.len() {
+                                text.remove(i);
+                            }
+                        }
+                    }
+                }
+                text
+            })
+        }
+    }
+
+    /// The general reader's answer for `text` as a push sees it: the row, or the reject.
+    fn general_or_reject(
+        schema: &DataSchema,
+        text: &str,
+    ) -> std::result::Result<(i64, Vec<InputValue<'static>>), String> {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+        let Value::Object(map) = &v else {
+            return Err("not an object".into());
+        };
+        let mut out = Vec::new();
+        let t = json_row(schema, map, &mut out).map_err(|e| e.to_string())?;
+        Ok((t, out.iter().map(owned).collect()))
+    }
+
+    /// Equality that tells doubles by their bits (so -0.0 and 0.0 differ, NaN equals NaN).
+    fn same(a: &[InputValue<'_>], b: &[InputValue<'_>]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| match (x, y) {
+                (InputValue::Double(x), InputValue::Double(y)) => x.to_bits() == y.to_bits(),
+                (InputValue::List(x), InputValue::List(y)) => same(x, y),
+                _ => x == y,
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// Whatever row the fast reader takes, it reads exactly as the general reader (through
+        /// a serde_json `Value`) does; any row it leaves is one the general reader must judge,
+        /// and it never panics. Rows the general reader accepts in the usual forms are taken.
+        #[test]
+        fn fast_reader_agrees_with_the_general_reader(text in row_texts::row(), format in 0..3usize) {
+            let s = schema(["auto", "millis", "iso"][format], None);
+            let reader = JsonRowReader::new(&s);
+            let mut out = vec![InputValue::Long(-1)];
+            let fast = reader.read(&text, &mut out);
+            let general = general_or_reject(&s, &text);
+            if let Some(t) = fast {
+                let (gt, gv) = general.as_ref().map_err(|e| {
+                    proptest::test_runner::TestCaseError::fail(format!(
+                        "fast reader took {text:?}, general reader rejects it: {e}"
+                    ))
+                })?;
+                proptest::prop_assert_eq!(t, *gt, "{:?}", text);
+                proptest::prop_assert_eq!(&out[0], &InputValue::Long(-1));
+                proptest::prop_assert!(same(&out[1..], gv), "{:?}: {:?} vs {:?}", text, &out[1..], gv);
+            }
+            // The same reader reads the next row correctly whatever the last one did to its
+            // key-order guess.
+            let good = r#"{"ts": 5, "host": "h", "tags": ["a"], "n": 1, "v": 2}"#;
+            out.clear();
+            proptest::prop_assert_eq!(reader.read(good, &mut out), Some(5));
+            let (_, gv) = general_or_reject(&s, good).unwrap();
+            proptest::prop_assert!(same(&out, &gv));
+        }
+    }
+
+    #[test]
+    fn fast_reader_takes_tsbs_rows_and_odd_numbers() {
+        let s = schema("auto", None);
+        for text in [
+            r#"{"ts":1700000000000,"host":"host_1","tags":["a","b"],"n":-12,"v":3}"#,
+            r#"{"ts":"2016-01-01T00:00:00Z","host":"h","n":0,"v":1.25e2,"extra":{"a":[1,{"b":null}]}}"#,
+            r#"{"ts":1,"n":-0,"v":-0.0}"#,
+            r#"{"ts":1,"n":9223372036854775807,"v":18446744073709551616}"#,
+            r#"{"ts":1,"n":-9223372036854775808,"v":123456789012345678}"#,
+            r#"{"ts":1,"host":"a\"b\\c\u00e9\n"}"#,
+        ] {
+            let f = fast(&s, text);
+            assert!(f.is_some(), "{text}");
+            let g = general(&s, text).unwrap();
+            let f = f.unwrap();
+            assert_eq!(f.0, g.0, "{text}");
+            assert!(same(&f.1, &g.1), "{text}: {:?} vs {:?}", f.1, g.1);
+        }
+        let (_, v) = fast(&s, r#"{"ts":1,"n":-0}"#).unwrap();
+        assert!(matches!(v[2], InputValue::Double(f) if f == 0.0 && f.is_sign_negative()));
     }
 }

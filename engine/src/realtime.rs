@@ -1576,11 +1576,17 @@ impl Shared {
         }
     }
 
-    /// Merge the smaller half of a sink's pieces into one, without holding the sink: the pieces
-    /// are read and merged outside the lock, then swapped for the merged one (a query sees either
-    /// the old pieces or the new one, never both). Only pieces whose merge fits the builds'
-    /// share of the memory budget are taken ([`persist::merge_bytes`]); when not even the two
-    /// smallest fit, the pieces wait for handoff.
+    /// Merge a sink's smallest pieces into one, without holding the sink: the pieces are read
+    /// and merged outside the lock, then swapped for the merged one (a query sees either the old
+    /// pieces or the new one, never both). Only pieces whose merge fits the builds' share of the
+    /// memory budget are taken ([`persist::merge_bytes`]); when not even the two smallest fit,
+    /// the pieces wait for handoff.
+    ///
+    /// Which pieces ([`merge_run`]): the two smallest, then the next smallest for as long as
+    /// each is no larger than those taken together. Pieces so grow geometrically and a row is
+    /// rewritten about log(rows of the sink) times, where merging a fixed share of the pieces
+    /// would rewrite the largest piece every few freezes (a cost that grows with the square of
+    /// the sink's rows).
     ///
     /// Merges and handoffs run only inside [`Shared::tick`], one round at a time (`work`), so the
     /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
@@ -1591,7 +1597,8 @@ impl Shared {
             let sk = sink.lock();
             let mut order: Vec<&index::Piece> = sk.pieces.iter().collect();
             order.sort_by_key(|p| p.segment.num_rows());
-            let want = sk.pieces.len().div_ceil(2).max(2);
+            let sizes: Vec<u64> = order.iter().map(|p| p.segment.num_rows()).collect();
+            let want = merge_run(&sizes);
             let mut take: Vec<index::Piece> = Vec::new();
             let mut bytes = 0;
             for p in order.into_iter().take(want) {
@@ -1636,6 +1643,21 @@ impl Shared {
         self.counters.merges.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// How many of the smallest pieces to merge, given their sizes in ascending order: the two
+/// smallest, and each next one no larger than the sum of those before it.
+fn merge_run(ascending: &[u64]) -> usize {
+    let mut taken = 0;
+    let mut sum = 0u64;
+    for &rows in ascending {
+        if taken >= 2 && rows > sum {
+            break;
+        }
+        sum = sum.saturating_add(rows);
+        taken += 1;
+    }
+    taken
 }
 
 /// Keys of the sinks, for tests and diagnostics: (datasource, interval, version, partition).
@@ -1694,5 +1716,49 @@ impl crate::engine::Engine {
     /// Run one round of realtime background work now (freezes, merges, handoffs that are due).
     pub fn realtime_tick(&self) -> Result<()> {
         self.realtime.run_once()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_run;
+
+    #[test]
+    fn merge_run_takes_pieces_of_comparable_size() {
+        assert_eq!(merge_run(&[5, 5, 5, 5]), 4);
+        assert_eq!(merge_run(&[1, 1, 2, 4, 100]), 4);
+        assert_eq!(merge_run(&[1, 1, 3]), 2);
+        // Always at least two, even when the second is much larger.
+        assert_eq!(merge_run(&[1, 1000, 5000]), 2);
+        assert_eq!(merge_run(&[7]), 1);
+        assert_eq!(merge_run(&[]), 0);
+    }
+
+    /// Rows rewritten by merges, per row frozen, for a sink fed `freezes` equal pieces and
+    /// merged whenever it has more than `max_pieces`.
+    fn rewrites_per_row(freezes: u64, max_pieces: usize) -> f64 {
+        let mut pieces: Vec<u64> = Vec::new();
+        let mut rewritten = 0u64;
+        for _ in 0..freezes {
+            pieces.push(1);
+            if pieces.len() > max_pieces {
+                pieces.sort_unstable();
+                let n = merge_run(&pieces);
+                let merged: u64 = pieces.drain(..n).sum();
+                rewritten += merged;
+                pieces.push(merged);
+            }
+            assert!(pieces.len() <= max_pieces);
+        }
+        rewritten as f64 / freezes as f64
+    }
+
+    #[test]
+    fn merges_rewrite_a_row_a_logarithmic_number_of_times() {
+        // Ten times the freezes may cost a few more rewrites per row, not ten times as many.
+        let short = rewrites_per_row(1_000, 8);
+        let long = rewrites_per_row(10_000, 8);
+        assert!(short < 6.0, "{short}");
+        assert!(long < 12.0, "{long}");
     }
 }
