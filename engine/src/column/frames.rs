@@ -490,14 +490,14 @@ pub fn decode_into<T: FrameValue>(
     let mut fields = [0u64; FRAME];
     let mut span = [0u8; FRAME_SPAN];
     for (f, h) in parsed.heads.iter().enumerate() {
+        let start = f * FRAME;
+        let len = FRAME.min(n - start);
+        let dst = &mut out[start..start + len];
         if let Some(mask) = frames
             && mask.get(f / 64).is_none_or(|w| w & (1 << (f % 64)) == 0)
         {
             continue;
         }
-        let start = f * FRAME;
-        let len = FRAME.min(n - start);
-        let dst = &mut out[start..start + len];
         if h.width == 0 {
             fields.fill(0);
         } else {

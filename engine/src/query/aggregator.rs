@@ -11,6 +11,7 @@ use roaring::RoaringBitmap;
 use serde_json::Value;
 
 use crate::aggregate::{combine_double, combine_long, combine_pair};
+use crate::column::Values;
 use crate::error::{Error, Result};
 use crate::query::filter::{Filter, Num};
 use crate::query::json::Obj;
@@ -344,15 +345,15 @@ pub enum AggInput {
     /// Every row null (absent column).
     Null,
     /// Long values with their null flags.
-    Long(Vec<i64>, Option<Vec<bool>>),
+    Long(Values<i64>, Option<Vec<bool>>),
     /// Double values with their null flags.
-    Double(Vec<f64>, Option<Vec<bool>>),
+    Double(Values<f64>, Option<Vec<bool>>),
     /// Numbers parsed from a string column's values: per row its dictionary id, per id its number.
-    StrNum(Vec<u32>, Arc<Vec<Option<Num>>>),
+    StrNum(Values<u32>, Arc<Vec<Option<Num>>>),
     /// (time, value) pairs: times, long or double values, null flags.
-    PairLong(Vec<i64>, Vec<i64>, Option<Vec<bool>>),
+    PairLong(Values<i64>, Values<i64>, Option<Vec<bool>>),
     /// (time, double value) pairs.
-    PairDouble(Vec<i64>, Vec<f64>, Option<Vec<bool>>),
+    PairDouble(Values<i64>, Values<f64>, Option<Vec<bool>>),
     /// Serialized HLL sketches per row.
     Sketches(Vec<Vec<u8>>),
     /// Values of dimensions to count distinct (cardinality / HLL build): per row the strings of
@@ -360,7 +361,7 @@ pub enum AggInput {
     Dims(Vec<Vec<Vec<Arc<str>>>>),
     /// Single-value string dimensions to count distinct: per field (`None` = absent, all null)
     /// the block's dictionary ids and the segment's dictionary by id (index 0 = null).
-    DimIds(Vec<Option<(Vec<u32>, DictStrings)>>),
+    DimIds(Vec<Option<(Values<u32>, DictStrings)>>),
 }
 
 /// Null flags of rows `base..base + n` from a segment-wide null bitmap.
@@ -535,7 +536,7 @@ impl AggregatorSpec {
                 if pair {
                     let mut vals = Vec::with_capacity(n);
                     let mut nulls = Vec::with_capacity(n);
-                    for &id in &ids {
+                    for &id in ids.iter() {
                         match nums.get(id as usize).copied().flatten() {
                             Some(Num::I(i)) => {
                                 vals.push(i as f64);
@@ -553,11 +554,15 @@ impl AggregatorSpec {
                     }
                     return Ok(match self.kind {
                         AggKind::LongPair(_) => AggInput::PairLong(
-                            times.to_vec(),
-                            vals.iter().map(|&x| x as i64).collect(),
+                            Values::from(times.to_vec()),
+                            Values::from(vals.iter().map(|&x| x as i64).collect::<Vec<_>>()),
                             Some(nulls),
                         ),
-                        _ => AggInput::PairDouble(times.to_vec(), vals, Some(nulls)),
+                        _ => AggInput::PairDouble(
+                            Values::from(times.to_vec()),
+                            Values::from(vals),
+                            Some(nulls),
+                        ),
                     });
                 }
                 AggInput::StrNum(ids, nums)
@@ -566,7 +571,7 @@ impl AggregatorSpec {
                 let nulls = block_nulls(&seg.null_bitmap(c)?, base, n);
                 let double = c.column_type == ColumnType::Double;
                 if pair {
-                    let time_vals = times.to_vec();
+                    let time_vals = Values::from(times.to_vec());
                     if double {
                         AggInput::PairDouble(time_vals, seg.read_doubles_upto(c, b, upto)?, nulls)
                     } else {
@@ -585,7 +590,7 @@ impl AggregatorSpec {
             ColumnType::LongPair | ColumnType::DoublePair => {
                 let nulls = block_nulls(&seg.null_bitmap(c)?, base, n);
                 let t = seg.read_longs_upto(c, StreamRole::PairTime, b, upto)?;
-                let t = if pair { t } else { Vec::new() };
+                let t = if pair { t } else { Values::from(Vec::new()) };
                 if c.column_type == ColumnType::LongPair {
                     let v = seg.read_longs_upto(c, StreamRole::Long, b, upto)?;
                     if pair {

@@ -18,7 +18,7 @@ use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
 use crate::bitmap::{BitmapIndexReader, decode_bitmap};
-use crate::column::{BlockValue, Need, decode_blobs, decode_numbers_need};
+use crate::column::{BlockValue, Need, Values, decode_blobs, decode_numbers_need};
 use crate::dictionary::DictionaryReader;
 use crate::error::{Error, Result};
 use crate::schema::{DataSchema, TIME_COLUMN};
@@ -461,6 +461,7 @@ impl Segment {
     ) -> Result<Vec<T>> {
         // Asking for every row makes the decoder decode the whole block.
         self.block_values_upto(col, role, b, Need::ALL)
+            .map(Values::into_vec)
     }
 
     fn block_values_upto<T: BlockValue>(
@@ -469,7 +470,7 @@ impl Segment {
         role: StreamRole,
         b: usize,
         need: Need,
-    ) -> Result<Vec<T>> {
+    ) -> Result<Values<T>> {
         let stream = col.stream(role).ok_or_else(|| {
             Error::invalid(format!("column `{}` has no {role:?} stream", col.name))
         })?;
@@ -497,7 +498,7 @@ impl Segment {
         role: StreamRole,
         b: usize,
         need: impl Into<Need>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Values<i64>> {
         self.block_values_upto(col, role, b, need.into())
     }
 
@@ -507,7 +508,7 @@ impl Segment {
         col: &ColumnMeta,
         b: usize,
         need: impl Into<Need>,
-    ) -> Result<Vec<f64>> {
+    ) -> Result<Values<f64>> {
         self.block_values_upto(col, StreamRole::Double, b, need.into())
     }
 
@@ -519,10 +520,16 @@ impl Segment {
         role: StreamRole,
         b: usize,
         need: impl Into<Need>,
-    ) -> Result<Vec<u32>> {
-        let v: Vec<u32> = self.block_values_upto(col, role, b, need.into())?;
+    ) -> Result<Values<u32>> {
+        let need = need.into();
+        let v: Values<u32> = self.block_values_upto(col, role, b, need)?;
+        // Only the needed ids are defined (the rest may be left from another block).
         if role == StreamRole::Ids
-            && let Some(bad) = v.iter().find(|&&id| id > col.cardinality)
+            && let Some(bad) = v
+                .iter()
+                .enumerate()
+                .find(|&(i, &id)| id > col.cardinality && need.contains(i))
+                .map(|(_, id)| id)
         {
             return Err(self.corrupt(
                 format!("column `{}` block {b} dictionary id", col.name),
