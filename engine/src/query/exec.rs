@@ -28,7 +28,7 @@ use std::time::Instant;
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
-use crate::column::Need;
+use crate::column::{Need, Values};
 use crate::error::{Error, Result};
 use crate::query::aggregator::{AggKind, AggState, AggregatorSpec, SegmentAggContext, StateColumn};
 use crate::query::filter::{Filter, time_rows};
@@ -224,7 +224,8 @@ fn restrict_to_intervals(
     let Some(stream) = c.stream(StreamRole::Long) else {
         return Ok(RoaringBitmap::new());
     };
-    let mut out = RoaringBitmap::new();
+    // Rows are appended in ascending order: far cheaper than inserting them one by one.
+    let mut kept: Vec<u32> = Vec::new();
     for (b, meta) in stream.blocks.iter().enumerate() {
         let base = (b * BLOCK_ROWS) as u32;
         let end = base + meta.num_values;
@@ -233,7 +234,7 @@ fn restrict_to_intervals(
         }
         let (lo, hi) = (meta.min as i64, meta.max as i64);
         if intervals.iter().any(|iv| iv.start <= lo && hi < iv.end) {
-            out.extend(rows.range(base..end));
+            kept.extend(rows.range(base..end));
             continue;
         }
         if !intervals.iter().any(|iv| iv.start <= hi && lo < iv.end) {
@@ -241,14 +242,19 @@ fn restrict_to_intervals(
         }
         let times =
             seg.read_longs_upto(c, StreamRole::Long, b, block_need(&rows, base, end - base))?;
-        for r in rows.range(base..end) {
-            let t = times[(r - base) as usize];
-            if intervals.iter().any(|iv| iv.contains(t)) {
-                out.insert(r);
-            }
+        match intervals {
+            [iv] => kept.extend(
+                rows.range(base..end)
+                    .filter(|&r| iv.contains(times[(r - base) as usize])),
+            ),
+            _ => kept.extend(rows.range(base..end).filter(|&r| {
+                let t = times[(r - base) as usize];
+                intervals.iter().any(|iv| iv.contains(t))
+            })),
         }
     }
-    Ok(out)
+    RoaringBitmap::from_sorted_iter(kept)
+        .map_err(|e| Error::internal(format!("time-restricted rows out of order: {e}")))
 }
 
 /// A grouping value, independent of any segment's dictionary.
@@ -431,12 +437,12 @@ pub struct Grouping<'a> {
 
 enum DimCodes {
     /// Per-row dictionary ids, and per id its value.
-    Ids(Vec<u32>),
+    Ids(Values<u32>),
     /// Per-row list of ids.
     Multi(Vec<u32>, Vec<u32>),
     /// Numbers (null flagged).
-    Long(Vec<i64>, Option<Vec<bool>>),
-    Double(Vec<f64>, Option<Vec<bool>>),
+    Long(Values<i64>, Option<Vec<bool>>),
+    Double(Values<f64>, Option<Vec<bool>>),
     /// Absent column.
     Null,
 }
@@ -644,7 +650,7 @@ pub fn aggregate_task(
             (hi < grouping.granularity.next(s)).then_some(s)
         });
         let times = if single_bucket.is_some() && !needs_times {
-            Vec::new()
+            Values::from(Vec::new())
         } else {
             seg.read_longs_upto(time_col, StreamRole::Long, b, upto)?
         };
