@@ -523,8 +523,10 @@ impl Segment {
     ) -> Result<Values<u32>> {
         let need = need.into();
         let v: Values<u32> = self.block_values_upto(col, role, b, need)?;
-        // Only the needed ids are defined (the rest may be left from another block).
+        // Only the needed ids are defined (the rest may be left from another block): a quick
+        // maximum over all (it vectorizes), then, if that is too large, the needed ones.
         if role == StreamRole::Ids
+            && v.iter().fold(0u32, |m, &id| m.max(id)) > col.cardinality
             && let Some(bad) = v
                 .iter()
                 .enumerate()
