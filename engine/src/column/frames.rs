@@ -149,6 +149,15 @@ struct FramePlan {
 /// cheapest packing, trying up to [`MAX_EXCEPTIONS`] outliers taken from either end. The plan's
 /// `offset` is the smallest packed field. `None` when no plan fits [`MAX_WIDTH`].
 fn plan_fields(vals: &[(u8, i64)]) -> Option<FramePlan> {
+    if let Some(&(_, first)) = vals.first()
+        && vals.iter().all(|&(_, v)| v == first)
+    {
+        return Some(FramePlan {
+            width: 0,
+            offset: first,
+            exceptions: Vec::new(),
+        });
+    }
     let mut sorted: Vec<i64> = vals.iter().map(|&(_, v)| v).collect();
     sorted.sort_unstable();
     let len = sorted.len();
@@ -159,8 +168,19 @@ fn plan_fields(vals: &[(u8, i64)]) -> Option<FramePlan> {
             exceptions: Vec::new(),
         });
     }
-    let mut best: Option<(usize, usize, usize)> = None; // (cost in bits, low drops, high drops)
+    // Cost of making value i an exception: its position byte and its varint (measured from the
+    // middle value, an estimate of the base it will be stored against). Prefix sums make every
+    // split O(1).
+    let mid = sorted[len / 2];
     let max_e = MAX_EXCEPTIONS.min(len - 1);
+    let exc = |v: i64| 8 * (1 + varint_len(zigzag(v.wrapping_sub(mid))));
+    let mut low_cost = [0usize; MAX_EXCEPTIONS + 1];
+    let mut high_cost = [0usize; MAX_EXCEPTIONS + 1];
+    for k in 0..max_e {
+        low_cost[k + 1] = low_cost[k] + exc(sorted[k]);
+        high_cost[k + 1] = high_cost[k] + exc(sorted[len - 1 - k]);
+    }
+    let mut best: Option<(usize, usize, usize)> = None; // (cost in bits, low drops, high drops)
     for e in 0..=max_e {
         for lo in 0..=e {
             let hi = e - lo;
@@ -169,12 +189,7 @@ fn plan_fields(vals: &[(u8, i64)]) -> Option<FramePlan> {
             if w > MAX_WIDTH {
                 continue;
             }
-            let exc_cost: usize = sorted[..lo]
-                .iter()
-                .chain(&sorted[len - hi..])
-                .map(|&v| 8 * (1 + varint_len(zigzag(v.wrapping_sub(sorted[lo])))))
-                .sum();
-            let cost = FRAME * w as usize + exc_cost;
+            let cost = FRAME * w as usize + low_cost[lo] + high_cost[hi];
             if best.is_none_or(|(c, _, _)| cost < c) {
                 best = Some((cost, lo, hi));
             }
@@ -199,13 +214,21 @@ fn plan_fields(vals: &[(u8, i64)]) -> Option<FramePlan> {
 /// Encode `values` (any length) with the frames codec, in the cheaper of the two modes. `None`
 /// if some frame needs a field wider than [`MAX_WIDTH`] bits.
 pub fn encode(values: &[i64]) -> Option<Vec<u8>> {
-    let a = encode_mode(values, MODE_FOR);
-    let b = encode_mode(values, MODE_DELTA);
-    match (a, b) {
-        (Some(a), Some(b)) => Some(if b.len() < a.len() { b } else { a }),
-        (a, b) => a.or(b),
-    }
+    // Choose the mode on a sample of the first frames (a block is usually alike throughout),
+    // then encode the whole block once; the other mode is the fallback if a frame does not fit.
+    let sample = &values[..values.len().min(SAMPLE_FRAMES * FRAME)];
+    let for_len = encode_mode(sample, MODE_FOR).map(|b| b.len());
+    let delta_len = encode_mode(sample, MODE_DELTA).map(|b| b.len());
+    let (first, second) = match (for_len, delta_len) {
+        (Some(a), Some(b)) if b <= a => (MODE_DELTA, MODE_FOR),
+        (None, Some(_)) => (MODE_DELTA, MODE_FOR),
+        _ => (MODE_FOR, MODE_DELTA),
+    };
+    encode_mode(values, first).or_else(|| encode_mode(values, second))
 }
+
+/// Frames of a block the encoder tries both modes on.
+const SAMPLE_FRAMES: usize = 16;
 
 fn encode_mode(values: &[i64], mode: u8) -> Option<Vec<u8>> {
     let frames = frame_count(values.len());
@@ -252,7 +275,8 @@ fn encode_mode(values: &[i64], mode: u8) -> Option<Vec<u8>> {
         // steps of positions 1.. (position 0 packs 0). Exceptions pack 0.
         let w = plan.width as usize;
         let start = packed.len();
-        packed.resize(start + 16 * w, 0);
+        // 8 bytes of slack for `put_bits`, cut again below.
+        packed.resize(start + 16 * w + PAD, 0);
         if w > 0 {
             let out = &mut packed[start..];
             let mut exc = plan.exceptions.iter().peekable();
@@ -271,25 +295,20 @@ fn encode_mode(values: &[i64], mode: u8) -> Option<Vec<u8>> {
                 put_bits(out, i * w, field as u64, w);
             }
         }
+        packed.truncate(start + 16 * w);
     }
     head.extend_from_slice(&packed);
     head.extend_from_slice(&[0u8; PAD]);
     Some(head)
 }
 
+/// OR `w` bits of `v` into `out` at bit `bit`; `out` has 8 bytes of slack past the field.
 fn put_bits(out: &mut [u8], bit: usize, v: u64, w: usize) {
-    let mut v = v & mask(w);
-    let mut byte = bit / 8;
-    let mut shift = bit % 8;
-    let mut left = w;
-    while left > 0 {
-        out[byte] |= (v << shift) as u8;
-        let took = (8 - shift).min(left);
-        v >>= took;
-        left -= took;
-        shift = 0;
-        byte += 1;
-    }
+    let at = bit / 8;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&out[at..at + 8]);
+    let x = u64::from_le_bytes(word) | ((v & mask(w)) << (bit % 8));
+    out[at..at + 8].copy_from_slice(&x.to_le_bytes());
 }
 
 #[inline(always)]
