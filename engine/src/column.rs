@@ -294,11 +294,6 @@ impl Need {
         self.mask.as_ref().map(|m| &m[..])
     }
 
-    /// Nothing is needed.
-    pub fn is_empty(&self) -> bool {
-        self.upto == 0
-    }
-
     /// Whether value `i` is needed.
     pub fn contains(&self, i: usize) -> bool {
         i < self.upto

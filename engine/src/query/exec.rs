@@ -242,16 +242,10 @@ fn restrict_to_intervals(
         }
         let times =
             seg.read_longs_upto(c, StreamRole::Long, b, block_need(&rows, base, end - base))?;
-        match intervals {
-            [iv] => kept.extend(
-                rows.range(base..end)
-                    .filter(|&r| iv.contains(times[(r - base) as usize])),
-            ),
-            _ => kept.extend(rows.range(base..end).filter(|&r| {
-                let t = times[(r - base) as usize];
-                intervals.iter().any(|iv| iv.contains(t))
-            })),
-        }
+        kept.extend(rows.range(base..end).filter(|&r| {
+            let t = times[(r - base) as usize];
+            intervals.iter().any(|iv| iv.contains(t))
+        }));
     }
     RoaringBitmap::from_sorted_iter(kept)
         .map_err(|e| Error::internal(format!("time-restricted rows out of order: {e}")))
