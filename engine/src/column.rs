@@ -294,6 +294,33 @@ impl Need {
         self.mask.as_ref().map(|m| &m[..])
     }
 
+    /// The values in the given block-relative half-open ranges (ascending, disjoint).
+    pub fn ranges(ranges: &[(u32, u32)]) -> Need {
+        let mut mask = [0u64; NEED_WORDS];
+        let mut upto = 0usize;
+        for &(start, end) in ranges {
+            if end <= start {
+                continue;
+            }
+            let (first, last) = (
+                start as usize / frames::FRAME,
+                (end as usize - 1) / frames::FRAME,
+            );
+            if last / 64 >= NEED_WORDS {
+                // Past a whole block: only a prefix can describe it.
+                return Need::prefix(usize::MAX);
+            }
+            for f in first..=last {
+                mask[f / 64] |= 1 << (f % 64);
+            }
+            upto = end as usize;
+        }
+        Need {
+            upto,
+            mask: Some(mask),
+        }
+    }
+
     /// Whether value `i` is needed.
     pub fn contains(&self, i: usize) -> bool {
         i < self.upto

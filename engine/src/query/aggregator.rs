@@ -792,6 +792,44 @@ fn fold_rows<T: Copy, U: Copy>(
     }
 }
 
+/// Rows `start..end` of a block, all in group `group`: a full block of a segment sorted by the
+/// grouped dimension is a few hundred such runs, folded a slice at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// First row of the run (block-relative).
+    pub start: u32,
+    /// One past the last row.
+    pub end: u32,
+    /// The run's group.
+    pub group: u32,
+}
+
+/// Fold each run's values `v[start..end]` (converted by `conv`) into `c[group]` with `op`, in
+/// row order, so the result is the same as [`fold_rows`]'s on the same rows.
+#[inline]
+fn fold_runs<T: Copy, U: Copy>(
+    c: &mut [Option<T>],
+    v: &[U],
+    runs: &[Run],
+    conv: impl Fn(U) -> T,
+    op: impl Fn(T, T) -> T,
+) {
+    for r in runs {
+        let Some((first, rest)) = v
+            .get(r.start as usize..r.end as usize)
+            .and_then(|s| s.split_first())
+        else {
+            continue;
+        };
+        let acc = rest.iter().fold(conv(*first), |acc, &x| op(acc, conv(x)));
+        let s = &mut c[r.group as usize];
+        *s = Some(match *s {
+            Some(a) => op(a, acc),
+            None => acc,
+        });
+    }
+}
+
 impl AggregatorSpec {
     /// An empty state column.
     pub fn new_column(&self) -> StateColumn {
@@ -825,6 +863,46 @@ impl AggregatorSpec {
             StateColumn::DoublePair(c) => c.into_iter().map(AggState::DoublePair).collect(),
             StateColumn::Hll(c) => c.into_iter().map(AggState::Hll).collect(),
         }
+    }
+
+    /// Update the states of whole runs of rows (no aggregator filter). Returns `false`, having
+    /// changed nothing, for the kinds and inputs without a run path (nullable inputs, pairs,
+    /// sketches): the caller then updates row by row.
+    pub fn update_runs(&self, col: &mut StateColumn, input: &AggInput, runs: &[Run]) -> bool {
+        match (&self.kind, col, input) {
+            (AggKind::Count, StateColumn::Long(c), _) => {
+                for r in runs {
+                    let s = &mut c[r.group as usize];
+                    *s = Some(s.unwrap_or(0) + i64::from(r.end - r.start));
+                }
+            }
+            (AggKind::Long(k), StateColumn::Long(c), AggInput::Long(v, None)) => {
+                let id = |x: i64| x;
+                match k {
+                    MetricKind::LongMin => fold_runs(c, v, runs, id, i64::min),
+                    MetricKind::LongMax => fold_runs(c, v, runs, id, i64::max),
+                    _ => fold_runs(c, v, runs, id, i64::wrapping_add),
+                }
+            }
+            (AggKind::Double(k), StateColumn::Double(c), AggInput::Double(v, None)) => {
+                let id = |x: f64| x;
+                match k {
+                    MetricKind::DoubleMin => fold_runs(c, v, runs, id, f64::min),
+                    MetricKind::DoubleMax => fold_runs(c, v, runs, id, f64::max),
+                    _ => fold_runs(c, v, runs, id, |a, b| a + b),
+                }
+            }
+            (AggKind::Double(k), StateColumn::Double(c), AggInput::Long(v, None)) => {
+                let conv = |x: i64| x as f64;
+                match k {
+                    MetricKind::DoubleMin => fold_runs(c, v, runs, conv, f64::min),
+                    MetricKind::DoubleMax => fold_runs(c, v, runs, conv, f64::max),
+                    _ => fold_runs(c, v, runs, conv, |a, b| a + b),
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// Aggregate block rows `sel[j]` into groups `groups[j]`. `filter` is the aggregator's
@@ -974,5 +1052,107 @@ impl AggregatorSpec {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn spec(kind: &str) -> AggregatorSpec {
+        let v = if kind == "count" {
+            json!({"type": "count", "name": "a"})
+        } else {
+            json!({"type": kind, "name": "a", "fieldName": "x"})
+        };
+        AggregatorSpec::parse(&v, "aggregations[0]").expect("valid aggregator")
+    }
+
+    /// States after folding `runs` with the run path and row by row (the run path must apply).
+    fn both(
+        a: &AggregatorSpec,
+        input: &AggInput,
+        runs: &[Run],
+        groups: usize,
+    ) -> (Vec<AggState>, Vec<AggState>) {
+        let mut by_runs = a.new_column();
+        let mut by_rows = a.new_column();
+        for _ in 0..groups {
+            a.push_group(&mut by_runs);
+            a.push_group(&mut by_rows);
+        }
+        assert!(a.update_runs(&mut by_runs, input, runs), "{a:?}");
+        let sel: Vec<u32> = runs.iter().flat_map(|r| r.start..r.end).collect();
+        let gidx: Vec<u32> = runs
+            .iter()
+            .flat_map(|r| std::iter::repeat_n(r.group, (r.end - r.start) as usize))
+            .collect();
+        a.update_batch(&mut by_rows, input, &sel, &gidx, None)
+            .expect("row path");
+        (a.into_states(by_runs), a.into_states(by_rows))
+    }
+
+    proptest! {
+        /// Folding whole runs gives exactly the states of folding their rows one by one (the
+        /// same order of operations, so doubles agree bit for bit).
+        #[test]
+        fn runs_fold_like_rows(
+            values in proptest::collection::vec(-1_000_000i64..1_000_000, 1..400),
+            cuts in proptest::collection::vec((0usize..400, 0u32..5), 0..40),
+        ) {
+            let n = values.len();
+            // Runs: split 0..n at the cut points, skipping some gaps as unselected rows.
+            let mut bounds: Vec<usize> = cuts.iter().map(|c| c.0 % n).chain([0, n]).collect();
+            bounds.sort_unstable();
+            bounds.dedup();
+            let runs: Vec<Run> = bounds
+                .windows(2)
+                .zip(cuts.iter().map(|c| c.1).chain(std::iter::repeat(0)))
+                .enumerate()
+                .filter(|(i, _)| i % 3 != 2)
+                .map(|(_, (w, g))| Run { start: w[0] as u32, end: w[1] as u32, group: g })
+                .collect();
+            let longs = || AggInput::Long(Values::from(values.clone()), None);
+            let doubles = || {
+                let v: Vec<f64> = values.iter().map(|&v| v as f64 / 7.0).collect();
+                AggInput::Double(Values::from(v), None)
+            };
+            for kind in ["count", "longSum", "longMin", "longMax"] {
+                let (r, w) = both(&spec(kind), &longs(), &runs, 5);
+                prop_assert_eq!(format!("{r:?}"), format!("{w:?}"), "{}", kind);
+            }
+            for kind in ["doubleSum", "doubleMin", "doubleMax"] {
+                let (r, w) = both(&spec(kind), &doubles(), &runs, 5);
+                prop_assert_eq!(format!("{r:?}"), format!("{w:?}"), "{}", kind);
+                let (r, w) = both(&spec(kind), &longs(), &runs, 5);
+                prop_assert_eq!(format!("{r:?}"), format!("{w:?}"), "{} of longs", kind);
+            }
+        }
+    }
+
+    #[test]
+    fn runs_leave_nullable_and_pair_inputs_to_the_row_path() {
+        let a = spec("longSum");
+        let mut col = a.new_column();
+        a.push_group(&mut col);
+        let runs = [Run {
+            start: 0,
+            end: 2,
+            group: 0,
+        }];
+        let nullable = AggInput::Long(Values::from(vec![1i64, 2]), Some(vec![false, true]));
+        assert!(!a.update_runs(&mut col, &nullable, &runs));
+        assert_eq!(format!("{:?}", a.into_states(col)), "[Long(None)]");
+        let last = spec("longLast");
+        let mut col = last.new_column();
+        last.push_group(&mut col);
+        let pairs = AggInput::PairLong(
+            Values::from(vec![1i64, 2]),
+            Values::from(vec![5i64, 6]),
+            None,
+        );
+        assert!(!last.update_runs(&mut col, &pairs, &runs));
     }
 }

@@ -30,7 +30,9 @@ use serde_json::Value;
 
 use crate::column::{Need, Values};
 use crate::error::{Error, Result};
-use crate::query::aggregator::{AggKind, AggState, AggregatorSpec, SegmentAggContext, StateColumn};
+use crate::query::aggregator::{
+    AggKind, AggState, AggregatorSpec, Run, SegmentAggContext, StateColumn,
+};
 use crate::query::filter::{Filter, time_rows};
 use crate::query::granularity::QueryGranularity;
 use crate::segment::format::{BLOCK_ROWS, ColumnMeta, ColumnType, StreamRole};
@@ -208,7 +210,29 @@ pub fn block_need(rows: &RoaringBitmap, base: u32, n: u32) -> Need {
     if selected == u64::from(n) {
         return Need::ALL;
     }
-    Need::positions(rows.range(base..base + n).map(|r| (r - base) as usize))
+    let mut ranges = Vec::new();
+    selected_ranges(rows, base, n, false, &mut ranges);
+    Need::ranges(&ranges)
+}
+
+/// The rows of `rows` in block rows `base..base + n` as block-relative half-open ranges of
+/// consecutive rows, into `out` (cleared first); `full` says every row is selected.
+pub fn selected_ranges(
+    rows: &RoaringBitmap,
+    base: u32,
+    n: u32,
+    full: bool,
+    out: &mut Vec<(u32, u32)>,
+) {
+    out.clear();
+    if full {
+        out.push((0, n));
+        return;
+    }
+    let mut it = rows.range(base..base + n);
+    while let Some(r) = it.next_range() {
+        out.push((r.start() - base, r.end() - base + 1));
+    }
 }
 
 /// Keep the rows of `rows` whose `__time` lies in `intervals`, skipping and taking whole blocks
@@ -603,6 +627,8 @@ pub fn aggregate_task(
     // multi-value combination.
     let mut sel: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
     let mut gidx: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
+    let mut runs: Vec<Run> = Vec::new();
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
 
     // Blocks whose rows all fall in one time bucket, grouped by at most one single-value
     // string dimension, map rows to groups through a dense table per bucket indexed by
@@ -658,34 +684,57 @@ pub fn aggregate_task(
             let table = dense_tables
                 .entry(bucket)
                 .or_insert_with(|| vec![u32::MAX; dense_card + 1]);
-            for i in selected_rows(&rows, base, n, full) {
-                let id = ids.as_ref().map_or(0, |v| v[i]) as usize;
-                let mut g = table.get(id).copied().unwrap_or(u32::MAX);
-                if g == u32::MAX {
-                    key.clear();
-                    key.push(bucket as u64);
-                    if !dim_cols.is_empty() {
-                        key.push(id as u64);
-                    }
-                    g = group_of(&key, &mut local, &mut local_keys, &mut columns, grouping)? as u32;
-                    if let Some(slot) = table.get_mut(id) {
-                        *slot = g;
-                    }
+            let mut dense = DenseGroups {
+                table,
+                bucket,
+                has_dim: !dim_cols.is_empty(),
+                key: &mut key,
+                local: &mut local,
+                local_keys: &mut local_keys,
+            };
+            // Selected rows of one id come in runs when the segment is sorted by the
+            // grouped dimension (one run per range of selected rows without one), folded a
+            // slice at a time.
+            selected_ranges(&rows, base, n, full, &mut ranges);
+            runs.clear();
+            for &(start, end) in &ranges {
+                match ids.as_ref() {
+                    None => runs.push(Run {
+                        start,
+                        end,
+                        group: dense.group(0, &mut columns, grouping)?,
+                    }),
+                    Some(v) => id_runs(v, start, end, &mut runs, |id| {
+                        dense.group(id as usize, &mut columns, grouping)
+                    })?,
                 }
-                sel.push(i as u32);
-                gidx.push(g);
             }
+            // Short runs cost more as slices than row by row.
+            let by_runs = runs.len() * 4 <= selected as usize;
             for (ai, a) in grouping.aggs.iter().enumerate() {
                 if twin_of[ai].is_some() {
                     continue;
                 }
                 let input = a.block_input(seg, b, &times, &agg_ctx[ai], upto)?;
+                let filter_rows = agg_ctx[ai].filter_rows.as_ref();
+                if by_runs
+                    && filter_rows.is_none()
+                    && a.update_runs(&mut columns[ai], &input, &runs)
+                {
+                    continue;
+                }
+                if sel.is_empty() {
+                    for r in &runs {
+                        sel.extend(r.start..r.end);
+                        gidx.extend(std::iter::repeat_n(r.group, (r.end - r.start) as usize));
+                    }
+                }
                 a.update_batch(
                     &mut columns[ai],
                     &input,
                     &sel,
                     &gidx,
-                    agg_ctx[ai].filter_rows.as_ref().map(|f| (f, base)),
+                    filter_rows.map(|f| (f, base)),
                 )?;
             }
             continue;
@@ -844,6 +893,80 @@ pub fn aggregate_task(
         merge_into(&mut out, gk, st, grouping.aggs)?;
     }
     Ok(out)
+}
+
+/// Split rows `start..end` of a block into runs of equal dictionary ids, each with the group
+/// `group_of(id)` gives, appended to `runs`.
+#[inline]
+fn id_runs(
+    ids: &[u32],
+    start: u32,
+    end: u32,
+    runs: &mut Vec<Run>,
+    mut group_of: impl FnMut(u32) -> Result<u32>,
+) -> Result<()> {
+    let ids = ids
+        .get(start as usize..end as usize)
+        .ok_or_else(|| Error::internal("selected rows past the block's ids"))?;
+    let mut i = 0;
+    while i < ids.len() {
+        let (first, id) = (i, ids[i]);
+        i += 1;
+        // Eight at a time while the whole chunk continues the run (runs are long in segments
+        // sorted by this dimension).
+        while let Some(chunk) = ids.get(i..i + 8) {
+            if chunk.iter().fold(0, |acc, &x| acc | (x ^ id)) != 0 {
+                break;
+            }
+            i += 8;
+        }
+        while i < ids.len() && ids[i] == id {
+            i += 1;
+        }
+        runs.push(Run {
+            start: start + first as u32,
+            end: start + i as u32,
+            group: group_of(id)?,
+        });
+    }
+    Ok(())
+}
+
+/// Groups of one time bucket by the dictionary id of the one grouped string dimension (or of
+/// no dimension: id 0), through a dense table of local group numbers (`u32::MAX` = not seen).
+struct DenseGroups<'a> {
+    table: &'a mut Vec<u32>,
+    bucket: i64,
+    has_dim: bool,
+    key: &'a mut Vec<u64>,
+    local: &'a mut FastMap<Box<[u64]>, usize>,
+    local_keys: &'a mut Vec<Box<[u64]>>,
+}
+
+impl DenseGroups<'_> {
+    /// The local group of dictionary id `id`, created if new.
+    #[inline]
+    fn group(
+        &mut self,
+        id: usize,
+        columns: &mut [StateColumn],
+        grouping: &Grouping<'_>,
+    ) -> Result<u32> {
+        let g = self.table.get(id).copied().unwrap_or(u32::MAX);
+        if g != u32::MAX {
+            return Ok(g);
+        }
+        self.key.clear();
+        self.key.push(self.bucket as u64);
+        if self.has_dim {
+            self.key.push(id as u64);
+        }
+        let g = group_of(self.key, self.local, self.local_keys, columns, grouping)? as u32;
+        if let Some(slot) = self.table.get_mut(id) {
+            *slot = g;
+        }
+        Ok(g)
+    }
 }
 
 /// The local group of a key (`[bucket, codes...]`), created with initial states if new.

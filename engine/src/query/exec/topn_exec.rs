@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::query::aggregator::AggregatorSpec;
+use crate::query::aggregator::{AggState, AggregatorSpec};
 use crate::query::exec::{
-    DimValue, ExecContext, Grouping, Groups, SegmentTask, aggregate_task, finalize_row,
+    DimValue, ExecContext, GroupKey, Grouping, Groups, SegmentTask, aggregate_task, finalize_row,
     parallel_map,
 };
 use crate::query::filter::{Filter, Num};
@@ -117,20 +117,26 @@ impl TopNExec<'_> {
             per_bucket.entry(key.bucket).or_default().push((key, st));
         }
         let mut out = Groups::default();
-        for (_, mut v) in per_bucket {
-            if v.len() > k {
-                v.sort_by(|(_, a), (_, b)| {
-                    let x = self.aggregations[ai].finalize_num(&a[ai]);
-                    let y = self.aggregations[ai].finalize_num(&b[ai]);
+        for (_, v) in per_bucket {
+            if v.len() > k && k > 0 {
+                // The k best by the ordering value, computed once per group; their order does
+                // not matter here (the merged result is sorted).
+                let mut ranked: Vec<(Option<f64>, (GroupKey, Vec<AggState>))> = v
+                    .into_iter()
+                    .map(|g| (self.aggregations[ai].finalize_num(&g.1[ai]), g))
+                    .collect();
+                ranked.select_nth_unstable_by(k - 1, |(x, _), (y, _)| {
                     let o = match (x, y) {
-                        (Some(x), Some(y)) => x.total_cmp(&y),
+                        (Some(x), Some(y)) => x.total_cmp(y),
                         (None, Some(_)) => Ordering::Less,
                         (Some(_), None) => Ordering::Greater,
                         (None, None) => Ordering::Equal,
                     };
                     if inverted { o } else { o.reverse() }
                 });
-                v.truncate(k);
+                ranked.truncate(k);
+                out.extend(ranked.into_iter().map(|(_, g)| g));
+                continue;
             }
             out.extend(v);
         }
