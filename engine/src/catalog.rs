@@ -186,13 +186,12 @@ impl Catalog {
     /// The spec JSON of a datasource, or `None` if it is not registered.
     pub fn get_datasource(&self, name: &str) -> Result<Option<String>> {
         let conn = self.conn.lock();
-        conn.query_row(
-            "SELECT spec FROM datasources WHERE name = ?1",
-            params![name],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(self.err(format_args!("reading datasource `{name}`")))
+        let mut stmt = conn
+            .prepare_cached("SELECT spec FROM datasources WHERE name = ?1")
+            .map_err(self.err(format_args!("reading datasource `{name}`")))?;
+        stmt.query_row(params![name], |row| row.get(0))
+            .optional()
+            .map_err(self.err(format_args!("reading datasource `{name}`")))
     }
 
     /// Names of all registered datasources, sorted.

@@ -73,6 +73,8 @@ pub struct EngineConfig {
 pub struct Engine {
     data: Arc<DataDir>,
     open_segments: Mutex<HashMap<SegmentId, SegmentRef>>,
+    /// SQL column lists of datasources, by name (see `crate::sql::metadata`).
+    pub(crate) sql_columns: Mutex<HashMap<String, crate::sql::metadata::ColumnsEntry>>,
     pub(crate) realtime: crate::realtime::Realtime,
 }
 
@@ -91,6 +93,7 @@ impl Engine {
             realtime: crate::realtime::Realtime::open(data.clone(), config.realtime)?,
             data,
             open_segments: Mutex::new(HashMap::new()),
+            sql_columns: Mutex::new(HashMap::new()),
         })
     }
 

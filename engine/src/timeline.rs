@@ -124,6 +124,19 @@ impl Timeline {
         Timeline { datasources }
     }
 
+    /// Whether `datasource` has the very same segments in both timelines (a publish to it
+    /// makes a new per-datasource timeline; publishes to others share it).
+    pub fn same_datasource(&self, other: &Timeline, datasource: &str) -> bool {
+        match (
+            self.datasources.get(datasource),
+            other.datasources.get(datasource),
+        ) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// Names of datasources with at least one segment, sorted.
     pub fn datasources(&self) -> Vec<String> {
         self.datasources.keys().cloned().collect()

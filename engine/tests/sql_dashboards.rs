@@ -379,3 +379,80 @@ fn query_table_flattens_every_native_query_type() {
     assert_eq!(batch.num_rows(), 10);
     assert_eq!(batch.num_columns(), 4);
 }
+
+/// The column lists SQL plans with are kept between statements: they must follow a new
+/// datasource, a publish that adds a column, a spec update and a drop.
+#[test]
+fn sql_columns_follow_publishes_spec_updates_and_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let columns = |e: &Engine, ds: &str| -> Vec<String> {
+        sql(
+            e,
+            &format!(
+                "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS \
+                 WHERE TABLE_NAME = '{ds}' ORDER BY ORDINAL_POSITION"
+            ),
+        )
+        .rows
+        .iter()
+        .map(|r| r[0].as_str().unwrap().to_string())
+        .collect()
+    };
+    let missing = engine
+        .sql(
+            &SqlRequest {
+                query: "SELECT COUNT(*) FROM events".into(),
+                ..SqlRequest::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert!(missing.to_string().contains("events"), "{missing}");
+
+    sql_support::build_events(&engine);
+    assert_eq!(sql(&engine, "SELECT COUNT(*) FROM events").rows.len(), 1);
+    let before = columns(&engine, "events");
+    assert!(before.contains(&"channel".to_string()), "{before:?}");
+    assert!(!before.contains(&"country".to_string()), "{before:?}");
+
+    // A spec update that adds a dimension.
+    let spec = engine
+        .data_dir()
+        .catalog()
+        .get_datasource("events")
+        .unwrap()
+        .unwrap();
+    let mut spec: Value = serde_json::from_str(&spec).unwrap();
+    spec["dimensionsSpec"]["dimensions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("country"));
+    engine
+        .data_dir()
+        .catalog()
+        .update_datasource_spec("events", &spec.to_string())
+        .unwrap();
+    assert!(columns(&engine, "events").contains(&"country".to_string()));
+    let t = sql(&engine, "SELECT COUNT(country) FROM events");
+    assert_eq!(t.rows[0][0], json!(0));
+
+    // A publish of a new datasource: its columns appear, the other's stay.
+    sql_support::build_cpu(&engine, 3);
+    assert!(columns(&engine, "cpu").contains(&"usage_user".to_string()));
+    assert!(columns(&engine, "events").contains(&"country".to_string()));
+
+    // A drop: the table is gone for SQL.
+    engine.data_dir().drop_datasource("events").unwrap();
+    assert!(columns(&engine, "events").is_empty());
+    let gone = engine
+        .sql(
+            &SqlRequest {
+                query: "SELECT COUNT(*) FROM events".into(),
+                ..SqlRequest::default()
+            },
+            None,
+        )
+        .unwrap_err();
+    assert!(gone.to_string().contains("events"), "{gone}");
+}

@@ -1,6 +1,8 @@
 //! Metadata tables: datasource schemas from segments and the catalog, `INFORMATION_SCHEMA`
 //! (SCHEMATA, TABLES, COLUMNS) and `sys.segments`, with Druid's column names.
 
+use std::sync::Arc;
+
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::schema::TIME_COLUMN;
@@ -8,15 +10,60 @@ use crate::segment::format::ColumnType;
 use crate::sql::datum::Datum;
 use crate::sql::planner::Relation;
 use crate::table::SqlType;
+use crate::timeline::Timeline;
 
-/// The SQL columns of a datasource (`__time` first), or `None` when it does not exist.
-pub fn datasource_columns(engine: &Engine, ds: &str) -> Result<Option<Vec<(String, SqlType)>>> {
+/// A datasource's SQL columns as of a timeline snapshot and catalog spec: still right while
+/// both are unchanged.
+#[derive(Debug)]
+pub(crate) struct ColumnsEntry {
+    timeline: Arc<Timeline>,
+    /// [`crate::storage::DataDir::datasource_epoch`] before the spec was read.
+    epoch: (u64, i64),
+    columns: Option<Arc<Vec<(String, SqlType)>>>,
+}
+
+/// The SQL columns of a datasource (`__time` first), or `None` when it does not exist. Every
+/// SQL statement asks, so the answer is kept until the datasource's segments or spec change.
+pub fn datasource_columns(
+    engine: &Engine,
+    ds: &str,
+) -> Result<Option<Arc<Vec<(String, SqlType)>>>> {
     let data = engine.data_dir();
-    let spec = data.catalog().get_datasource(ds)?;
+    let epoch = data.datasource_epoch();
     let timeline = data.timeline();
+    if let Some(e) = engine.sql_columns.lock().get(ds)
+        && e.epoch == epoch
+        && e.timeline.same_datasource(&timeline, ds)
+    {
+        return Ok(e.columns.clone());
+    }
+    let spec = data.catalog().get_datasource(ds)?;
+    let columns = compute_columns(engine, ds, spec.as_deref(), &timeline).map(Arc::new);
+    let mut cache = engine.sql_columns.lock();
+    // Datasources come and go; a statement on one that is gone should not pin it forever.
+    if cache.len() >= 1024 {
+        cache.clear();
+    }
+    cache.insert(
+        ds.to_string(),
+        ColumnsEntry {
+            timeline,
+            epoch,
+            columns: columns.clone(),
+        },
+    );
+    Ok(columns)
+}
+
+fn compute_columns(
+    engine: &Engine,
+    ds: &str,
+    spec: Option<&str>,
+    timeline: &Timeline,
+) -> Option<Vec<(String, SqlType)>> {
     let records = timeline.segments(ds);
     if spec.is_none() && records.is_empty() {
-        return Ok(None);
+        return None;
     }
     let mut cols: Vec<(String, SqlType)> = vec![(TIME_COLUMN.to_string(), SqlType::Timestamp)];
     let mut push = |name: &str, t: SqlType| {
@@ -38,7 +85,7 @@ pub fn datasource_columns(engine: &Engine, ds: &str) -> Result<Option<Vec<(Strin
         }
     }
     if let Some(spec) = spec
-        && let Ok(schema) = crate::schema::DataSchema::from_json(&spec)
+        && let Ok(schema) = crate::schema::DataSchema::from_json(spec)
     {
         for d in &schema.dimensions {
             push(&d.name, SqlType::Varchar);
@@ -47,7 +94,7 @@ pub fn datasource_columns(engine: &Engine, ds: &str) -> Result<Option<Vec<(Strin
             push(&m.name, SqlType::Other);
         }
     }
-    Ok(Some(cols))
+    Some(cols)
 }
 
 fn datasources(engine: &Engine) -> Result<Vec<String>> {
