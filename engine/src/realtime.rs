@@ -1058,10 +1058,10 @@ impl Shared {
                 enc.row(accepted.rows[n].time, accepted.row_values(n));
             }
         }
-        let payload = enc.finish();
+        let record = enc.finish_framed()?;
         // Sinks in interval order (as `groups`), then the WAL, then the rows.
         let mut sinks: Vec<_> = groups.iter().map(|(s, _, _)| s.lock()).collect();
-        let ticket = self.wal.append(&payload)?;
+        let ticket = self.wal.append_framed(&record)?;
         self.counters.wal_records.fetch_add(1, Ordering::Relaxed);
         let mut added_rows = 0u64;
         let mut added_bytes = 0u64;
@@ -1294,15 +1294,15 @@ impl Shared {
         let mut published: HashMap<SinkKey, bool> = HashMap::new();
         let mut replayed = 0u64;
         let wal_dir = self.data.root().join(wal::WAL_DIR);
-        for rec in recovery.records {
-            let record = wal::record::decode(&rec.payload, &wal_dir, rec.file_seq)?;
+        recovery.replay(|file_seq, payload| {
+            let record = wal::record::decode(payload, &wal_dir, file_seq)?;
             let ds: &str = &record.datasource;
             let Ok(schema) = self.schema(ds) else {
                 tracing::warn!(
                     datasource = ds,
                     "skipping WAL rows of a datasource that no longer exists"
                 );
-                continue;
+                return Ok(());
             };
             for g in &record.groups {
                 let s = g.key.start;
@@ -1332,7 +1332,7 @@ impl Shared {
                         let sink = Arc::new(Mutex::new(Sink::new(
                             key.clone(),
                             schema.clone(),
-                            rec.file_seq,
+                            file_seq,
                             self.config.clock.now_ms(),
                         )?));
                         state.sinks.insert(key.clone(), sink.clone());
@@ -1371,7 +1371,8 @@ impl Shared {
                     self.freeze_locked(&mut sk)?;
                 }
             }
-        }
+            Ok(())
+        })?;
         self.counters
             .rows_replayed
             .store(replayed, Ordering::Relaxed);

@@ -158,8 +158,9 @@ fn wal_records_of_the_json_format_still_replay() {
     // same sink as the binary record the push wrote.
     let wal_dir = dir.path().join(wal::WAL_DIR);
     let (wal, recovery) = Wal::open(&wal_dir, 64 << 20).unwrap();
-    assert_eq!(recovery.records.len(), 1);
-    let payload = &recovery.records[0].payload;
+    let records = recovery.records().unwrap();
+    assert_eq!(records.len(), 1);
+    let payload = &records[0].1;
     assert_eq!(payload[0], record::BINARY_RECORD_TAG);
     let written = record::decode(payload, &wal_dir, 1).unwrap();
     assert_eq!(written.datasource, "m");

@@ -142,6 +142,7 @@ where
 /// `GET /metrics`: Prometheus text exposition.
 async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
     metrics::refresh_catalog_gauges(&state.engine);
+    metrics::refresh_realtime_metrics(&state.engine);
     state.metrics.run_upkeep();
     (
         [(

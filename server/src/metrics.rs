@@ -3,12 +3,14 @@
 //! Counters and histograms are recorded through the `metrics` facade (`metrics::counter!(NAME, …)`)
 //! anywhere in the server; [`install_metrics`] installs the Prometheus recorder once per process
 //! and `GET /metrics` renders it. Catalog gauges (segments, bytes, rows per datasource) are not
-//! kept up to date on every publish: [`refresh_catalog_gauges`] recomputes them on each scrape.
+//! kept up to date on every publish: [`refresh_catalog_gauges`] recomputes them on each scrape,
+//! and [`refresh_realtime_metrics`] copies realtime ingestion's counters and gauges.
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, OnceLock};
 
 use basalt_engine::engine::Engine;
+use basalt_engine::realtime::RealtimeStats;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// HTTP requests served, labels `endpoint` (route template), `method`, `status`.
@@ -29,6 +31,111 @@ pub const SEGMENTS: &str = "basalt_segments";
 pub const SEGMENT_BYTES: &str = "basalt_segment_bytes";
 /// Rows in visible segments, label `datasource`; recomputed on scrape.
 pub const SEGMENT_ROWS: &str = "basalt_segment_rows";
+
+/// Realtime ingestion's gauges and counters, from [`Engine::realtime_stats`] on each scrape:
+/// (series name, help, whether it is a counter, its value in the stats).
+type RealtimeSeries = (&'static str, &'static str, bool, fn(&RealtimeStats) -> u64);
+
+/// Realtime ingestion series (no labels; rows accepted and rejected per datasource are
+/// [`ROWS_INGESTED_TOTAL`] and [`ROWS_REJECTED_TOTAL`]).
+const REALTIME_SERIES: &[RealtimeSeries] = &[
+    (
+        "basalt_realtime_rows_in_memory",
+        "Pending realtime rows not yet frozen into pieces",
+        false,
+        |s| s.rows_in_memory,
+    ),
+    (
+        "basalt_realtime_bytes_in_memory",
+        "Accounted bytes of pending realtime rows and pushes in progress",
+        false,
+        |s| s.bytes_in_memory,
+    ),
+    (
+        "basalt_realtime_peak_bytes_in_memory",
+        "Highest basalt_realtime_bytes_in_memory since start",
+        false,
+        |s| s.peak_bytes_in_memory,
+    ),
+    (
+        "basalt_realtime_build_bytes_in_memory",
+        "Estimated bytes of the background merge or handoff in progress",
+        false,
+        |s| s.build_bytes_in_memory,
+    ),
+    (
+        "basalt_realtime_sinks",
+        "Live realtime sinks (datasource intervals taking rows)",
+        false,
+        |s| s.sinks,
+    ),
+    (
+        "basalt_realtime_pieces",
+        "Frozen realtime pieces on disk",
+        false,
+        |s| s.pieces,
+    ),
+    (
+        "basalt_realtime_persists_total",
+        "Freezes of pending rows into pieces",
+        true,
+        |s| s.persists,
+    ),
+    (
+        "basalt_realtime_merges_total",
+        "Merges of realtime pieces",
+        true,
+        |s| s.merges,
+    ),
+    (
+        "basalt_realtime_handoffs_total",
+        "Realtime handoffs published",
+        true,
+        |s| s.handoffs,
+    ),
+    (
+        "basalt_realtime_segments_published_total",
+        "Segments published by realtime handoffs",
+        true,
+        |s| s.segments_published,
+    ),
+    (
+        "basalt_realtime_pushes_throttled_total",
+        "Pushes refused for the realtime memory budget",
+        true,
+        |s| s.pushes_throttled,
+    ),
+    (
+        "basalt_realtime_pushes_rejected_total",
+        "Whole pushes rejected for too many parse errors",
+        true,
+        |s| s.pushes_rejected,
+    ),
+    (
+        "basalt_realtime_rows_replayed_total",
+        "Rows replayed from the WAL at start",
+        true,
+        |s| s.rows_replayed,
+    ),
+    (
+        "basalt_realtime_wal_records_total",
+        "WAL records appended since start",
+        true,
+        |s| s.wal_records,
+    ),
+    (
+        "basalt_realtime_wal_truncated_bytes",
+        "Bytes cut from a torn WAL tail at start",
+        false,
+        |s| s.wal_truncated_bytes,
+    ),
+    (
+        "basalt_realtime_background_errors_total",
+        "Errors in realtime background work (freeze, merge, handoff)",
+        true,
+        |s| s.background_errors,
+    ),
+];
 
 /// Latency histogram buckets (seconds): 0.5 ms … 60 s.
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -93,6 +200,26 @@ fn describe() {
         "Bytes of visible segment files per datasource"
     );
     describe_gauge!(SEGMENT_ROWS, "Rows in visible segments per datasource");
+    for &(name, help, counter, _) in REALTIME_SERIES {
+        if counter {
+            describe_counter!(name, help);
+        } else {
+            describe_gauge!(name, help);
+        }
+    }
+}
+
+/// Set the realtime ingestion series from the engine's current stats.
+pub fn refresh_realtime_metrics(engine: &Engine) {
+    let stats = engine.realtime_stats();
+    for &(name, _, counter, value) in REALTIME_SERIES {
+        let v = value(&stats);
+        if counter {
+            metrics::counter!(name).absolute(v);
+        } else {
+            metrics::gauge!(name).set(v as f64);
+        }
+    }
 }
 
 /// Recompute the per-datasource segment gauges from the current timeline.

@@ -187,6 +187,25 @@ fn pushes_over_http_and_grpc_are_queryable_at_once() {
     assert_eq!(ack.errors[0].row, 20, "row index over the whole stream");
     assert_eq!(count_rows(&server), (50 + 20 + 25, 50 + 40 + 60 + 20));
 
+    // Realtime ingestion's counters and gauges are in `/metrics`.
+    let (status, text) = server.get("/metrics").unwrap();
+    assert_eq!(status, 200);
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("series {series} missing from:\n{text}"))
+    };
+    // One record per push with accepted rows: HTTP, gzip, two gRPC JSON batches, Arrow.
+    assert_eq!(value("basalt_realtime_wal_records_total"), 5.0);
+    assert_eq!(value("basalt_realtime_sinks"), 1.0);
+    // The queries froze every pending row into pieces.
+    assert_eq!(value("basalt_realtime_rows_in_memory"), 0.0);
+    assert!(value("basalt_realtime_persists_total") >= 1.0);
+    assert!(value("basalt_realtime_pieces") >= 1.0);
+    assert!(text.contains("# TYPE basalt_realtime_merges_total counter"));
+
     // Graceful stop flushes; a restart has every row exactly once.
     let dir = {
         let status = server.stop_keep();

@@ -13,10 +13,11 @@
 //! (group commit: one caller syncs, the others wait for it). A file is fsynced before the log
 //! moves on to the next one, so only the newest file can end in a torn record.
 //!
-//! Recovery ([`Wal::open`]) reads every file in order. In the newest file a record whose header
-//! or payload is cut short or whose checksum fails is a torn tail: the file is truncated there
-//! (those pushes were never acknowledged). The same damage in an older file is corruption and an
-//! error. Appends then go to a new file.
+//! Recovery: [`Wal::open`] checks the newest file. A record whose header or payload is cut short
+//! or whose checksum fails is a torn tail there: the file is truncated at it (those pushes were
+//! never acknowledged). Appends then go to a new file. [`Recovery::replay`] then reads the files
+//! in order, one at a time (memory holds one file, not the whole log, and records are handed
+//! out as slices of it); the same damage in an older file is corruption and an error.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -42,22 +43,111 @@ pub const RECORD_HEADER_SIZE: usize = 8;
 /// Largest payload a record may have.
 pub const MAX_RECORD_BYTES: usize = 1 << 30;
 
-/// A record read back during recovery.
-#[derive(Debug)]
-pub struct ReplayedRecord {
-    /// Sequence number of the file holding the record.
-    pub file_seq: u64,
-    /// The record's payload.
-    pub payload: Vec<u8>,
-}
-
-/// What recovery found.
+/// What recovery found: the files to replay, and what [`Wal::open`] cut from the newest.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// Intact records in log order.
-    pub records: Vec<ReplayedRecord>,
+    /// The log's files before the one [`Wal::open`] started, in order: (sequence number, path).
+    files: Vec<(u64, PathBuf)>,
     /// Bytes cut from the tail of the newest file (a torn last write), 0 if none.
     pub truncated_bytes: u64,
+}
+
+impl Recovery {
+    /// Call `f` with (file sequence number, payload) for every record, in log order, reading
+    /// one file at a time. A damaged record (or file header) is corruption: the newest file's
+    /// torn tail was cut by [`Wal::open`].
+    pub fn replay(&self, mut f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        for (seq, path) in &self.files {
+            let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+            if bytes.len() < WAL_HEADER_SIZE || bytes[..WAL_HEADER_SIZE] != WAL_MAGIC {
+                return Err(bad_magic(path, &bytes));
+            }
+            let (records, end) = parse_records(&bytes);
+            if end < bytes.len() {
+                return Err(damaged(path, end));
+            }
+            for payload in records {
+                f(*seq, payload)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every record's (file sequence number, payload), all in memory (tests and tools).
+    pub fn records(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.replay(|seq, payload| {
+            out.push((seq, payload.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+fn bad_magic(path: &Path, bytes: &[u8]) -> Error {
+    Error::corruption(
+        path,
+        "WAL file magic",
+        String::from_utf8_lossy(&WAL_MAGIC),
+        format!("{:?}", &bytes[..bytes.len().min(WAL_HEADER_SIZE)]),
+    )
+}
+
+fn damaged(path: &Path, offset: usize) -> Error {
+    Error::corruption(
+        path,
+        format!("WAL record at offset {offset}"),
+        "an intact record (length and CRC-32C)",
+        "a damaged record in a file that is not the newest",
+    )
+}
+
+/// A record ready to be appended: its header (payload length, CRC-32C) and payload in one
+/// buffer, so [`Wal::append_framed`] writes it without copying the payload, and the checksum is
+/// computed before the log's lock is taken. Built by writing the payload after the header room
+/// of a [`FramedRecord::buffer`], then [`FramedRecord::seal`].
+#[derive(Debug)]
+pub struct FramedRecord(Vec<u8>);
+
+impl FramedRecord {
+    /// An empty record buffer: room for the header, capacity for `payload_capacity` bytes of
+    /// payload after it.
+    pub fn buffer(payload_capacity: usize) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(RECORD_HEADER_SIZE + payload_capacity);
+        buf.resize(RECORD_HEADER_SIZE, 0);
+        buf
+    }
+
+    /// Fill in the header of a buffer from [`FramedRecord::buffer`] whose payload has been
+    /// written after the header room.
+    pub fn seal(mut buf: Vec<u8>) -> Result<FramedRecord> {
+        let Some(len) = buf.len().checked_sub(RECORD_HEADER_SIZE) else {
+            return Err(Error::internal(
+                "a WAL record buffer without its header room",
+            ));
+        };
+        if len > MAX_RECORD_BYTES {
+            return Err(Error::invalid(format!(
+                "a push of {len} bytes is larger than the WAL record limit of {MAX_RECORD_BYTES} bytes; split it"
+            )));
+        }
+        let crc = crc32c::crc32c(&buf[RECORD_HEADER_SIZE..]);
+        buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        buf[4..RECORD_HEADER_SIZE].copy_from_slice(&crc.to_le_bytes());
+        Ok(FramedRecord(buf))
+    }
+
+    /// A record of `payload` (copied).
+    pub fn of_payload(payload: &[u8]) -> Result<FramedRecord> {
+        let mut buf = FramedRecord::buffer(payload.len());
+        buf.extend_from_slice(payload);
+        FramedRecord::seal(buf)
+    }
+
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.0[RECORD_HEADER_SIZE..]
+    }
 }
 
 /// A position in the log returned by [`Wal::append`]: the record's number and its file.
@@ -118,9 +208,9 @@ fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-/// Parse the records of one file's bytes: the intact records and the offset where they end
-/// (`bytes.len()` when the whole file is intact).
-fn parse_records(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
+/// Parse the records of one file's bytes: the intact records' payloads and the offset where
+/// they end (`bytes.len()` when the whole file is intact).
+fn parse_records(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
     let mut out = Vec::new();
     let mut pos = WAL_HEADER_SIZE;
     loop {
@@ -139,7 +229,7 @@ fn parse_records(bytes: &[u8]) -> (Vec<Vec<u8>>, usize) {
         if len > MAX_RECORD_BYTES || crc32c::crc32c(payload) != crc {
             return (out, pos);
         }
-        out.push(payload.to_vec());
+        out.push(payload);
         pos = start + len;
     }
 }
@@ -161,57 +251,42 @@ fn create_file(dir: &Path, seq: u64) -> Result<File> {
 }
 
 impl Wal {
-    /// Open the log in `dir` (created if needed): recover its records (cutting a torn tail of
-    /// the newest file) and start a new file for appends.
+    /// Open the log in `dir` (created if needed): check its newest file (cutting a torn tail)
+    /// and start a new file for appends. The records are read afterwards, with
+    /// [`Recovery::replay`].
     pub fn open(dir: &Path, max_file_bytes: u64) -> Result<(Wal, Recovery)> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let files = list_files(dir)?;
+        let mut files = list_files(dir)?;
         let mut recovery = Recovery::default();
         let last_seq = files.last().map(|(s, _)| *s);
-        for (seq, path) in &files {
-            let is_last = Some(*seq) == last_seq;
+        if let Some((_, path)) = files.last() {
+            // Only the newest file can be torn; it must be cut before appends go to a new
+            // file, after which it is no longer the newest.
             let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
             if bytes.len() < WAL_HEADER_SIZE || bytes[..WAL_HEADER_SIZE] != WAL_MAGIC {
-                if is_last && bytes.len() <= WAL_HEADER_SIZE && WAL_MAGIC.starts_with(&bytes) {
-                    // Created but its header never reached the disk: nothing was written to it.
-                    fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-                    continue;
+                if bytes.len() > WAL_HEADER_SIZE || !WAL_MAGIC.starts_with(&bytes) {
+                    return Err(bad_magic(path, &bytes));
                 }
-                return Err(Error::corruption(
-                    path,
-                    "WAL file magic",
-                    String::from_utf8_lossy(&WAL_MAGIC),
-                    format!("{:?}", &bytes[..bytes.len().min(WAL_HEADER_SIZE)]),
-                ));
-            }
-            let (records, end) = parse_records(&bytes);
-            if end < bytes.len() {
-                if !is_last {
-                    return Err(Error::corruption(
-                        path,
-                        format!("WAL record at offset {end}"),
-                        "an intact record (length and CRC-32C)",
-                        "a damaged record in a file that is not the newest",
-                    ));
+                // Created but its header never reached the disk: nothing was written to it.
+                fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                files.pop();
+            } else {
+                let (_, end) = parse_records(&bytes);
+                if end < bytes.len() {
+                    let cut = (bytes.len() - end) as u64;
+                    tracing::warn!(path = %path.display(), offset = end, bytes = cut, "truncating torn WAL tail");
+                    let f = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| Error::io(path, e))?;
+                    f.set_len(end as u64)
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| Error::io(path, e))?;
+                    recovery.truncated_bytes = cut;
                 }
-                let cut = (bytes.len() - end) as u64;
-                tracing::warn!(path = %path.display(), offset = end, bytes = cut, "truncating torn WAL tail");
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| Error::io(path, e))?;
-                f.set_len(end as u64)
-                    .and_then(|()| f.sync_all())
-                    .map_err(|e| Error::io(path, e))?;
-                recovery.truncated_bytes = cut;
             }
-            recovery
-                .records
-                .extend(records.into_iter().map(|payload| ReplayedRecord {
-                    file_seq: *seq,
-                    payload,
-                }));
         }
+        recovery.files = files;
         let seq = last_seq.map_or(1, |s| s + 1);
         let file = create_file(dir, seq)?;
         Ok((
@@ -238,14 +313,15 @@ impl Wal {
         self.state.lock().file_seq
     }
 
-    /// Append one record (not yet durable: see [`Wal::sync_to`]).
+    /// Append one record of `payload` (copied into its frame; not yet durable: see
+    /// [`Wal::sync_to`]).
     pub fn append(&self, payload: &[u8]) -> Result<Ticket> {
-        if payload.len() > MAX_RECORD_BYTES {
-            return Err(Error::invalid(format!(
-                "a push of {} bytes is larger than the WAL record limit of {MAX_RECORD_BYTES} bytes; split it",
-                payload.len()
-            )));
-        }
+        self.append_framed(&FramedRecord::of_payload(payload)?)
+    }
+
+    /// Append one framed record (not yet durable: see [`Wal::sync_to`]).
+    pub fn append_framed(&self, record: &FramedRecord) -> Result<Ticket> {
+        let buf = &record.0;
         let mut st = self.state.lock();
         if let Some(why) = &st.failed {
             return Err(Error::internal(format!("the WAL is unusable: {why}")));
@@ -264,11 +340,7 @@ impl Wal {
             st.file_len = WAL_HEADER_SIZE as u64;
             self.synced.notify_all();
         }
-        let mut buf = Vec::with_capacity(RECORD_HEADER_SIZE + payload.len());
-        buf.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-        buf.extend_from_slice(payload);
-        if let Err(e) = (&*st.file).write_all(&buf) {
+        if let Err(e) = (&*st.file).write_all(buf) {
             // A partial write leaves a torn record that recovery cuts; stop appending after it.
             let path = file_path(&self.dir, st.file_seq);
             st.failed = Some(format!("write to {}: {e}", path.display()));
@@ -362,7 +434,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (wal, rec) = Wal::open(dir.path(), 1 << 20).unwrap();
-            assert!(rec.records.is_empty());
+            assert!(rec.records().unwrap().is_empty());
             for i in 0..10u8 {
                 let t = wal.append(&[i; 100]).unwrap();
                 wal.sync_to(t.seq).unwrap();
@@ -379,13 +451,14 @@ mod tests {
         f.set_len(len - 3).unwrap();
         drop(f);
         let (_, rec) = Wal::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(rec.records.len(), 9);
+        let records = rec.records().unwrap();
+        assert_eq!(records.len(), 9);
         assert_eq!(rec.truncated_bytes, 108 - 3);
         assert!(
-            rec.records
+            records
                 .iter()
                 .enumerate()
-                .all(|(i, r)| r.payload == vec![i as u8; 100])
+                .all(|(i, (_, payload))| *payload == vec![i as u8; 100])
         );
     }
 
@@ -402,13 +475,44 @@ mod tests {
         let files = list_files(dir.path()).unwrap();
         assert!(files.len() >= 4, "{files:?}");
         let (_, rec) = Wal::open(dir.path(), 300).unwrap();
-        assert_eq!(rec.records.len(), 10);
+        let records = rec.records().unwrap();
+        assert_eq!(records.len(), 10);
+        // Read in log order, each with its file.
+        assert!(
+            records
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1[0] < w[1].1[0])
+        );
         // Flip a payload byte in the first file: corruption, not a silent cut.
         let (_, first) = &files[0];
         let mut bytes = fs::read(first).unwrap();
         bytes[WAL_HEADER_SIZE + RECORD_HEADER_SIZE + 5] ^= 0xff;
         fs::write(first, bytes).unwrap();
-        let err = Wal::open(dir.path(), 300).unwrap_err();
+        let (_, rec) = Wal::open(dir.path(), 300).unwrap();
+        let err = rec.records().unwrap_err();
         assert!(matches!(err, Error::Corruption { .. }), "{err}");
+        // The same damage in the newest file is a torn tail: cut, not an error.
+        let files = list_files(dir.path()).unwrap();
+        let newest = files
+            .iter()
+            .rev()
+            .find(|(_, p)| fs::metadata(p).unwrap().len() > WAL_HEADER_SIZE as u64)
+            .map(|(_, p)| p.clone())
+            .unwrap();
+        for (_, p) in &files {
+            if *p != newest && fs::metadata(p).unwrap().len() <= WAL_HEADER_SIZE as u64 {
+                fs::remove_file(p).unwrap();
+            }
+        }
+        let mut bytes = fs::read(&newest).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&newest, bytes).unwrap();
+        let (_, rec) = Wal::open(dir.path(), 300).unwrap();
+        assert_eq!(rec.truncated_bytes, 108);
+        assert!(
+            rec.records().is_err(),
+            "the older damaged file is still corrupt"
+        );
     }
 }

@@ -463,6 +463,11 @@ pub struct SegmentWriter {
     times: Vec<i64>,
     dims: Vec<DimCol>,
     metrics: Vec<MetricCol>,
+    /// Rows that arrived already in sort order: appended from segments by
+    /// [`SegmentWriter::append_segment_rows`] (a segment's rows are in its sort order, so each
+    /// call appends a sorted run). When every row did, `finish` merges the runs instead of
+    /// sorting rows that are already sorted. Only the algorithm depends on it, not the result.
+    sorted_run_rows: usize,
 }
 
 /// Converted value of one dimension of a row, checked before anything is appended.
@@ -648,6 +653,7 @@ impl SegmentWriter {
             times: Vec::new(),
             dims,
             metrics,
+            sorted_run_rows: 0,
         })
     }
 
@@ -1367,6 +1373,7 @@ impl SegmentWriter {
                     .extend(times.iter().map(|&t| granularity.truncate(t)));
             }
         }
+        self.sorted_run_rows += rows.len();
         Ok(())
     }
 
@@ -1618,24 +1625,18 @@ impl SegmentWriter {
         let schema = self.schema;
 
         // 1. Sorted dictionaries: remap arrival ids to sorted ids.
-        let mut sorted_dicts: Vec<Option<Vec<u32>>> = Vec::new();
-        for d in &self.dims {
-            if let DimCol::Str(s) = d {
-                let mut order: Vec<u32> = (0..s.values.len() as u32).collect();
-                order.sort_unstable_by(|&a, &b| s.values[a as usize].cmp(&s.values[b as usize]));
-                let mut remap = vec![0u32; s.values.len() + 1];
-                for (rank, &a) in order.iter().enumerate() {
-                    remap[a as usize + 1] = rank as u32 + 1;
-                }
-                sorted_dicts.push(Some(remap));
-            } else {
-                sorted_dicts.push(None);
-            }
-        }
+        let mut sorted_dicts = sorted_dictionaries(&self.dims);
 
         // 2. Sort rows.
         let sort_keys = schema.sort_order();
-        let order = sort_rows(&sort_keys, &self.times, &self.dims, &sorted_dicts);
+        let presorted_runs = self.sorted_run_rows == n;
+        let order = sort_rows(
+            &sort_keys,
+            &self.times,
+            &self.dims,
+            &sorted_dicts,
+            presorted_runs,
+        );
 
         // 3. Group runs of equal keys when rolling up. Without rollup every row is its own
         //    group; metrics still go through the combine loops (as one-row groups), the
@@ -1872,6 +1873,25 @@ impl SegmentWriter {
     }
 }
 
+/// Per dimension, for string dimensions: the sorted id of each arrival id (`remap[arrival id]`,
+/// both 1-based, 0 = null).
+fn sorted_dictionaries(dims: &[DimCol]) -> Vec<Option<Vec<u32>>> {
+    dims.iter()
+        .map(|d| {
+            let DimCol::Str(s) = d else {
+                return None;
+            };
+            let mut order: Vec<u32> = (0..s.values.len() as u32).collect();
+            order.sort_unstable_by(|&a, &b| s.values[a as usize].cmp(&s.values[b as usize]));
+            let mut remap = vec![0u32; s.values.len() + 1];
+            for (rank, &a) in order.iter().enumerate() {
+                remap[a as usize + 1] = rank as u32 + 1;
+            }
+            Some(remap)
+        })
+        .collect()
+}
+
 /// The rows of `nulls` (arrival rows) as output rows, output row `o` being arrival row
 /// `order[o]`.
 fn gather_nulls(order: &[u32], nulls: &RoaringBitmap) -> RoaringBitmap {
@@ -2058,6 +2078,29 @@ impl<'a> KeyCoder<'a> {
         }
     }
 
+    /// The code of row `r`.
+    fn code(&self, r: usize) -> u64 {
+        let null = |nulls: &Option<Vec<bool>>| nulls.as_ref().is_some_and(|n| n[r]);
+        match self {
+            KeyCoder::Time { times, min } => times[r].wrapping_sub(*min) as u64,
+            KeyCoder::Str { ids, remap } => u64::from(remap[ids[r] as usize]),
+            KeyCoder::Long { values, nulls, min } => {
+                if null(nulls) {
+                    0
+                } else {
+                    (values[r] as i128 - *min as i128 + 1) as u64
+                }
+            }
+            KeyCoder::Double { values, nulls, min } => {
+                if null(nulls) {
+                    0
+                } else {
+                    f64_to_ordered(values[r]) - min + 1
+                }
+            }
+        }
+    }
+
     /// `keys[r] = keys[r] << bits | code(r)` for every row.
     fn fold_into(&self, keys: &mut [u128], bits: u32) {
         fn fold<T: Copy>(
@@ -2104,12 +2147,19 @@ impl<'a> KeyCoder<'a> {
 /// Sort the rows by `order` (sort columns; `None` = `__time`), stably (rows with equal keys keep
 /// their arrival order: the first/last tie rule). The leading columns whose codes fit in
 /// [`KEY_BITS`] are packed, with the row number, into one `u128` per row, and those words are
-/// sorted; rows whose packed codes tie are then ordered by the remaining columns.
+/// sorted; rows whose packed codes tie are then ordered by the remaining columns
+/// ([`order_ties`]).
+///
+/// `presorted_runs`: the rows arrived as a few runs each already in sort order (merged
+/// segments); the words are then sorted by the standard library's stable sort, which finds
+/// runs and merges them (a k-way merge, n·log k), where the unstable sort would sort from
+/// scratch. Both give the same order: the words are distinct.
 fn sort_rows(
     order: &[Option<usize>],
     times: &[i64],
     dims: &[DimCol],
     sorted_dicts: &[Option<Vec<u32>>],
+    presorted_runs: bool,
 ) -> SortOrder {
     let n = times.len();
     let mut packed = vec![0u128; n];
@@ -2132,10 +2182,15 @@ fn sort_rows(
         *k = (*k << ROW_BITS) | r as u128;
     }
     // Row numbers are distinct, so an unstable sort of the words is a stable sort of the keys.
-    packed.sort_unstable();
+    if presorted_runs {
+        packed.sort();
+    } else {
+        packed.sort_unstable();
+    }
     let mut perm: Vec<u32> = packed.iter().map(|&k| k as u32).collect();
     let rest = order[packed_cols..].to_vec();
     if !rest.is_empty() {
+        let mut runs = Vec::new();
         let mut start = 0;
         while start < n {
             let key = packed[start] >> ROW_BITS;
@@ -2145,15 +2200,152 @@ fn sort_rows(
                     .position(|&k| k >> ROW_BITS != key)
                     .unwrap_or(n - start);
             if end - start > 1 {
-                // The run is in arrival order; the sort is stable.
-                perm[start..end].sort_by(|&a, &b| {
-                    compare_rows(&rest, times, dims, sorted_dicts, a as usize, b as usize)
-                });
+                runs.push(start..end);
             }
             start = end;
         }
+        if !runs.is_empty() {
+            let ties = TieKeys::new(&rest, times, dims, sorted_dicts);
+            order_ties(&ties, &mut perm, runs);
+        }
     }
     SortOrder { perm, packed, rest }
+}
+
+/// The sort columns after the packed ones, for ordering rows whose packed codes tie.
+struct TieKeys<'a> {
+    /// Per column: its coder and code bits, `None` for a column without codes (from there on
+    /// rows are compared value by value).
+    coders: Vec<Option<(KeyCoder<'a>, u32)>>,
+    rest: &'a [Option<usize>],
+    times: &'a [i64],
+    dims: &'a [DimCol],
+    sorted_dicts: &'a [Option<Vec<u32>>],
+}
+
+impl<'a> TieKeys<'a> {
+    fn new(
+        rest: &'a [Option<usize>],
+        times: &'a [i64],
+        dims: &'a [DimCol],
+        sorted_dicts: &'a [Option<Vec<u32>>],
+    ) -> TieKeys<'a> {
+        let mut coders = Vec::with_capacity(rest.len());
+        for &k in rest {
+            let c = KeyCoder::new(k, times, dims, sorted_dicts);
+            let stop = c.is_none();
+            coders.push(c);
+            if stop {
+                break;
+            }
+        }
+        TieKeys {
+            coders,
+            rest,
+            times,
+            dims,
+            sorted_dicts,
+        }
+    }
+}
+
+/// Order each run `perm[run]` of rows whose packed codes tie (each run in arrival order) stably
+/// by the remaining sort columns, a round per group of columns: the codes of as many columns as
+/// fit in [`KEY_BITS`] are packed with each row's position in its run into one word and the run
+/// is sorted by those words; rows that still tie go on to the next round with the next columns.
+/// Each tied row costs a word per round, where comparing rows value by value costs every
+/// remaining column per comparison (many rows tie when rows repeat without rollup). When most
+/// rows tie, a round's codes are packed for all rows at once, in arrival order, and looked up
+/// (one random access per row instead of one per column). A column without codes (multi-value
+/// strings) and the ones after it are compared value by value.
+fn order_ties(ties: &TieKeys<'_>, perm: &mut [u32], mut runs: Vec<Range<usize>>) {
+    let n = perm.len();
+    let mut from = 0;
+    while !runs.is_empty() && from < ties.rest.len() {
+        let mut used = 0u32;
+        let mut to = from;
+        while let Some(Some((_, bits))) = ties.coders.get(to) {
+            if used + bits > KEY_BITS {
+                break;
+            }
+            used += bits;
+            to += 1;
+        }
+        if to == from {
+            for run in runs {
+                perm[run].sort_by(|&a, &b| {
+                    compare_rows(
+                        &ties.rest[from..],
+                        ties.times,
+                        ties.dims,
+                        ties.sorted_dicts,
+                        a as usize,
+                        b as usize,
+                    )
+                });
+            }
+            return;
+        }
+        let columns = &ties.coders[from..to];
+        let tied: usize = runs.iter().map(|r| r.len()).sum();
+        let dense = (tied.saturating_mul(4) >= n).then(|| {
+            let mut codes = vec![0u128; n];
+            for (coder, bits) in columns.iter().flatten() {
+                if *bits > 0 {
+                    coder.fold_into(&mut codes, *bits);
+                }
+            }
+            codes
+        });
+        let code = |r: u32| -> u128 {
+            match &dense {
+                Some(codes) => codes[r as usize],
+                None => columns.iter().flatten().fold(0u128, |k, (coder, bits)| {
+                    if *bits > 0 {
+                        (k << bits) | u128::from(coder.code(r as usize))
+                    } else {
+                        k
+                    }
+                }),
+            }
+        };
+        let more = to < ties.rest.len();
+        let mut next = Vec::new();
+        let mut words: Vec<u128> = Vec::new();
+        let mut arrival: Vec<u32> = Vec::new();
+        for run in runs {
+            let rows = &mut perm[run.clone()];
+            words.clear();
+            words.extend(
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, &r)| (code(r) << ROW_BITS) | i as u128),
+            );
+            words.sort_unstable();
+            arrival.clear();
+            arrival.extend_from_slice(rows);
+            for (slot, &w) in rows.iter_mut().zip(&words) {
+                *slot = arrival[w as u32 as usize];
+            }
+            if more {
+                let mut start = 0;
+                while start < words.len() {
+                    let key = words[start] >> ROW_BITS;
+                    let end = start
+                        + words[start..]
+                            .iter()
+                            .position(|&w| w >> ROW_BITS != key)
+                            .unwrap_or(words.len() - start);
+                    if end - start > 1 {
+                        next.push(run.start + start..run.start + end);
+                    }
+                    start = end;
+                }
+            }
+        }
+        runs = next;
+        from = to;
+    }
 }
 
 /// Compare rows `a` and `b` by the sort columns `keys`.
@@ -2754,6 +2946,105 @@ fn write_file(path: &Path, built: Built, opts: &FinishOptions) -> Result<u64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `sort_rows` (packed words, ties ordered by packed words of the next columns, a merge
+    /// of presorted runs) against a comparison sort of every sort column, on rows with many
+    /// ties: repeated rows, columns too wide to pack together, nulls, and a multi-value
+    /// column (compared value by value).
+    #[test]
+    fn sort_order_matches_a_comparison_sort() {
+        let spec = serde_json::json!({
+            "dataSource": "s",
+            "timestampSpec": {"column": "ts", "format": "millis"},
+            "dimensionsSpec": {"dimensions": [
+                "a",
+                {"type": "long", "name": "big1"},
+                {"type": "long", "name": "__time"},
+                {"type": "double", "name": "d"},
+                {"type": "long", "name": "big2"},
+                {"type": "long", "name": "small"},
+                "m",
+                {"type": "long", "name": "after"}
+            ], "forceSegmentSortByTime": false},
+            "metricsSpec": [],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none",
+                "rollup": false}
+        });
+        let schema = DataSchema::from_json(&spec.to_string()).unwrap();
+        let order = schema.sort_order();
+        let interval = Interval {
+            start: 0,
+            end: 3_600_000,
+        };
+        // Mostly tied rows (a round's codes packed for all rows), and rows that mostly differ
+        // in time (one row in eight ties: codes packed row by row).
+        for (multi, few_ties) in [(false, false), (true, false), (false, true)] {
+            let mut w = SegmentWriter::new(&schema, interval).unwrap();
+            let mut r = 0x9e37_79b9_7f4a_7c15u64;
+            let mut prev = 0;
+            for i in 0..6000u64 {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                // A small pool of distinct rows, so most rows repeat another (with few ties,
+                // one row in sixteen repeats the one before it, time included).
+                let k = if few_ties && i % 16 == 1 {
+                    prev
+                } else {
+                    r % 40
+                };
+                prev = k;
+                let pick = |x: u64, n: u64| (k.wrapping_mul(x) >> 3) % n;
+                let big = |x: u64| match pick(x, 4) {
+                    0 => InputValue::Null,
+                    1 => InputValue::Long(-(1 << 62)),
+                    2 => InputValue::Long(0),
+                    _ => InputValue::Long(1 << 62),
+                };
+                let m = if multi && pick(23, 3) == 0 {
+                    InputValue::List(vec![
+                        InputValue::Str(Cow::Owned(format!("m{}", pick(29, 3)))),
+                        InputValue::Str(Cow::Borrowed("z")),
+                    ])
+                } else {
+                    InputValue::Str(Cow::Owned(format!("m{}", pick(31, 3))))
+                };
+                let fields = [
+                    InputValue::Str(Cow::Owned(format!("a{}", pick(3, 3)))),
+                    big(5),
+                    match pick(7, 4) {
+                        0 => InputValue::Null,
+                        x => InputValue::Double(x as f64 - 2.5),
+                    },
+                    big(11),
+                    InputValue::Long(pick(13, 3) as i64),
+                    m,
+                    // Differs between repeats of a row only after every other column.
+                    InputValue::Long((i % 3) as i64),
+                ];
+                let time = if few_ties {
+                    (i - u64::from(i % 16 == 1)) as i64
+                } else {
+                    pick(17, 5) as i64 * 1000
+                };
+                w.push(time, &fields).unwrap();
+            }
+            let dicts = sorted_dictionaries(&w.dims);
+            let n = w.times.len();
+            let mut want: Vec<u32> = (0..n as u32).collect();
+            want.sort_by(|&a, &b| {
+                compare_rows(&order, &w.times, &w.dims, &dicts, a as usize, b as usize)
+            });
+            for presorted in [false, true] {
+                let got = sort_rows(&order, &w.times, &w.dims, &dicts, presorted);
+                assert!(!got.rest.is_empty(), "some columns are left to the ties");
+                assert_eq!(
+                    got.perm, want,
+                    "multi {multi}, few ties {few_ties}, presorted {presorted}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn rows_of_plain_values_are_stored_as_converted_ones() {

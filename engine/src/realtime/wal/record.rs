@@ -27,6 +27,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::{FramedRecord, RECORD_HEADER_SIZE};
 use crate::error::{Error, Result};
 use crate::input::InputValue;
 use crate::realtime::index::{read_wal_row, to_owned_value};
@@ -90,7 +91,8 @@ pub struct RecordEncoder {
 impl RecordEncoder {
     /// A record for `datasource` with `groups` groups; `capacity` is a hint of its size.
     pub fn new(datasource: &str, groups: usize, capacity: usize) -> RecordEncoder {
-        let mut buf = Vec::with_capacity(capacity);
+        // Written after the room for the record header (see [`RecordEncoder::finish_framed`]).
+        let mut buf = FramedRecord::buffer(capacity);
         buf.push(BINARY_RECORD_TAG);
         put_str(&mut buf, datasource);
         put_uvar(&mut buf, groups as u64);
@@ -130,10 +132,16 @@ impl RecordEncoder {
         }
     }
 
-    /// The payload.
+    /// The payload (copied out of the record buffer).
     pub fn finish(self) -> Vec<u8> {
         debug_assert!(self.rows_left == 0 && self.groups_left == 0);
-        self.buf
+        self.buf[RECORD_HEADER_SIZE..].to_vec()
+    }
+
+    /// The record, framed for [`super::Wal::append_framed`] (no copy of the payload).
+    pub fn finish_framed(self) -> Result<FramedRecord> {
+        debug_assert!(self.rows_left == 0 && self.groups_left == 0);
+        FramedRecord::seal(self.buf)
     }
 }
 
@@ -467,6 +475,26 @@ mod tests {
                 },
             ],
         }
+    }
+
+    /// The framed record is the payload behind the header the log writes: length and
+    /// CRC-32C of the payload.
+    #[test]
+    fn framed_record_holds_the_payload_and_its_header() {
+        let rec = sample();
+        let payload = encode(&rec);
+        let mut enc = RecordEncoder::new(&rec.datasource, rec.groups.len(), 0);
+        for g in &rec.groups {
+            enc.group(g.key, g.rows.len(), g.rows[0].1.len());
+            for (t, vals) in &g.rows {
+                enc.row(*t, vals);
+            }
+        }
+        let framed = enc.finish_framed().unwrap();
+        assert_eq!(framed.payload(), &payload[..]);
+        let head = &framed.0[..RECORD_HEADER_SIZE];
+        assert_eq!(head[..4], (payload.len() as u32).to_le_bytes());
+        assert_eq!(head[4..], crc32c::crc32c(&payload).to_le_bytes());
     }
 
     #[test]
