@@ -12,6 +12,9 @@ use crate::sql::planner::Relation;
 use crate::table::SqlType;
 use crate::timeline::Timeline;
 
+/// A datasource's SQL columns (`__time` first) with their types.
+pub type SqlColumns = Arc<Vec<(String, SqlType)>>;
+
 /// A datasource's SQL columns as of a timeline snapshot and catalog spec: still right while
 /// both are unchanged.
 #[derive(Debug)]
@@ -19,15 +22,12 @@ pub(crate) struct ColumnsEntry {
     timeline: Arc<Timeline>,
     /// [`crate::storage::DataDir::datasource_epoch`] before the spec was read.
     epoch: (u64, i64),
-    columns: Option<Arc<Vec<(String, SqlType)>>>,
+    columns: Option<SqlColumns>,
 }
 
 /// The SQL columns of a datasource (`__time` first), or `None` when it does not exist. Every
 /// SQL statement asks, so the answer is kept until the datasource's segments or spec change.
-pub fn datasource_columns(
-    engine: &Engine,
-    ds: &str,
-) -> Result<Option<Arc<Vec<(String, SqlType)>>>> {
+pub fn datasource_columns(engine: &Engine, ds: &str) -> Result<Option<SqlColumns>> {
     let data = engine.data_dir();
     let epoch = data.datasource_epoch();
     let timeline = data.timeline();

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::query::aggregator::{AggState, AggregatorSpec};
+use crate::query::aggregator::AggregatorSpec;
 use crate::query::exec::{
-    DimValue, ExecContext, GroupKey, Grouping, Groups, SegmentTask, aggregate_task, finalize_row,
+    DimValue, ExecContext, Grouping, Groups, SegmentTask, aggregate_task, finalize_row,
     parallel_map,
 };
 use crate::query::filter::{Filter, Num};
@@ -121,7 +121,7 @@ impl TopNExec<'_> {
             if v.len() > k && k > 0 {
                 // The k best by the ordering value, computed once per group; their order does
                 // not matter here (the merged result is sorted).
-                let mut ranked: Vec<(Option<f64>, (GroupKey, Vec<AggState>))> = v
+                let mut ranked: Vec<_> = v
                     .into_iter()
                     .map(|g| (self.aggregations[ai].finalize_num(&g.1[ai]), g))
                     .collect();
