@@ -805,7 +805,8 @@ pub struct Run {
 }
 
 /// Fold each run's values `v[start..end]` (converted by `conv`) into `c[group]` with `op`, in
-/// row order, so the result is the same as [`fold_rows`]'s on the same rows.
+/// row order and with consecutive runs of one group folded in one register before touching
+/// the state, so the result is the same as [`fold_rows`]'s on the same rows, bit for bit.
 #[inline]
 fn fold_runs<T: Copy, U: Copy>(
     c: &mut [Option<T>],
@@ -814,6 +815,7 @@ fn fold_runs<T: Copy, U: Copy>(
     conv: impl Fn(U) -> T,
     op: impl Fn(T, T) -> T,
 ) {
+    let mut pending: Option<(u32, T)> = None;
     for r in runs {
         let Some((first, rest)) = v
             .get(r.start as usize..r.end as usize)
@@ -821,13 +823,29 @@ fn fold_runs<T: Copy, U: Copy>(
         else {
             continue;
         };
-        let acc = rest.iter().fold(conv(*first), |acc, &x| op(acc, conv(x)));
-        let s = &mut c[r.group as usize];
-        *s = Some(match *s {
-            Some(a) => op(a, acc),
-            None => acc,
-        });
+        let acc = match pending {
+            Some((g, acc)) if g == r.group => op(acc, conv(*first)),
+            _ => {
+                if let Some((g, acc)) = pending {
+                    fold_state(&mut c[g as usize], acc, &op);
+                }
+                conv(*first)
+            }
+        };
+        let acc = rest.iter().fold(acc, |acc, &x| op(acc, conv(x)));
+        pending = Some((r.group, acc));
     }
+    if let Some((g, acc)) = pending {
+        fold_state(&mut c[g as usize], acc, &op);
+    }
+}
+
+#[inline]
+fn fold_state<T: Copy>(s: &mut Option<T>, acc: T, op: impl Fn(T, T) -> T) {
+    *s = Some(match *s {
+        Some(a) => op(a, acc),
+        None => acc,
+    });
 }
 
 impl AggregatorSpec {
