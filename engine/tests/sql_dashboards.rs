@@ -399,15 +399,16 @@ fn sql_columns_follow_publishes_spec_updates_and_drops() {
         .map(|r| r[0].as_str().unwrap().to_string())
         .collect()
     };
-    let missing = engine
-        .sql(
+    let count_events = |e: &Engine| {
+        e.sql(
             &SqlRequest {
                 query: "SELECT COUNT(*) FROM events".into(),
                 ..SqlRequest::default()
             },
             None,
         )
-        .unwrap_err();
+    };
+    let missing = count_events(&engine).unwrap_err();
     assert!(missing.to_string().contains("events"), "{missing}");
 
     sql_support::build_events(&engine);
@@ -445,14 +446,6 @@ fn sql_columns_follow_publishes_spec_updates_and_drops() {
     // A drop: the table is gone for SQL.
     engine.data_dir().drop_datasource("events").unwrap();
     assert!(columns(&engine, "events").is_empty());
-    let gone = engine
-        .sql(
-            &SqlRequest {
-                query: "SELECT COUNT(*) FROM events".into(),
-                ..SqlRequest::default()
-            },
-            None,
-        )
-        .unwrap_err();
+    let gone = count_events(&engine).unwrap_err();
     assert!(gone.to_string().contains("events"), "{gone}");
 }

@@ -420,3 +420,13 @@ fn dechunk(body: &str) -> String {
     }
     out
 }
+
+/// The value of one Prometheus series (name with its labels, exactly as exposed) in a
+/// `/metrics` text; panics naming the series when it is missing.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("series {series} missing from:\n{text}"))
+}

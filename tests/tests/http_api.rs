@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use basalt_tests::{HttpResponse, TestServer, load_rows};
+use basalt_tests::{HttpResponse, TestServer, load_rows, metric_value};
 use serde_json::{Value, json};
 
 const MINUTE: i64 = 60_000;
@@ -550,13 +550,7 @@ fn metrics_exposition_after_requests() {
         r.headers
     );
     let text = r.text();
-    let value = |series: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("series {series} missing from:\n{text}"))
-    };
+    let value = |series: &str| metric_value(&text, series);
     assert_eq!(
         value(r#"basalt_http_requests_total{endpoint="/druid/v2",method="POST",status="200"}"#),
         3.0

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use basalt_proto::v1::ingest_service_client::IngestServiceClient;
 use basalt_proto::v1::push_request::Rows;
 use basalt_proto::v1::{JsonRows, PushRequest};
-use basalt_tests::{TestServer, http_send};
+use basalt_tests::{TestServer, http_send, metric_value};
 use serde_json::{Value, json};
 
 fn now_ms() -> i64 {
@@ -190,13 +190,7 @@ fn pushes_over_http_and_grpc_are_queryable_at_once() {
     // Realtime ingestion's counters and gauges are in `/metrics`.
     let (status, text) = server.get("/metrics").unwrap();
     assert_eq!(status, 200);
-    let value = |series: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("series {series} missing from:\n{text}"))
-    };
+    let value = |series: &str| metric_value(&text, series);
     // One record per push with accepted rows: HTTP, gzip, two gRPC JSON batches, Arrow.
     assert_eq!(value("basalt_realtime_wal_records_total"), 5.0);
     assert_eq!(value("basalt_realtime_sinks"), 1.0);
