@@ -441,35 +441,83 @@ fn parse(bytes: &[u8], n: usize) -> std::result::Result<Parsed, String> {
     })
 }
 
-/// Bytes a frame's packed fields may span, with the 8 bytes an unaligned read may overrun.
-const FRAME_SPAN: usize = 16 * MAX_WIDTH as usize + PAD;
-
-/// Unpack the 128 fields of `W` bits at the start of `data`. Fixed sizes let the compiler drop
-/// the bounds checks: the last read starts at byte `127 W / 8 < 16 W`.
+/// Field `i` of a frame's fields of `W` bits (`data` is the frame's `16 W` bytes and the
+/// padding after them: the read of field 127 starts at byte `127 W / 8 < 16 W`).
 #[inline(always)]
-fn unpack<const W: usize>(data: &[u8; FRAME_SPAN], out: &mut [u64; FRAME]) {
-    let m = mask(W);
-    for (i, o) in out.iter_mut().enumerate() {
-        let bit = i * W;
-        let at = bit >> 3;
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&data[at..at + 8]);
-        *o = (u64::from_le_bytes(word) >> (bit & 7)) & m;
+fn field<const W: usize>(data: &[u8], i: usize) -> u64 {
+    let bit = i * W;
+    let at = bit >> 3;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&data[at..at + 8]);
+    (u64::from_le_bytes(word) >> (bit & 7)) & mask(W)
+}
+
+/// Decode all 128 values of one frame of `W`-bit fields into `dst` (values past the frame's
+/// length come from its zero padding bits and mean nothing). Fixed sizes let the compiler drop
+/// the bounds checks and unroll. Not inlined: one function per width keeps each stack frame
+/// small (inlined into the dispatch, the 57 widths' step arrays made one frame of ~58 KiB,
+/// probed page by page on every call).
+#[inline(never)]
+fn decode_packed<const W: usize, T: FrameValue>(
+    data: &[u8],
+    mode: u8,
+    h: &Head,
+    exceptions: &[(u8, i64)],
+    dst: &mut [T; FRAME],
+) {
+    let data = &data[..16 * W + PAD];
+    if mode == MODE_FOR {
+        for (i, d) in dst.iter_mut().enumerate() {
+            *d = T::from_i64(h.base.wrapping_add(field::<W>(data, i) as i64));
+        }
+        for &(pos, v) in exceptions {
+            dst[pos as usize % FRAME] = T::from_i64(h.base.wrapping_add(v));
+        }
+        return;
+    }
+    let mut acc = h.base;
+    if exceptions.is_empty() {
+        dst[0] = T::from_i64(acc);
+        for (i, d) in dst.iter_mut().enumerate().skip(1) {
+            acc = acc.wrapping_add(h.dmin.wrapping_add(field::<W>(data, i) as i64));
+            *d = T::from_i64(acc);
+        }
+        return;
+    }
+    let mut steps: [i64; FRAME] =
+        std::array::from_fn(|i| h.dmin.wrapping_add(field::<W>(data, i) as i64));
+    for &(pos, v) in exceptions {
+        steps[pos as usize % FRAME] = v;
+    }
+    dst[0] = T::from_i64(acc);
+    for (d, &step) in dst.iter_mut().zip(&steps).skip(1) {
+        acc = acc.wrapping_add(step);
+        *d = T::from_i64(acc);
     }
 }
 
-macro_rules! unpack_dispatch {
-    ($w:expr, $data:expr, $out:expr, $($n:literal)*) => {
+macro_rules! decode_dispatch {
+    ($w:expr, $args:tt, $($n:literal)*) => {
         match $w {
-            $($n => unpack::<$n>($data, $out),)*
-            _ => $out.fill(0),
+            $($n => decode_packed::<$n, T> $args,)*
+            _ => {}
         }
     };
 }
 
-fn unpack_width(w: u8, data: &[u8; FRAME_SPAN], out: &mut [u64; FRAME]) {
-    unpack_dispatch!(w, data, out,
-        1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28
+/// Decode one frame whose head is `h` (checked by `parse`: `width <= MAX_WIDTH`, its bytes and
+/// the padding inside `bytes`).
+#[inline]
+fn decode_one<T: FrameValue>(
+    bytes: &[u8],
+    mode: u8,
+    h: &Head,
+    exceptions: &[(u8, i64)],
+    dst: &mut [T; FRAME],
+) {
+    let data = &bytes[h.data..];
+    decode_dispatch!(h.width, (data, mode, h, exceptions, dst),
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28
         29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56);
 }
 
@@ -487,6 +535,111 @@ pub fn plausible(len: usize, n: usize, path: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// A parsed frames block, decoded a frame at a time: readers that fold values as they go keep
+/// one frame (1 KiB) in L1 instead of a whole block's 256-512 KiB buffer.
+pub struct FrameBlock<'a> {
+    bytes: &'a [u8],
+    n: usize,
+    parsed: Parsed,
+}
+
+/// How the values of one frame are laid out, when that is known without unpacking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameShape<'a> {
+    /// Every value is `base` except at the exceptions' positions, which hold `base + value`.
+    Constant {
+        /// The common value.
+        base: i64,
+        /// (position, offset from `base`), positions ascending.
+        exceptions: &'a [(u8, i64)],
+    },
+    /// Value 0 is `base`; at each exception's position the value steps by its `value` and
+    /// stays there (runs of equal values, as a sorted dimension's ids are).
+    Steps {
+        /// The first value.
+        base: i64,
+        /// (position, step), positions ascending and above 0.
+        exceptions: &'a [(u8, i64)],
+    },
+    /// Anything else: unpack it.
+    Packed,
+}
+
+impl std::fmt::Debug for FrameBlock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameBlock")
+            .field("values", &self.n)
+            .field("mode", &self.parsed.mode)
+            .field("frames", &self.parsed.heads.len())
+            .finish()
+    }
+}
+
+impl<'a> FrameBlock<'a> {
+    /// Parse a block of `n` values (its heads; the packed data is read frame by frame).
+    pub fn parse(bytes: &'a [u8], n: usize, path: &Path, what: &str) -> Result<FrameBlock<'a>> {
+        plausible(bytes.len(), n, path, what)?;
+        let parsed = parse(bytes, n).map_err(|e| {
+            Error::corruption(
+                path,
+                format!("{what} frames block"),
+                "a valid frames block",
+                e,
+            )
+        })?;
+        Ok(FrameBlock { bytes, n, parsed })
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether the block holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Values in frame `f` (128, fewer in the last).
+    pub fn frame_len(&self, f: usize) -> usize {
+        FRAME.min(self.n.saturating_sub(f * FRAME))
+    }
+
+    /// The layout of frame `f`, if it is known without unpacking.
+    pub fn shape(&self, f: usize) -> FrameShape<'_> {
+        let Some(h) = self.parsed.heads.get(f) else {
+            return FrameShape::Packed;
+        };
+        if h.width != 0 {
+            return FrameShape::Packed;
+        }
+        let exceptions = &self.parsed.exceptions[h.exc_start as usize..h.exc_end as usize];
+        match self.parsed.mode {
+            MODE_FOR => FrameShape::Constant {
+                base: h.base,
+                exceptions,
+            },
+            _ if h.dmin == 0 => FrameShape::Steps {
+                base: h.base,
+                exceptions,
+            },
+            _ => FrameShape::Packed,
+        }
+    }
+
+    /// Decode frame `f` into `out`; returns its first [`FrameBlock::frame_len`] values, the
+    /// frame's (empty past the last frame).
+    #[inline]
+    pub fn decode_frame<'o, T: FrameValue>(&self, f: usize, out: &'o mut [T; FRAME]) -> &'o [T] {
+        let Some(h) = self.parsed.heads.get(f) else {
+            return &out[..0];
+        };
+        let exceptions = &self.parsed.exceptions[h.exc_start as usize..h.exc_end as usize];
+        decode_one(self.bytes, self.parsed.mode, h, exceptions, out);
+        &out[..self.frame_len(f)]
+    }
+}
+
 /// Decode a frames block of `n` values into `out` (`out.len() == n`). With `frames`, only the
 /// frames whose bit is set (frame `f` is bit `f % 64` of word `f / 64`) are decoded; the other
 /// values are left as they were.
@@ -498,54 +651,21 @@ pub fn decode_into<T: FrameValue>(
     what: &str,
 ) -> Result<()> {
     let n = out.len();
-    let parsed = parse(bytes, n).map_err(|e| {
-        Error::corruption(
-            path,
-            format!("{what} frames block"),
-            "a valid frames block",
-            e,
-        )
-    })?;
-    let mut fields = [0u64; FRAME];
-    let mut span = [0u8; FRAME_SPAN];
-    for (f, h) in parsed.heads.iter().enumerate() {
-        let start = f * FRAME;
-        let len = FRAME.min(n - start);
-        let dst = &mut out[start..start + len];
+    let block = FrameBlock::parse(bytes, n, path, what)?;
+    let mut last = [T::from_i64(0); FRAME];
+    for (f, chunk) in out.chunks_mut(FRAME).enumerate() {
         if let Some(mask) = frames
             && mask.get(f / 64).is_none_or(|w| w & (1 << (f % 64)) == 0)
         {
             continue;
         }
-        if h.width == 0 {
-            fields.fill(0);
-        } else {
-            // `parse` checked that every frame's bytes and the padding lie in the block.
-            let take = 16 * h.width as usize + PAD;
-            span[..take].copy_from_slice(&bytes[h.data..h.data + take]);
-            unpack_width(h.width, &span, &mut fields);
-        }
-        let fld = &mut fields[..len];
-        let exc = &parsed.exceptions[h.exc_start as usize..h.exc_end as usize];
-        if parsed.mode == MODE_FOR {
-            for (d, &p) in dst.iter_mut().zip(fld.iter()) {
-                *d = T::from_i64(h.base.wrapping_add(p as i64));
+        match <&mut [T; FRAME]>::try_from(&mut *chunk) {
+            Ok(whole) => {
+                block.decode_frame(f, whole);
             }
-            for &(pos, v) in exc {
-                dst[pos as usize] = T::from_i64(h.base.wrapping_add(v));
-            }
-        } else {
-            for p in fld.iter_mut() {
-                *p = (*p as i64).wrapping_add(h.dmin) as u64;
-            }
-            for &(pos, v) in exc {
-                fld[pos as usize] = v as u64;
-            }
-            let mut acc = h.base;
-            dst[0] = T::from_i64(acc);
-            for (d, &p) in dst.iter_mut().zip(fld.iter()).skip(1) {
-                acc = acc.wrapping_add(p as i64);
-                *d = T::from_i64(acc);
+            Err(_) => {
+                let len = chunk.len();
+                chunk.copy_from_slice(&block.decode_frame(f, &mut last)[..len]);
             }
         }
     }
@@ -565,12 +685,59 @@ mod tests {
             let mut out = vec![0i64; values.len()];
             decode_into(&bytes, &mut out, None, Path::new("t"), "t").expect("decodes");
             assert_eq!(out, values, "mode {mode}");
+            frame_at_a_time(&bytes, values);
         }
         // Values spread wider than MAX_WIDTH bits (beyond the exceptions) do not fit.
         if let Some(bytes) = encode(values) {
             let mut out = vec![0i64; values.len()];
             decode_into(&bytes, &mut out, None, Path::new("t"), "t").expect("decodes");
             assert_eq!(out, values);
+        }
+    }
+
+    /// Frame by frame, the values are those of the whole block, and every frame whose shape is
+    /// known without unpacking holds the values that shape describes.
+    fn frame_at_a_time(bytes: &[u8], values: &[i64]) {
+        let block = FrameBlock::parse(bytes, values.len(), Path::new("t"), "t").expect("parses");
+        let mut buf = [0i64; FRAME];
+        for (f, want) in values.chunks(FRAME).enumerate() {
+            assert_eq!(block.decode_frame(f, &mut buf), want, "frame {f}");
+            let mut shaped = vec![0i64; want.len()];
+            match block.shape(f) {
+                FrameShape::Constant { base, exceptions } => {
+                    shaped.fill(base);
+                    for &(pos, v) in exceptions {
+                        shaped[pos as usize] = base.wrapping_add(v);
+                    }
+                }
+                FrameShape::Steps { base, exceptions } => {
+                    let mut at = 0;
+                    let mut x = base;
+                    for &(pos, v) in exceptions.iter().chain([&(want.len() as u8, 0)]) {
+                        shaped[at..pos as usize].fill(x);
+                        x = x.wrapping_add(v);
+                        at = pos as usize;
+                    }
+                }
+                FrameShape::Packed => shaped.copy_from_slice(want),
+            }
+            assert_eq!(shaped, want, "frame {f} shape {:?}", block.shape(f));
+        }
+        let past = values.len().div_ceil(FRAME);
+        assert!(block.decode_frame(past, &mut buf).is_empty());
+    }
+
+    #[test]
+    fn sorted_ids_are_steps() {
+        let runs: Vec<i64> = (0..1000).map(|i| i / 360).collect();
+        let bytes = encode(&runs).expect("fits");
+        let block = FrameBlock::parse(&bytes, runs.len(), Path::new("t"), "t").expect("parses");
+        for f in 0..frame_count(runs.len()) {
+            assert!(
+                matches!(block.shape(f), FrameShape::Steps { .. }),
+                "frame {f}: {:?}",
+                block.shape(f)
+            );
         }
     }
 

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::aggregate::{combine_double, combine_long, combine_pair};
 use crate::column::Values;
+use crate::column::frames::{FRAME, FrameBlock};
 use crate::error::{Error, Result};
 use crate::query::filter::{Filter, Num};
 use crate::query::json::Obj;
@@ -804,6 +805,40 @@ pub struct Run {
     pub group: u32,
 }
 
+/// Fold `xs` (converted by `conv`) into `acc` with `op`, left to right; with `any_order` (for
+/// operations whose result does not depend on the order: integer min, max and wrapping sums)
+/// in four accumulators side by side, which breaks the chain of dependent operations.
+#[inline(always)]
+fn fold_slice<T: Copy, U: Copy>(
+    acc: T,
+    xs: &[U],
+    conv: &impl Fn(U) -> T,
+    op: &impl Fn(T, T) -> T,
+    any_order: bool,
+) -> T {
+    let mut chunks = xs.chunks_exact(4);
+    let first = match chunks.next() {
+        Some(first) if any_order && xs.len() >= 16 => first,
+        _ => return xs.iter().fold(acc, |acc, &x| op(acc, conv(x))),
+    };
+    let mut lanes = [
+        op(acc, conv(first[0])),
+        conv(first[1]),
+        conv(first[2]),
+        conv(first[3]),
+    ];
+    for chunk in chunks.by_ref() {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = op(*lane, conv(x));
+        }
+    }
+    let acc = op(op(lanes[0], lanes[1]), op(lanes[2], lanes[3]));
+    chunks
+        .remainder()
+        .iter()
+        .fold(acc, |acc, &x| op(acc, conv(x)))
+}
+
 /// Fold each run's values `v[start..end]` (converted by `conv`) into `c[group]` with `op`, in
 /// row order and with consecutive runs of one group folded in one register before touching
 /// the state, so the result is the same as [`fold_rows`]'s on the same rows, bit for bit.
@@ -814,6 +849,7 @@ fn fold_runs<T: Copy, U: Copy>(
     runs: &[Run],
     conv: impl Fn(U) -> T,
     op: impl Fn(T, T) -> T,
+    any_order: bool,
 ) {
     let mut pending: Option<(u32, T)> = None;
     for r in runs {
@@ -832,8 +868,53 @@ fn fold_runs<T: Copy, U: Copy>(
                 conv(*first)
             }
         };
-        let acc = rest.iter().fold(acc, |acc, &x| op(acc, conv(x)));
+        let acc = fold_slice(acc, rest, &conv, &op, any_order);
         pending = Some((r.group, acc));
+    }
+    if let Some((g, acc)) = pending {
+        fold_state(&mut c[g as usize], acc, &op);
+    }
+}
+
+/// [`fold_runs`] over a long column's frames block, decoding one frame at a time into a
+/// buffer that stays in L1: the same left fold in row order, so the same results bit for bit.
+fn fold_runs_frames<T: Copy>(
+    c: &mut [Option<T>],
+    frames: &FrameBlock<'_>,
+    runs: &[Run],
+    conv: impl Fn(i64) -> T,
+    op: impl Fn(T, T) -> T,
+    any_order: bool,
+) {
+    let mut buf = [0i64; FRAME];
+    let mut decoded = usize::MAX;
+    let mut pending: Option<(u32, T)> = None;
+    for r in runs {
+        let (mut s, end) = (r.start as usize, (r.end as usize).min(frames.len()));
+        while s < end {
+            let f = s / FRAME;
+            if f != decoded {
+                frames.decode_frame(f, &mut buf);
+                decoded = f;
+            }
+            let at = f * FRAME;
+            let e = end.min(at + FRAME);
+            let Some((first, rest)) = buf[s - at..e - at].split_first() else {
+                break;
+            };
+            let acc = match pending {
+                Some((g, acc)) if g == r.group => op(acc, conv(*first)),
+                _ => {
+                    if let Some((g, acc)) = pending {
+                        fold_state(&mut c[g as usize], acc, &op);
+                    }
+                    conv(*first)
+                }
+            };
+            let acc = fold_slice(acc, rest, &conv, &op, any_order);
+            pending = Some((r.group, acc));
+            s = e;
+        }
     }
     if let Some((g, acc)) = pending {
         fold_state(&mut c[g as usize], acc, &op);
@@ -872,6 +953,35 @@ impl AggregatorSpec {
         }
     }
 
+    /// Per group, the value [`AggregatorSpec::finalize_num`] gives for its state, straight
+    /// from the column; `None` for sketch columns (estimating them all costs too much).
+    pub fn column_nums(&self, col: &StateColumn) -> Option<Vec<Option<f64>>> {
+        Some(match col {
+            StateColumn::Long(c) => c.iter().map(|v| v.map(|x| x as f64)).collect(),
+            StateColumn::Double(c) => c.clone(),
+            StateColumn::LongPair(c) => c.iter().map(|v| v.map(|(_, x)| x as f64)).collect(),
+            StateColumn::DoublePair(c) => c.iter().map(|v| v.map(|(_, x)| x)).collect(),
+            StateColumn::Hll(_) => return None,
+        })
+    }
+
+    /// The states of groups `kept` (ascending), in that order.
+    pub fn column_select(&self, col: StateColumn, kept: &[usize]) -> StateColumn {
+        fn pick<T>(v: Vec<T>, kept: &[usize]) -> Vec<T> {
+            let mut v: Vec<Option<T>> = v.into_iter().map(Some).collect();
+            kept.iter()
+                .filter_map(|&g| v.get_mut(g).and_then(Option::take))
+                .collect()
+        }
+        match col {
+            StateColumn::Long(c) => StateColumn::Long(pick(c, kept)),
+            StateColumn::Double(c) => StateColumn::Double(pick(c, kept)),
+            StateColumn::LongPair(c) => StateColumn::LongPair(pick(c, kept)),
+            StateColumn::DoublePair(c) => StateColumn::DoublePair(pick(c, kept)),
+            StateColumn::Hll(c) => StateColumn::Hll(pick(c, kept)),
+        }
+    }
+
     /// The per-group states, in group order.
     pub fn into_states(&self, col: StateColumn) -> Vec<AggState> {
         match col {
@@ -897,25 +1007,77 @@ impl AggregatorSpec {
             (AggKind::Long(k), StateColumn::Long(c), AggInput::Long(v, None)) => {
                 let id = |x: i64| x;
                 match k {
-                    MetricKind::LongMin => fold_runs(c, v, runs, id, i64::min),
-                    MetricKind::LongMax => fold_runs(c, v, runs, id, i64::max),
-                    _ => fold_runs(c, v, runs, id, i64::wrapping_add),
+                    MetricKind::LongMin => fold_runs(c, v, runs, id, i64::min, true),
+                    MetricKind::LongMax => fold_runs(c, v, runs, id, i64::max, true),
+                    _ => fold_runs(c, v, runs, id, i64::wrapping_add, true),
                 }
             }
             (AggKind::Double(k), StateColumn::Double(c), AggInput::Double(v, None)) => {
                 let id = |x: f64| x;
                 match k {
-                    MetricKind::DoubleMin => fold_runs(c, v, runs, id, f64::min),
-                    MetricKind::DoubleMax => fold_runs(c, v, runs, id, f64::max),
-                    _ => fold_runs(c, v, runs, id, |a, b| a + b),
+                    MetricKind::DoubleMin => fold_runs(c, v, runs, id, f64::min, false),
+                    MetricKind::DoubleMax => fold_runs(c, v, runs, id, f64::max, false),
+                    _ => fold_runs(c, v, runs, id, |a, b| a + b, false),
                 }
             }
             (AggKind::Double(k), StateColumn::Double(c), AggInput::Long(v, None)) => {
                 let conv = |x: i64| x as f64;
                 match k {
-                    MetricKind::DoubleMin => fold_runs(c, v, runs, conv, f64::min),
-                    MetricKind::DoubleMax => fold_runs(c, v, runs, conv, f64::max),
-                    _ => fold_runs(c, v, runs, conv, |a, b| a + b),
+                    MetricKind::DoubleMin => fold_runs(c, v, runs, conv, f64::min, false),
+                    MetricKind::DoubleMax => fold_runs(c, v, runs, conv, f64::max, false),
+                    _ => fold_runs(c, v, runs, conv, |a, b| a + b, false),
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The long column whose frames [`AggregatorSpec::update_runs_frames`] can fold: the field
+    /// of a long or double sum/min/max over a long column without nulls in `seg`.
+    pub fn frames_field<'s>(&self, seg: &'s Segment) -> Result<Option<&'s ColumnMeta>> {
+        if !matches!(self.kind, AggKind::Long(_) | AggKind::Double(_)) || self.filter.is_some() {
+            return Ok(None);
+        }
+        let Some(c) = self.field.as_ref().and_then(|f| seg.column(f)) else {
+            return Ok(None);
+        };
+        if !matches!(c.column_type, ColumnType::Long | ColumnType::LongPair)
+            || !seg.null_bitmap(c)?.is_empty()
+        {
+            return Ok(None);
+        }
+        Ok(Some(c))
+    }
+
+    /// Like [`AggregatorSpec::update_runs`], reading the values of the column
+    /// [`AggregatorSpec::frames_field`] gave from its frames block a frame at a time. Returns
+    /// `false`, having changed nothing, for kinds without this path.
+    pub fn update_runs_frames(
+        &self,
+        col: &mut StateColumn,
+        frames: &FrameBlock<'_>,
+        runs: &[Run],
+    ) -> bool {
+        match (&self.kind, col) {
+            (AggKind::Long(k), StateColumn::Long(c)) => {
+                let id = |x: i64| x;
+                match k {
+                    MetricKind::LongMin => fold_runs_frames(c, frames, runs, id, i64::min, true),
+                    MetricKind::LongMax => fold_runs_frames(c, frames, runs, id, i64::max, true),
+                    _ => fold_runs_frames(c, frames, runs, id, i64::wrapping_add, true),
+                }
+            }
+            (AggKind::Double(k), StateColumn::Double(c)) => {
+                let conv = |x: i64| x as f64;
+                match k {
+                    MetricKind::DoubleMin => {
+                        fold_runs_frames(c, frames, runs, conv, f64::min, false)
+                    }
+                    MetricKind::DoubleMax => {
+                        fold_runs_frames(c, frames, runs, conv, f64::max, false)
+                    }
+                    _ => fold_runs_frames(c, frames, runs, conv, |a, b| a + b, false),
                 }
             }
             _ => return false,
@@ -1146,6 +1308,19 @@ mod tests {
                 prop_assert_eq!(format!("{r:?}"), format!("{w:?}"), "{}", kind);
                 let (r, w) = both(&spec(kind), &longs(), &runs, 5);
                 prop_assert_eq!(format!("{r:?}"), format!("{w:?}"), "{} of longs", kind);
+            }
+            // Straight from the frames, a frame at a time: the same states again.
+            let bytes = crate::column::frames::encode(&values).expect("narrow values fit frames");
+            let frames = FrameBlock::parse(&bytes, n, std::path::Path::new("t"), "t").expect("parses");
+            for kind in ["longSum", "longMin", "longMax", "doubleSum", "doubleMin", "doubleMax"] {
+                let a = spec(kind);
+                let mut by_frames = a.new_column();
+                for _ in 0..5 {
+                    a.push_group(&mut by_frames);
+                }
+                prop_assert!(a.update_runs_frames(&mut by_frames, &frames, &runs), "{}", kind);
+                let (_, w) = both(&a, &longs(), &runs, 5);
+                prop_assert_eq!(format!("{:?}", a.into_states(by_frames)), format!("{w:?}"), "{} from frames", kind);
             }
         }
     }

@@ -28,6 +28,7 @@ use std::time::Instant;
 use roaring::RoaringBitmap;
 use serde_json::Value;
 
+use crate::column::frames::{FRAME, FrameBlock, FrameShape};
 use crate::column::{Need, Values};
 use crate::error::{Error, Result};
 use crate::query::aggregator::{
@@ -451,6 +452,54 @@ pub struct Grouping<'a> {
     pub aggs: &'a [AggregatorSpec],
     /// Max groups (ResourcesExhausted beyond).
     pub max_groups: u64,
+    /// Keep only each time bucket's best groups of a segment (topN's over-fetch), chosen
+    /// before the segment's groups are turned into keyed groups.
+    pub top: Option<LocalTop>,
+}
+
+/// Each time bucket's `k` best groups of one segment by aggregator `agg`'s value (largest
+/// first, smallest first if `inverted`); ties are broken arbitrarily.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalTop {
+    /// Index of the ordering aggregator.
+    pub agg: usize,
+    /// Groups kept per bucket.
+    pub k: usize,
+    /// Smallest first.
+    pub inverted: bool,
+}
+
+impl LocalTop {
+    /// Order of two ordering values, best first (no value counts as the smallest).
+    pub fn cmp(&self, x: Option<f64>, y: Option<f64>) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let o = match (x, y) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (None, Some(_)) => Ordering::Less,
+            (Some(_), None) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        };
+        if self.inverted { o } else { o.reverse() }
+    }
+
+    /// Of groups `0..buckets.len()` (group `g` in time bucket `buckets[g]`, ordering value
+    /// `values[g]`), the ones to keep, ascending.
+    pub fn keep(&self, buckets: &[u64], values: &[Option<f64>]) -> Vec<usize> {
+        let mut per_bucket: FastMap<u64, Vec<usize>> = FastMap::default();
+        for (g, &b) in buckets.iter().enumerate() {
+            per_bucket.entry(b).or_default().push(g);
+        }
+        let mut kept = Vec::new();
+        for (_, mut groups) in per_bucket {
+            if self.k > 0 && groups.len() > self.k {
+                groups.select_nth_unstable_by(self.k - 1, |&a, &b| self.cmp(values[a], values[b]));
+                groups.truncate(self.k);
+            }
+            kept.extend(groups);
+        }
+        kept.sort_unstable();
+        kept
+    }
 }
 
 enum DimCodes {
@@ -648,6 +697,12 @@ pub fn aggregate_task(
         .flatten()
         .map_or(0, |c| c.cardinality as usize);
     let mut dense_tables: FastMap<i64, Vec<u32>> = FastMap::default();
+    // Aggregators that fold runs straight from a long column's frames.
+    let frames_fields: Vec<Option<&ColumnMeta>> = grouping
+        .aggs
+        .iter()
+        .map(|a| a.frames_field(seg))
+        .collect::<Result<_>>()?;
     let time_blocks = time_col.stream(StreamRole::Long).map(|s| &s.blocks);
 
     for b in task.blocks.clone().unwrap_or(0..seg.num_blocks()) {
@@ -677,9 +732,16 @@ pub fn aggregate_task(
         sel.clear();
         gidx.clear();
         if let (Some(bucket), true) = (single_bucket, dense_ok) {
-            let ids = match dim_cols.first().copied().flatten() {
-                Some(c) => Some(seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?),
+            // The grouped ids: a frames block yields its runs frame by frame (a sorted
+            // dimension's frames hold them without unpacking); other codecs decode the block.
+            let id_col = dim_cols.first().copied().flatten();
+            let id_frames = match id_col {
+                Some(c) => seg.frame_block(c, StreamRole::Ids, b)?,
                 None => None,
+            };
+            let ids = match (id_col, &id_frames) {
+                (Some(c), None) => Some(seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?),
+                _ => None,
             };
             let table = dense_tables
                 .entry(bucket)
@@ -698,15 +760,43 @@ pub fn aggregate_task(
             selected_ranges(&rows, base, n, full, &mut ranges);
             runs.clear();
             for &(start, end) in &ranges {
-                match ids.as_ref() {
-                    None => runs.push(Run {
+                match (ids.as_ref(), &id_frames) {
+                    (Some(v), _) => {
+                        let v = v
+                            .get(start as usize..end as usize)
+                            .ok_or_else(|| Error::internal("selected rows past the block's ids"))?;
+                        id_runs(v, start, &mut runs, |id| {
+                            dense.group(id as usize, &mut columns, grouping)
+                        })?
+                    }
+                    (None, Some(fb)) => {
+                        let corrupt = |id: i64| {
+                            Error::corruption(
+                                seg.path(),
+                                format!(
+                                    "column `{}` block {b} dictionary id",
+                                    id_col.map_or("", |c| c.name.as_str())
+                                ),
+                                format!("at most {dense_card}"),
+                                id,
+                            )
+                        };
+                        frame_id_runs(
+                            fb,
+                            start,
+                            end,
+                            dense_card as u32,
+                            &mut runs,
+                            corrupt,
+                            |id| dense.group(id as usize, &mut columns, grouping),
+                        )?
+                    }
+                    (None, None) => push_run(
+                        &mut runs,
                         start,
                         end,
-                        group: dense.group(0, &mut columns, grouping)?,
-                    }),
-                    Some(v) => id_runs(v, start, end, &mut runs, |id| {
-                        dense.group(id as usize, &mut columns, grouping)
-                    })?,
+                        dense.group(0, &mut columns, grouping)?,
+                    ),
                 }
             }
             // Short runs cost more as slices than row by row.
@@ -715,8 +805,16 @@ pub fn aggregate_task(
                 if twin_of[ai].is_some() {
                     continue;
                 }
-                let input = a.block_input(seg, b, &times, &agg_ctx[ai], upto)?;
                 let filter_rows = agg_ctx[ai].filter_rows.as_ref();
+                if by_runs
+                    && filter_rows.is_none()
+                    && let Some(c) = frames_fields[ai]
+                    && let Some(fb) = seg.frame_block(c, StreamRole::Long, b)?
+                    && a.update_runs_frames(&mut columns[ai], &fb, &runs)
+                {
+                    continue;
+                }
+                let input = a.block_input(seg, b, &times, &agg_ctx[ai], upto)?;
                 if by_runs
                     && filter_rows.is_none()
                     && a.update_runs(&mut columns[ai], &input, &runs)
@@ -841,14 +939,38 @@ pub fn aggregate_task(
             columns[ai] = StateColumn::Long(src.clone());
         }
     }
+    // TopN keeps each bucket's best groups only: chosen here, before keys are built.
+    let kept: Option<Vec<usize>> = grouping.top.and_then(|top| {
+        if local_keys.len() <= top.k {
+            return None;
+        }
+        let values = grouping
+            .aggs
+            .get(top.agg)?
+            .column_nums(columns.get(top.agg)?)?;
+        let buckets: Vec<u64> = local_keys.iter().map(|k| k[0]).collect();
+        Some(top.keep(&buckets, &values))
+    });
     let mut states: Vec<Vec<AggState>> = (0..local_keys.len())
         .map(|_| Vec::with_capacity(grouping.aggs.len()))
         .collect();
     for (a, col) in grouping.aggs.iter().zip(columns) {
+        let col = match &kept {
+            Some(kept) => a.column_select(col, kept),
+            None => col,
+        };
         for (g, st) in a.into_states(col).into_iter().enumerate() {
             states[g].push(st);
         }
     }
+    let local_keys: Vec<Box<[u64]>> = match &kept {
+        Some(kept) => {
+            let mut keys: Vec<Option<Box<[u64]>>> = local_keys.into_iter().map(Some).collect();
+            kept.iter().filter_map(|&g| keys[g].take()).collect()
+        }
+        None => local_keys,
+    };
+    out.reserve(local_keys.len());
 
     // Translate local codes into values.
     for (k, st) in local_keys.into_iter().zip(states) {
@@ -895,19 +1017,25 @@ pub fn aggregate_task(
     Ok(out)
 }
 
-/// Split rows `start..end` of a block into runs of equal dictionary ids, each with the group
-/// `group_of(id)` gives, appended to `runs`.
+/// Append rows `start..end` in `group` to `runs`, extending the last run if it ends at `start`
+/// in the same group.
+#[inline]
+fn push_run(runs: &mut Vec<Run>, start: u32, end: u32, group: u32) {
+    match runs.last_mut() {
+        Some(last) if last.end == start && last.group == group => last.end = end,
+        _ => runs.push(Run { start, end, group }),
+    }
+}
+
+/// Split `ids`, the dictionary ids of the block rows from `start` on, into runs of equal ids,
+/// each with the group `group_of(id)` gives, appended to `runs`.
 #[inline]
 fn id_runs(
     ids: &[u32],
     start: u32,
-    end: u32,
     runs: &mut Vec<Run>,
     mut group_of: impl FnMut(u32) -> Result<u32>,
 ) -> Result<()> {
-    let ids = ids
-        .get(start as usize..end as usize)
-        .ok_or_else(|| Error::internal("selected rows past the block's ids"))?;
     let mut i = 0;
     while i < ids.len() {
         let (first, id) = (i, ids[i]);
@@ -923,11 +1051,71 @@ fn id_runs(
         while i < ids.len() && ids[i] == id {
             i += 1;
         }
-        runs.push(Run {
-            start: start + first as u32,
-            end: start + i as u32,
-            group: group_of(id)?,
-        });
+        push_run(runs, start + first as u32, start + i as u32, group_of(id)?);
+    }
+    Ok(())
+}
+
+/// [`id_runs`] for block rows `start..end` of an ids frames block, a frame at a time: frames
+/// of runs (a sorted dimension's) are split at their exceptions without unpacking. Ids above
+/// `cardinality` are a corruption error.
+fn frame_id_runs(
+    frames: &FrameBlock<'_>,
+    start: u32,
+    end: u32,
+    cardinality: u32,
+    runs: &mut Vec<Run>,
+    corrupt: impl Fn(i64) -> Error,
+    mut group_of: impl FnMut(u32) -> Result<u32>,
+) -> Result<()> {
+    let bad = |id: i64| Err(corrupt(id));
+    let mut buf = [0u32; FRAME];
+    let end = (end as usize).min(frames.len());
+    let mut s = start as usize;
+    while s < end {
+        let f = s / FRAME;
+        let at = f * FRAME;
+        let len = frames.frame_len(f);
+        let (lo, hi) = (s - at, end.min(at + len) - at);
+        // Pieces `[a, b)` of the frame holding one id, clipped to `lo..hi`.
+        let mut piece = |a: usize, b: usize, id: i64| -> Result<()> {
+            let (a, b) = (a.max(lo), b.min(hi));
+            if a >= b {
+                return Ok(());
+            }
+            if !(0..=i64::from(cardinality)).contains(&id) {
+                return bad(id);
+            }
+            push_run(runs, (at + a) as u32, (at + b) as u32, group_of(id as u32)?);
+            Ok(())
+        };
+        match frames.shape(f) {
+            FrameShape::Steps { base, exceptions } => {
+                let (mut from, mut id) = (0usize, base);
+                for &(pos, step) in exceptions {
+                    piece(from, pos as usize, id)?;
+                    (from, id) = (pos as usize, id.wrapping_add(step));
+                }
+                piece(from, len, id)?;
+            }
+            FrameShape::Constant { base, exceptions } => {
+                let mut from = 0usize;
+                for &(pos, v) in exceptions {
+                    piece(from, pos as usize, base)?;
+                    piece(pos as usize, pos as usize + 1, base.wrapping_add(v))?;
+                    from = pos as usize + 1;
+                }
+                piece(from, len, base)?;
+            }
+            FrameShape::Packed => {
+                let ids = &frames.decode_frame(f, &mut buf)[lo..hi];
+                if let Some(&id) = ids.iter().find(|&&id| id > cardinality) {
+                    return bad(i64::from(id));
+                }
+                id_runs(ids, (at + lo) as u32, runs, &mut group_of)?;
+            }
+        }
+        s = at + hi;
     }
     Ok(())
 }

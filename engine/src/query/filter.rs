@@ -1079,9 +1079,20 @@ fn numeric_rows(
                 }
                 None => match bounds {
                     Some((lo, hi)) => {
-                        for (i, &x) in v.iter().enumerate() {
-                            if lo <= x && x <= hi {
-                                hits.push(base + i as u32);
+                        // Matching rows come in runs (`__time` within rows sorted by a
+                        // dimension, sorted columns): inserted a run at a time.
+                        let inside = |x: i64| lo <= x && x <= hi;
+                        let mut i = 0;
+                        while i < v.len() {
+                            while i < v.len() && !inside(v[i]) {
+                                i += 1;
+                            }
+                            let start = i;
+                            while i < v.len() && inside(v[i]) {
+                                i += 1;
+                            }
+                            if start < i {
+                                out.insert_range(base + start as u32..base + i as u32);
                             }
                         }
                     }

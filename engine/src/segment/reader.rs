@@ -490,6 +490,35 @@ impl Segment {
         )
     }
 
+    /// Block `b` of a stream as a parsed frames block, to decode a frame at a time; `None` when
+    /// the block has another codec (decode it with the `read_*` functions then).
+    pub fn frame_block(
+        &self,
+        col: &ColumnMeta,
+        role: StreamRole,
+        b: usize,
+    ) -> Result<Option<crate::column::frames::FrameBlock<'_>>> {
+        let stream = col.stream(role).ok_or_else(|| {
+            Error::invalid(format!("column `{}` has no {role:?} stream", col.name))
+        })?;
+        let block = stream
+            .blocks
+            .get(b)
+            .ok_or_else(|| Error::invalid(format!("column `{}` has no block {b}", col.name)))?;
+        if block.codec != crate::segment::format::Codec::Frames {
+            return Ok(None);
+        }
+        let what = format!("column `{}` block {b}", col.name);
+        let bytes = self.checked_bytes(&block.range, &what)?;
+        crate::column::frames::FrameBlock::parse(
+            bytes,
+            block.num_values as usize,
+            &self.path,
+            &what,
+        )
+        .map(Some)
+    }
+
     /// Like [`Segment::read_longs`], but only the rows `need` names are meant to be read (a
     /// prefix `0..upto`, or some frames of it): the rest may be left zero (decoding skips them).
     pub fn read_longs_upto(

@@ -93,6 +93,7 @@ impl GroupByExec<'_> {
             dims: &names,
             aggs: self.aggregations,
             max_groups: self.max_groups,
+            top: None,
         };
         let groups = aggregate_all(tasks, self.filter, &grouping, ctx)?;
         let mut rows = Vec::with_capacity(groups.len());

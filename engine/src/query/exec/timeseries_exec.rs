@@ -49,6 +49,7 @@ impl TimeseriesExec<'_> {
             dims: &[],
             aggs: self.aggregations,
             max_groups: MAX_BUCKETS as u64,
+            top: None,
         };
         let mut groups = aggregate_all(tasks, self.filter, &grouping, ctx)?;
         let mut buckets: Vec<i64> = if self.granularity.is_all() {
@@ -141,6 +142,7 @@ impl TimeseriesExec<'_> {
                     dims: &[],
                     aggs: self.aggregations,
                     max_groups: 1,
+                    top: None,
                 },
                 ctx,
             )?;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::query::aggregator::AggregatorSpec;
 use crate::query::exec::{
-    DimValue, ExecContext, Grouping, Groups, SegmentTask, aggregate_task, finalize_row,
+    DimValue, ExecContext, Grouping, Groups, LocalTop, SegmentTask, aggregate_task, finalize_row,
     parallel_map,
 };
 use crate::query::filter::{Filter, Num};
@@ -106,41 +106,34 @@ impl TopNExec<'_> {
         }
     }
 
-    /// Keep each bucket's top `k` groups of one segment by the ordering aggregate.
-    fn trim(&self, groups: Groups, k: usize) -> Groups {
-        let Some(ai) = self.metric_agg() else {
+    /// The per-segment cut: each bucket's top `k` groups by the ordering aggregate.
+    fn local_top(&self, k: usize) -> Option<LocalTop> {
+        Some(LocalTop {
+            agg: self.metric_agg()?,
+            k,
+            inverted: matches!(self.metric, TopNMetric::Numeric { inverted: true, .. }),
+        })
+    }
+
+    /// Keep each bucket's top groups of one segment (those `aggregate_task` could not cut
+    /// itself, as sketch values).
+    fn trim(&self, groups: Groups, top: Option<LocalTop>) -> Groups {
+        let Some(top) = top else {
             return groups;
         };
-        let inverted = matches!(self.metric, TopNMetric::Numeric { inverted: true, .. });
-        let mut per_bucket: BTreeMap<i64, Vec<_>> = BTreeMap::new();
-        for (key, st) in groups {
-            per_bucket.entry(key.bucket).or_default().push((key, st));
+        if groups.len() <= top.k {
+            return groups;
         }
-        let mut out = Groups::default();
-        for (_, v) in per_bucket {
-            if v.len() > k && k > 0 {
-                // The k best by the ordering value, computed once per group; their order does
-                // not matter here (the merged result is sorted).
-                let mut ranked: Vec<_> = v
-                    .into_iter()
-                    .map(|g| (self.aggregations[ai].finalize_num(&g.1[ai]), g))
-                    .collect();
-                ranked.select_nth_unstable_by(k - 1, |(x, _), (y, _)| {
-                    let o = match (x, y) {
-                        (Some(x), Some(y)) => x.total_cmp(y),
-                        (None, Some(_)) => Ordering::Less,
-                        (Some(_), None) => Ordering::Greater,
-                        (None, None) => Ordering::Equal,
-                    };
-                    if inverted { o } else { o.reverse() }
-                });
-                ranked.truncate(k);
-                out.extend(ranked.into_iter().map(|(_, g)| g));
-                continue;
-            }
-            out.extend(v);
-        }
-        out
+        let groups: Vec<_> = groups.into_iter().collect();
+        let buckets: Vec<u64> = groups.iter().map(|(key, _)| key.bucket as u64).collect();
+        // The ordering value, computed once per group.
+        let values: Vec<Option<f64>> = groups
+            .iter()
+            .map(|(_, st)| self.aggregations[top.agg].finalize_num(&st[top.agg]))
+            .collect();
+        let kept = top.keep(&buckets, &values);
+        let mut groups: Vec<Option<_>> = groups.into_iter().map(Some).collect();
+        kept.iter().filter_map(|&g| groups[g].take()).collect()
     }
 
     /// Run over the segment tasks.
@@ -154,16 +147,17 @@ impl TopNExec<'_> {
             )));
         }
         let dims = vec![self.dimension.dimension.clone()];
+        let top = self.local_top(self.threshold.max(MIN_TOPN_OVERFETCH));
         let grouping = Grouping {
             granularity: self.granularity,
             dims: &dims,
             aggs: self.aggregations,
             max_groups: self.max_groups,
+            top,
         };
-        let k = self.threshold.max(MIN_TOPN_OVERFETCH);
         let tasks = crate::query::exec::split_for_parallelism(tasks);
         let partials = parallel_map(&tasks, |t| {
-            aggregate_task(t, self.filter, &grouping, ctx).map(|g| self.trim(g, k))
+            aggregate_task(t, self.filter, &grouping, ctx).map(|g| self.trim(g, top))
         })?;
         let mut merged = Groups::default();
         for p in partials {
