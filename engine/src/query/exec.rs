@@ -1276,8 +1276,48 @@ pub(crate) fn merge_partials(
 /// Finalize a group's aggregates into a JSON object (name → value).
 pub fn finalize_row(aggs: &[AggregatorSpec], st: &[AggState]) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::with_capacity(aggs.len());
-    for (a, s) in aggs.iter().zip(st) {
-        m.insert(a.name.clone(), a.finalize(s));
-    }
+    finalize_into(aggs, st, &mut m);
     m
+}
+
+/// Add the finalized values of a group's states to `row`.
+pub fn finalize_into(
+    aggs: &[AggregatorSpec],
+    st: &[AggState],
+    row: &mut serde_json::Map<String, Value>,
+) {
+    for (a, s) in aggs.iter().zip(st) {
+        row.insert(a.name.clone(), a.finalize(s));
+    }
+}
+
+/// A JSON object of the given entries, built in place (`json!` would copy every value through
+/// a serializer: a deep copy of whole result rows).
+pub fn json_object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in entries {
+        m.insert(k.to_owned(), v);
+    }
+    Value::Object(m)
+}
+
+/// A granularity's rendering of bucket timestamps, remembering the last one (results come
+/// bucket by bucket).
+#[derive(Debug, Default)]
+pub struct TimestampText {
+    last: Option<(i64, Value)>,
+}
+
+impl TimestampText {
+    /// The JSON string of timestamp `t` as `granularity` renders it.
+    pub fn get(&mut self, granularity: &QueryGranularity, t: i64) -> Value {
+        match &self.last {
+            Some((at, v)) if *at == t => v.clone(),
+            _ => {
+                let v = Value::String(granularity.format(t));
+                self.last = Some((t, v.clone()));
+                v
+            }
+        }
+    }
 }

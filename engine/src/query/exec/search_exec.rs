@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::error::Result;
-use crate::query::exec::{ExecContext, SegmentTask, parallel_map, task_rows};
+use crate::query::exec::{ExecContext, SegmentTask, json_object, parallel_map, task_rows};
 use crate::query::filter::Filter;
 use crate::query::granularity::QueryGranularity;
 use crate::query::spec::StringOrdering;
@@ -145,7 +145,10 @@ impl SearchExec<'_> {
                         .into_iter()
                         .map(|(d, v, c)| json!({"dimension": d, "value": v, "count": c}))
                         .collect();
-                    json!({"timestamp": self.granularity.format(b), "result": r})
+                    json_object([
+                        ("timestamp", Value::String(self.granularity.format(b))),
+                        ("result", Value::Array(r)),
+                    ])
                 })
                 .collect(),
         ))

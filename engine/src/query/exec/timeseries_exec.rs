@@ -1,10 +1,12 @@
 //! `TimeseriesExec`: aggregates per time bucket, zero-filling empty buckets.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::Result;
 use crate::query::aggregator::AggregatorSpec;
-use crate::query::exec::{ExecContext, Grouping, SegmentTask, aggregate_all, finalize_row};
+use crate::query::exec::{
+    ExecContext, Grouping, SegmentTask, aggregate_all, finalize_row, json_object,
+};
 use crate::query::filter::Filter;
 use crate::query::granularity::QueryGranularity;
 use crate::query::post_aggregator::PostAggregator;
@@ -127,10 +129,10 @@ impl TimeseriesExec<'_> {
                 }
             };
             PostAggregator::apply(self.post_aggregations, &mut row);
-            out.push(json!({
-                "timestamp": self.granularity.format(bucket),
-                "result": Value::Object(row),
-            }));
+            out.push(json_object([
+                ("timestamp", Value::String(self.granularity.format(bucket))),
+                ("result", Value::Object(row)),
+            ]));
         }
         if self.grand_total {
             let all = QueryGranularity::All;
@@ -154,7 +156,10 @@ impl TimeseriesExec<'_> {
                 }
             };
             PostAggregator::apply(self.post_aggregations, &mut row);
-            out.push(json!({"timestamp": null, "result": Value::Object(row)}));
+            out.push(json_object([
+                ("timestamp", Value::Null),
+                ("result", Value::Object(row)),
+            ]));
         }
         Ok(Value::Array(out))
     }

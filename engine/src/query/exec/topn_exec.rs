@@ -6,13 +6,13 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::query::aggregator::AggregatorSpec;
 use crate::query::exec::{
     DimValue, ExecContext, Grouping, Groups, LocalTop, SegmentTask, aggregate_task, finalize_row,
-    parallel_map,
+    json_object, parallel_map,
 };
 use crate::query::filter::{Filter, Num};
 use crate::query::granularity::QueryGranularity;
@@ -230,10 +230,10 @@ impl TopNExec<'_> {
             } else {
                 bucket
             };
-            out.push(json!({
-                "timestamp": self.granularity.format(ts),
-                "result": result,
-            }));
+            out.push(json_object([
+                ("timestamp", Value::String(self.granularity.format(ts))),
+                ("result", Value::Array(result)),
+            ]));
         }
         Ok(Value::Array(out))
     }
