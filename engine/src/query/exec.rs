@@ -42,6 +42,10 @@ use crate::time::Interval;
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// Most entries of one segment's dense group tables (one per time bucket, one entry per
+/// dictionary id): 16 MiB.
+const DENSE_TABLES_MAX: usize = 1 << 22;
+
 /// Deadline and cancellation of one query.
 #[derive(Clone, Debug, Default)]
 pub struct ExecContext {
@@ -249,8 +253,10 @@ fn restrict_to_intervals(
     let Some(stream) = c.stream(StreamRole::Long) else {
         return Ok(RoaringBitmap::new());
     };
-    // Rows are appended in ascending order: far cheaper than inserting them one by one.
-    let mut kept: Vec<u32> = Vec::new();
+    // Rows are taken a range of consecutive rows at a time: the filter's rows come in runs
+    // (rows sorted by a filtered dimension), and so do their times within each run.
+    let mut kept = RoaringBitmap::new();
+    let inside = |t: i64| intervals.iter().any(|iv| iv.contains(t));
     for (b, meta) in stream.blocks.iter().enumerate() {
         let base = (b * BLOCK_ROWS) as u32;
         let end = base + meta.num_values;
@@ -258,8 +264,11 @@ fn restrict_to_intervals(
             continue;
         }
         let (lo, hi) = (meta.min as i64, meta.max as i64);
+        let mut it = rows.range(base..end);
         if intervals.iter().any(|iv| iv.start <= lo && hi < iv.end) {
-            kept.extend(rows.range(base..end));
+            while let Some(r) = it.next_range() {
+                kept.insert_range(r);
+            }
             continue;
         }
         if !intervals.iter().any(|iv| iv.start <= hi && lo < iv.end) {
@@ -267,13 +276,24 @@ fn restrict_to_intervals(
         }
         let times =
             seg.read_longs_upto(c, StreamRole::Long, b, block_need(&rows, base, end - base))?;
-        kept.extend(rows.range(base..end).filter(|&r| {
-            let t = times[(r - base) as usize];
-            intervals.iter().any(|iv| iv.contains(t))
-        }));
+        while let Some(r) = it.next_range() {
+            let (mut i, stop) = (*r.start(), *r.end() + 1);
+            let hit = |i: u32| times.get((i - base) as usize).is_some_and(|&t| inside(t));
+            while i < stop {
+                while i < stop && !hit(i) {
+                    i += 1;
+                }
+                let from = i;
+                while i < stop && hit(i) {
+                    i += 1;
+                }
+                if from < i {
+                    kept.insert_range(from..i);
+                }
+            }
+        }
     }
-    RoaringBitmap::from_sorted_iter(kept)
-        .map_err(|e| Error::internal(format!("time-restricted rows out of order: {e}")))
+    Ok(kept)
 }
 
 /// A grouping value, independent of any segment's dictionary.
@@ -677,11 +697,13 @@ pub fn aggregate_task(
     let mut sel: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
     let mut gidx: Vec<u32> = Vec::with_capacity(BLOCK_ROWS);
     let mut runs: Vec<Run> = Vec::new();
+    let mut id_pieces: Vec<Run> = Vec::new();
     let mut ranges: Vec<(u32, u32)> = Vec::new();
 
-    // Blocks whose rows all fall in one time bucket, grouped by at most one single-value
-    // string dimension, map rows to groups through a dense table per bucket indexed by
-    // dictionary id; `__time` is then decoded only if an aggregator needs it.
+    // Grouped by at most one single-value string dimension, rows map to groups through a
+    // dense table per time bucket indexed by dictionary id, a run of rows of one id and
+    // bucket at a time; `__time` is decoded only if the block spans buckets or an
+    // aggregator needs it.
     let needs_times = grouping
         .aggs
         .iter()
@@ -731,7 +753,7 @@ pub fn aggregate_task(
         };
         sel.clear();
         gidx.clear();
-        if let (Some(bucket), true) = (single_bucket, dense_ok) {
+        if dense_ok {
             // The grouped ids: a frames block yields its runs frame by frame (a sorted
             // dimension's frames hold them without unpacking); other codecs decode the block.
             let id_col = dim_cols.first().copied().flatten();
@@ -743,31 +765,18 @@ pub fn aggregate_task(
                 (Some(c), None) => Some(seg.read_u32s_upto(c, StreamRole::Ids, b, upto)?),
                 _ => None,
             };
-            let table = dense_tables
-                .entry(bucket)
-                .or_insert_with(|| vec![u32::MAX; dense_card + 1]);
-            let mut dense = DenseGroups {
-                table,
-                bucket,
-                has_dim: !dim_cols.is_empty(),
-                key: &mut key,
-                local: &mut local,
-                local_keys: &mut local_keys,
-            };
             // Selected rows of one id come in runs when the segment is sorted by the
-            // grouped dimension (one run per range of selected rows without one), folded a
-            // slice at a time.
+            // grouped dimension (one run per range of selected rows without one): first the
+            // runs of one id (`group` holding the id), ...
             selected_ranges(&rows, base, n, full, &mut ranges);
-            runs.clear();
+            id_pieces.clear();
             for &(start, end) in &ranges {
                 match (ids.as_ref(), &id_frames) {
                     (Some(v), _) => {
                         let v = v
                             .get(start as usize..end as usize)
                             .ok_or_else(|| Error::internal("selected rows past the block's ids"))?;
-                        id_runs(v, start, &mut runs, |id| {
-                            dense.group(id as usize, &mut columns, grouping)
-                        })?
+                        id_runs(v, start, &mut id_pieces, Ok)?
                     }
                     (None, Some(fb)) => {
                         let corrupt = |id: i64| {
@@ -786,17 +795,75 @@ pub fn aggregate_task(
                             start,
                             end,
                             dense_card as u32,
-                            &mut runs,
+                            &mut id_pieces,
                             corrupt,
-                            |id| dense.group(id as usize, &mut columns, grouping),
+                            Ok,
                         )?
                     }
-                    (None, None) => push_run(
-                        &mut runs,
-                        start,
-                        end,
-                        dense.group(0, &mut columns, grouping)?,
-                    ),
+                    (None, None) => push_run(&mut id_pieces, start, end, 0),
+                }
+            }
+            // ... then cut where the time bucket changes (blocks of one bucket need no
+            // times), each piece folded as a slice into the group of its bucket and id.
+            runs.clear();
+            for piece in &id_pieces {
+                let id = piece.group as usize;
+                let mut at = piece.start;
+                while at < piece.end {
+                    let (bucket, until) = match single_bucket {
+                        Some(bucket) => (bucket, piece.end),
+                        None => {
+                            let t = times.get(at as usize).copied().ok_or_else(|| {
+                                Error::internal("selected rows past the block's times")
+                            })?;
+                            let (s, e) = match bucket_cache {
+                                Some((s, e, _)) if t >= s && t < e => (s, e),
+                                _ => {
+                                    let s = grouping.granularity.bucket_start(t);
+                                    let e = grouping.granularity.next(s);
+                                    bucket_cache = Some((s, e, s));
+                                    (s, e)
+                                }
+                            };
+                            let mut until = at + 1;
+                            while until < piece.end
+                                && times.get(until as usize).is_some_and(|&t| t >= s && t < e)
+                            {
+                                until += 1;
+                            }
+                            (s, until)
+                        }
+                    };
+                    // A table per bucket while they fit the budget (fine granularities over
+                    // long segments have many buckets), then the keyed groups directly.
+                    if !dense_tables.contains_key(&bucket)
+                        && (dense_tables.len() + 1) * (dense_card + 1) <= DENSE_TABLES_MAX
+                    {
+                        dense_tables.insert(bucket, vec![u32::MAX; dense_card + 1]);
+                    }
+                    let has_dim = !dim_cols.is_empty();
+                    let g = match dense_tables.get_mut(&bucket) {
+                        Some(table) => DenseGroups {
+                            table,
+                            bucket,
+                            has_dim,
+                            key: &mut key,
+                            local: &mut local,
+                            local_keys: &mut local_keys,
+                        }
+                        .group(id, &mut columns, grouping)?,
+                        None => {
+                            key.clear();
+                            key.push(bucket as u64);
+                            if has_dim {
+                                key.push(id as u64);
+                            }
+                            group_of(&key, &mut local, &mut local_keys, &mut columns, grouping)?
+                                as u32
+                        }
+                    };
+                    push_run(&mut runs, at, until, g);
+                    at = until;
                 }
             }
             // Short runs cost more as slices than row by row.
