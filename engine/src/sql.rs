@@ -30,7 +30,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::table::{SqlOutput, SqlType, Table, TableColumn};
+use crate::table::{DatumTable, SqlOutput, SqlType, Table, TableColumn};
 
 /// A SQL request, as Druid's `POST /druid/v2/sql` body carries it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -270,20 +270,12 @@ pub fn execute_output(
         }));
     }
     let planner::Relation { names, types, rows } = rel;
-    Ok(SqlOutput::Table(Table {
+    Ok(SqlOutput::Rows(DatumTable {
         columns: names
             .into_iter()
-            .zip(&types)
-            .map(|(name, t)| TableColumn { name, sql_type: *t })
+            .zip(types)
+            .map(|(name, sql_type)| TableColumn { name, sql_type })
             .collect(),
-        rows: rows
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .zip(&types)
-                    .map(|(d, t)| d.into_json(*t))
-                    .collect()
-            })
-            .collect(),
+        rows,
     }))
 }

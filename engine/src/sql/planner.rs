@@ -1569,55 +1569,31 @@ impl Planner<'_> {
         let Some(parsed) = self.run_native(q)? else {
             return Ok(Some(Vec::new()));
         };
-        let table = self.engine.query_table(&parsed, self.cancelled.clone())?;
-        // Native row layout: [__time, d0.., a0..] by name.
-        let pos = |name: &str| table.columns.iter().position(|c| c.name == name);
-        let time_pos = pos(TIME_COLUMN);
-        let dim_pos: Vec<Option<usize>> =
-            dims.iter().map(|(ki, _)| pos(&format!("d{ki}"))).collect();
-        let agg_pos: Vec<Option<usize>> = (0..aggs.len()).map(|j| pos(&format!("a{j}"))).collect();
-        let mut out = Vec::with_capacity(table.rows.len());
-        for r in &table.rows {
-            let mut nrow = vec![Datum::Null; base + aggs.len()];
-            if let Some(p) = time_pos {
-                nrow[0] = Datum::from_json(&r[p], SqlType::Timestamp);
-            }
-            for (di, p) in dim_pos.iter().enumerate() {
-                if let Some(p) = p {
-                    let t = table.columns[*p].sql_type;
-                    let v = Datum::from_json(&r[*p], t);
-                    // Druid renders a missing string as "" in some paths; SQL sees NULL.
-                    nrow[1 + di] = match v {
-                        Datum::Str(s) if s.is_empty() => Datum::Null,
-                        other => other,
-                    };
-                }
-            }
-            for (j, p) in agg_pos.iter().enumerate() {
-                if let Some(p) = p {
-                    nrow[base + j] = Datum::from_json(&r[*p], table.columns[*p].sql_type);
-                }
-            }
-            out.push(nrow);
-        }
+        let result = self.engine.query(&parsed, self.cancelled.clone())?;
+        let out = native_rows(&parsed, result, dims.len(), aggs.len())?;
         if keys.is_empty() && out.is_empty() {
             return Ok(Some(self.empty_aggregate(keys, &native, &aggs, base)?));
         }
-        // Map to [keys..., sql aggs...].
+        // Map to [keys..., sql aggs...]: the aggregates are computed over the native row, then
+        // the keys are moved out of it (each key is one native column).
         let mut rows = Vec::with_capacity(out.len());
-        for nrow in &out {
+        for mut nrow in out {
             let mut row = Vec::with_capacity(keys.len() + native.len());
-            let mut di = 0;
-            for ki in 0..keys.len() {
-                if Some(ki) == time_key {
-                    row.push(nrow[0].clone());
-                } else {
-                    row.push(nrow[1 + di].clone());
-                    di += 1;
-                }
-            }
+            row.resize(keys.len(), Datum::Null);
             for n in &native {
-                row.push(n.expr.eval(nrow)?);
+                row.push(n.expr.eval(&nrow)?);
+            }
+            let mut di = 0;
+            for (ki, cell) in row.iter_mut().take(keys.len()).enumerate() {
+                let from = if Some(ki) == time_key {
+                    0
+                } else {
+                    di += 1;
+                    di
+                };
+                if let Some(d) = nrow.get_mut(from) {
+                    *cell = std::mem::replace(d, Datum::Null);
+                }
             }
             rows.push(row);
         }
@@ -1651,6 +1627,123 @@ impl Planner<'_> {
                 .map(|n| n.expr.eval(&nrow))
                 .collect::<Result<Vec<_>>>()?,
         ])
+    }
+}
+
+/// A native timeseries, topN or groupBy result as rows `[__time, d0.., a0..]` (the planner's
+/// output names `d{i}` and `a{j}`): the datums `Table::from_native` then `Datum::from_json`
+/// give, read straight from the result with its strings moved, not copied. A missing string
+/// dimension (rendered `""` by some native paths) is NULL.
+fn native_rows(q: &Query, result: Value, dims: usize, aggs: usize) -> Result<Vec<Vec<Datum>>> {
+    let kind = match q {
+        Query::Timeseries { .. } => "result",
+        Query::GroupBy { .. } => "event",
+        Query::TopN { .. } => "entries",
+        _ => {
+            return Err(Error::internal(
+                "SQL aggregation planned a native query that is not timeseries, topN or groupBy",
+            ));
+        }
+    };
+    // The column types, as the table of this query has them.
+    let columns = crate::table::Table::from_native(q, &Value::Array(Vec::new()))?.columns;
+    let types: Vec<Option<SqlType>> = (0..dims)
+        .map(|i| format!("d{i}"))
+        .chain((0..aggs).map(|j| format!("a{j}")))
+        .map(|n| columns.iter().find(|c| c.name == n).map(|c| c.sql_type))
+        .collect();
+    // `d{i}` / `a{j}` → 1 + position in `types` (the maps are walked once, not searched).
+    let slot = |key: &str| -> Option<usize> {
+        let (first, limit, n) = match key.as_bytes() {
+            [b'd', rest @ ..] => (0, dims, rest),
+            [b'a', rest @ ..] => (dims, aggs, rest),
+            _ => return None,
+        };
+        let canonical = matches!(n, [b'0'] | [b'1'..=b'9', ..]) && n.iter().all(u8::is_ascii_digit);
+        let i: usize = std::str::from_utf8(n).ok().filter(|_| canonical)?.parse().ok()?;
+        (i < limit).then_some(1 + first + i)
+    };
+    let Value::Array(items) = result else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::with_capacity(items.len());
+    let mut push = |time: &Datum, obj: Map<String, Value>| {
+        let mut row = vec![Datum::Null; 1 + types.len()];
+        row[0] = time.clone();
+        for (k, v) in obj {
+            let Some(at) = slot(&k) else { continue };
+            let Some(t) = types[at - 1] else { continue };
+            row[at] = match native_cell(v, t) {
+                Datum::Str(s) if at <= dims && s.is_empty() => Datum::Null,
+                d => d,
+            };
+        }
+        rows.push(row);
+    };
+    // Bucket times repeat row after row: each distinct text is read once.
+    let mut last_time: Option<(String, Datum)> = None;
+    for item in items {
+        // (Native results are objects; anything else reads as an empty one, as in the table.)
+        let item = match item {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let mut time = Datum::Null;
+        let mut body: Option<Value> = None;
+        for (k, v) in item {
+            match k.as_str() {
+                "timestamp" => {
+                    time = match v {
+                        Value::String(s) => match &last_time {
+                            Some((text, d)) if *text == s => d.clone(),
+                            _ => {
+                                let d = native_cell(Value::String(s.clone()), SqlType::Timestamp);
+                                last_time = Some((s, d.clone()));
+                                d
+                            }
+                        },
+                        v => native_cell(v, SqlType::Timestamp),
+                    }
+                }
+                "result" | "event" if kind != "entries" && k == kind => body = Some(v),
+                "result" if kind == "entries" => body = Some(v),
+                _ => {}
+            }
+        }
+        match (kind, body) {
+            ("entries", Some(Value::Array(entries))) => {
+                for e in entries {
+                    match e {
+                        Value::Object(r) => push(&time, r),
+                        _ => push(&time, Map::new()),
+                    }
+                }
+            }
+            ("entries", _) => {}
+            (_, Some(Value::Object(r))) => push(&time, r),
+            (_, _) => push(&time, Map::new()),
+        }
+    }
+    Ok(rows)
+}
+
+/// One native result cell of a column of type `t`, as `Datum::from_json` reads the table cell
+/// `Table::from_native` makes of it (a string is moved).
+fn native_cell(v: Value, t: SqlType) -> Datum {
+    match (v, t) {
+        (Value::Null, _) => Datum::Null,
+        // Epoch milliseconds: the table's ISO text reads back to the same instant.
+        (Value::Number(n), SqlType::Timestamp) => n.as_i64().map_or(Datum::Null, Datum::Ts),
+        (Value::String(s), SqlType::Timestamp) if s.ends_with('Z') => {
+            Datum::Str(s).cast(SqlType::Timestamp)
+        }
+        (Value::String(s), SqlType::Other) => Datum::Str(s),
+        (v @ (Value::String(_) | Value::Number(_) | Value::Bool(_)), t)
+            if !matches!(t, SqlType::Timestamp | SqlType::Other) =>
+        {
+            Datum::from_json_owned(v, t)
+        }
+        (v, t) => Datum::from_json(&crate::table::cell(Some(&v), t), t),
     }
 }
 
@@ -1876,4 +1969,116 @@ fn aggregate_rows(
             key
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The rows as the planner read them before: the flattened table, then each cell's datum.
+    fn through_the_table(q: &Query, result: &Value, dims: usize, aggs: usize) -> Vec<Vec<Datum>> {
+        let table = crate::table::Table::from_native(q, result).unwrap_or_default();
+        let pos = |name: &str| table.columns.iter().position(|c| c.name == name);
+        let time_pos = pos(TIME_COLUMN);
+        let names: Vec<Option<usize>> = (0..dims)
+            .map(|i| pos(&format!("d{i}")))
+            .chain((0..aggs).map(|j| pos(&format!("a{j}"))))
+            .collect();
+        table
+            .rows
+            .iter()
+            .map(|r| {
+                let mut row = vec![time_pos.map_or(Datum::Null, |p| {
+                    Datum::from_json(&r[p], SqlType::Timestamp)
+                })];
+                for (k, p) in names.iter().enumerate() {
+                    row.push(match p {
+                        None => Datum::Null,
+                        Some(p) => match Datum::from_json(&r[*p], table.columns[*p].sql_type) {
+                            Datum::Str(s) if k < dims && s.is_empty() => Datum::Null,
+                            d => d,
+                        },
+                    });
+                }
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn native_rows_are_the_table_cells() {
+        let aggs = json!([
+            {"type": "count", "name": "a0"},
+            {"type": "doubleSum", "name": "a1", "fieldName": "x"},
+            {"type": "longMax", "name": "a2", "fieldName": "__time"},
+            {"type": "cardinality", "name": "a3", "fields": ["h"], "round": true},
+        ]);
+        let base = |t: &str| {
+            json!({"queryType": t, "dataSource": "d", "intervals": ["2016-01-01/2016-01-02"],
+                   "granularity": "hour", "aggregations": aggs})
+        };
+        let mut group_by = base("groupBy");
+        group_by["dimensions"] = json!([
+            {"type": "default", "dimension": "h", "outputName": "d0", "outputType": "STRING"},
+            {"type": "default", "dimension": "n", "outputName": "d1", "outputType": "LONG"},
+        ]);
+        let mut top_n = base("topN");
+        top_n["dimension"] =
+            json!({"type": "default", "dimension": "h", "outputName": "d0", "outputType": "STRING"});
+        top_n["threshold"] = json!(3);
+        top_n["metric"] = json!("a0");
+        let event = |d0: Value, d1: Value, a1: Value, a2: Value| {
+            // (`d01`, `a7`, `a+1` and `x` are no column of the query.)
+            json!({"d0": d0, "d1": d1, "a0": 3, "a1": a1, "a2": a2, "a3": 2,
+                   "d01": "no", "a7": 1, "a+1": 2, "x": 3})
+        };
+        let cells = [
+            event(json!("h1"), json!(7), json!(1.5), json!(1_451_606_400_000_i64)),
+            event(json!(""), Value::Null, Value::Null, Value::Null),
+            event(json!("é,\"x\""), json!(-1), json!(1e300), json!(-5)),
+            json!({"a0": 0}),
+            json!("not an object"),
+        ];
+        let times = [
+            json!("2016-01-01T00:00:00.000Z"),
+            json!("2016-01-01T01:00:00.000+01:00"),
+            json!(1_451_610_000_000_i64),
+            Value::Null,
+            json!("not a time"),
+        ];
+        let group_by_result = Value::Array(
+            cells
+                .iter()
+                .zip(&times)
+                .map(|(e, t)| json!({"version": "v1", "timestamp": t, "event": e}))
+                .chain([json!(17)])
+                .collect(),
+        );
+        let timeseries_result = Value::Array(
+            cells
+                .iter()
+                .zip(&times)
+                .map(|(e, t)| json!({"timestamp": t, "result": e}))
+                .chain([json!({"timestamp": times[0]})])
+                .collect(),
+        );
+        let top_n_result = json!([
+            {"timestamp": times[0], "result": cells.to_vec()},
+            {"timestamp": times[1], "result": []},
+            {"timestamp": times[2], "result": "nothing"},
+        ]);
+        for (spec, result, dims) in [
+            (group_by, group_by_result, 2),
+            (base("timeseries"), timeseries_result, 0),
+            (top_n, top_n_result, 1),
+        ] {
+            let q = Query::from_value(&spec).unwrap_or_else(|e| panic!("{e}: {spec}"));
+            let want = through_the_table(&q, &result, dims, 4);
+            assert!(want.len() >= 3, "{want:?}");
+            let got = native_rows(&q, result, dims, 4).unwrap_or_default();
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{spec}");
+        }
+    }
 }
