@@ -518,15 +518,7 @@ impl ScanTable {
                             let one = Table {
                                 columns: vec![c.clone()],
                                 rows: (start..end)
-                                    .map(|row| {
-                                        vec![
-                                            RowRef::Scan {
-                                                cells: &cells,
-                                                row,
-                                            }
-                                            .value(i),
-                                        ]
-                                    })
+                                    .map(|row| vec![RowRef::Scan { cells: &cells, row }.value(i)])
                                     .collect(),
                             };
                             one.to_record_batch()?.column(0).clone()
@@ -605,9 +597,7 @@ impl<'a> ScanCells<'a> {
             .iter()
             .map(|&(col, ty)| match (col, ty) {
                 (None | Some(ScanColumn::Null), _) => ScanCell::Null,
-                (Some(ScanColumn::Long(v, n)), SqlType::Bigint) => {
-                    ScanCell::Long(v, n.as_deref())
-                }
+                (Some(ScanColumn::Long(v, n)), SqlType::Bigint) => ScanCell::Long(v, n.as_deref()),
                 (Some(ScanColumn::Long(v, n)), SqlType::Timestamp) => {
                     ScanCell::Time(v, n.as_deref())
                 }
@@ -730,7 +720,9 @@ impl RowRef<'_> {
                     (Datum::Null, _) => out.extend_from_slice(b"null"),
                     (Datum::Long(v), SqlType::Bigint) => write_i64(out, *v),
                     (Datum::Double(v), SqlType::Double) => write_f64(out, *v),
-                    (Datum::Ts(t), SqlType::Timestamp) => crate::time::write_iso_millis_json(out, *t),
+                    (Datum::Ts(t), SqlType::Timestamp) => {
+                        crate::time::write_iso_millis_json(out, *t)
+                    }
                     (Datum::Str(s), SqlType::Varchar | SqlType::Other) => write_str(out, s),
                     (d, ty) => match d.clone().into_json(ty) {
                         Value::Null => out.extend_from_slice(b"null"),
@@ -802,10 +794,7 @@ impl SqlOutput {
     pub fn for_each_row(&self, mut f: impl FnMut(RowRef<'_>)) {
         match self {
             SqlOutput::Table(t) => t.rows.iter().for_each(|r| f(RowRef::Values(r))),
-            SqlOutput::Rows(t) => t
-                .rows
-                .iter()
-                .for_each(|r| f(RowRef::Datums(r, &t.columns))),
+            SqlOutput::Rows(t) => t.rows.iter().for_each(|r| f(RowRef::Datums(r, &t.columns))),
             SqlOutput::Scan(s) => s.for_each_row(f),
         }
     }
@@ -1015,7 +1004,11 @@ mod tests {
                 row.write_json(i, &mut text);
                 let want = rows[r][i].clone().into_json(c.sql_type);
                 assert_eq!(row.value(i), want, "row {r} column {c:?}");
-                assert_eq!(text, serde_json::to_vec(&want).unwrap_or_default(), "row {r} column {c:?}");
+                assert_eq!(
+                    text,
+                    serde_json::to_vec(&want).unwrap_or_default(),
+                    "row {r} column {c:?}"
+                );
                 assert_eq!(table.rows[r][i], want);
             }
             r += 1;

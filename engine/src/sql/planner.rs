@@ -420,6 +420,30 @@ struct OrderPushdown {
 struct NativeAgg {
     /// Expression over the native output row giving the SQL value.
     expr: Expr,
+    /// For AVG, the native row's sum and non-NULL count columns: `expr` is
+    /// `CASE WHEN count > 0 THEN CAST(sum AS DOUBLE) / count END`, computed directly.
+    avg: Option<(usize, usize)>,
+}
+
+impl NativeAgg {
+    /// The SQL value over a native output row.
+    fn eval(&self, row: &[Datum]) -> Result<Datum> {
+        if let Some((sum, count)) = self.avg
+            && let (Some(s), Some(Datum::Long(n))) = (row.get(sum), row.get(count))
+        {
+            let s = match s {
+                Datum::Long(v) => Some(*v as f64),
+                Datum::Double(v) => Some(*v),
+                Datum::Null => None,
+                _ => return self.expr.eval(row),
+            };
+            return Ok(match s {
+                Some(s) if *n > 0 => Datum::Double(s / *n as f64),
+                _ => Datum::Null,
+            });
+        }
+        self.expr.eval(row)
+    }
 }
 
 impl Planner<'_> {
@@ -1434,6 +1458,7 @@ impl Planner<'_> {
                     None,
                 )
             };
+            let mut avg = None;
             let (expr, one) = match (c.func, arg_col) {
                 (AggFunc::CountStar, _) => {
                     let j = add(count_star, &mut aggs);
@@ -1465,6 +1490,7 @@ impl Planner<'_> {
                         );
                         native.push(NativeAgg {
                             expr: Expr::Cast(Box::new(col_of(j)), SqlType::Timestamp),
+                            avg: None,
                         });
                         single.push(Some(j));
                         continue;
@@ -1495,6 +1521,7 @@ impl Planner<'_> {
                         // AVG needs the non-NULL count (a plain count on segments where the
                         // column has no NULLs: the engine drops a filter true on every row).
                         let n = add(nonnull(col), &mut aggs);
+                        avg = Some((base + j, base + n));
                         (
                             null_unless(
                                 Expr::Bin(
@@ -1527,7 +1554,7 @@ impl Planner<'_> {
                 }
                 _ => return Ok(None),
             };
-            native.push(NativeAgg { expr });
+            native.push(NativeAgg { expr, avg });
             single.push(one);
         }
         if matches!(&wp.ranges, Some(r) if r.is_empty()) {
@@ -1570,31 +1597,31 @@ impl Planner<'_> {
             return Ok(Some(Vec::new()));
         };
         let result = self.engine.query(&parsed, self.cancelled.clone())?;
-        let out = native_rows(&parsed, result, dims.len(), aggs.len())?;
+        let dim_keys: Vec<usize> = dims.iter().map(|(ki, _)| *ki).collect();
+        let out = native_rows(&parsed, result, &dim_keys, aggs.len())?;
         if keys.is_empty() && out.is_empty() {
             return Ok(Some(self.empty_aggregate(keys, &native, &aggs, base)?));
         }
-        // Map to [keys..., sql aggs...]: the aggregates are computed over the native row, then
-        // the keys are moved out of it (each key is one native column).
         let mut rows = Vec::with_capacity(out.len());
-        for mut nrow in out {
-            let mut row = Vec::with_capacity(keys.len() + native.len());
-            row.resize(keys.len(), Datum::Null);
+        // The native row `[__time, d0.., a0..]` becomes the SQL row in place: the aggregates
+        // are computed first, then the keys are put in GROUP BY order (the time bucket moves to
+        // its key position, or is dropped when it is no key) and the aggregates appended.
+        let mut values = Vec::with_capacity(native.len());
+        for mut row in out {
+            values.clear();
             for n in &native {
-                row.push(n.expr.eval(&nrow)?);
+                values.push(n.eval(&row)?);
             }
-            let mut di = 0;
-            for (ki, cell) in row.iter_mut().take(keys.len()).enumerate() {
-                let from = if Some(ki) == time_key {
-                    0
-                } else {
-                    di += 1;
-                    di
-                };
-                if let Some(d) = nrow.get_mut(from) {
-                    *cell = std::mem::replace(d, Datum::Null);
+            match time_key {
+                Some(t) if t < row.len() => row[..=t].rotate_left(1),
+                Some(_) => {}
+                None => {
+                    row.remove(0);
                 }
             }
+            row.truncate(keys.len());
+            row.resize(keys.len(), Datum::Null);
+            row.append(&mut values);
             rows.push(row);
         }
         Ok(Some(rows))
@@ -1630,11 +1657,17 @@ impl Planner<'_> {
     }
 }
 
-/// A native timeseries, topN or groupBy result as rows `[__time, d0.., a0..]` (the planner's
-/// output names `d{i}` and `a{j}`): the datums `Table::from_native` then `Datum::from_json`
-/// give, read straight from the result with its strings moved, not copied. A missing string
-/// dimension (rendered `""` by some native paths) is NULL.
-fn native_rows(q: &Query, result: Value, dims: usize, aggs: usize) -> Result<Vec<Vec<Datum>>> {
+/// A native timeseries, topN or groupBy result as rows `[__time, dimensions.., a0..]`: the
+/// dimensions are the planner's outputs `d{k}` for each GROUP BY key position `k` in
+/// `dim_keys`, the aggregators `a{j}`. The datums are those `Table::from_native` then
+/// `Datum::from_json` give, read straight from the result with its strings moved, not copied.
+/// A missing string dimension (rendered `""` by some native paths) is NULL.
+fn native_rows(
+    q: &Query,
+    result: Value,
+    dim_keys: &[usize],
+    aggs: usize,
+) -> Result<Vec<Vec<Datum>>> {
     let kind = match q {
         Query::Timeseries { .. } => "result",
         Query::GroupBy { .. } => "event",
@@ -1645,23 +1678,41 @@ fn native_rows(q: &Query, result: Value, dims: usize, aggs: usize) -> Result<Vec
             ));
         }
     };
+    let dims = dim_keys.len();
     // The column types, as the table of this query has them.
     let columns = crate::table::Table::from_native(q, &Value::Array(Vec::new()))?.columns;
-    let types: Vec<Option<SqlType>> = (0..dims)
-        .map(|i| format!("d{i}"))
+    let types: Vec<Option<SqlType>> = dim_keys
+        .iter()
+        .map(|k| format!("d{k}"))
         .chain((0..aggs).map(|j| format!("a{j}")))
         .map(|n| columns.iter().find(|c| c.name == n).map(|c| c.sql_type))
         .collect();
-    // `d{i}` / `a{j}` → 1 + position in `types` (the maps are walked once, not searched).
+    // Key position `k` → the row slot of its dimension `d{k}`.
+    let mut dim_slot: Vec<Option<usize>> = Vec::new();
+    for (i, &k) in dim_keys.iter().enumerate() {
+        if dim_slot.len() <= k {
+            dim_slot.resize(k + 1, None);
+        }
+        dim_slot[k] = Some(1 + i);
+    }
+    // `d{k}` / `a{j}` → row slot (the maps are walked once, not searched).
     let slot = |key: &str| -> Option<usize> {
-        let (first, limit, n) = match key.as_bytes() {
-            [b'd', rest @ ..] => (0, dims, rest),
-            [b'a', rest @ ..] => (dims, aggs, rest),
+        let (dim, n) = match key.as_bytes() {
+            [b'd', rest @ ..] => (true, rest),
+            [b'a', rest @ ..] => (false, rest),
             _ => return None,
         };
         let canonical = matches!(n, [b'0'] | [b'1'..=b'9', ..]) && n.iter().all(u8::is_ascii_digit);
-        let i: usize = std::str::from_utf8(n).ok().filter(|_| canonical)?.parse().ok()?;
-        (i < limit).then_some(1 + first + i)
+        let i: usize = std::str::from_utf8(n)
+            .ok()
+            .filter(|_| canonical)?
+            .parse()
+            .ok()?;
+        if dim {
+            dim_slot.get(i).copied().flatten()
+        } else {
+            (i < aggs).then_some(1 + dims + i)
+        }
     };
     let Value::Array(items) = result else {
         return Ok(Vec::new());
@@ -1978,21 +2029,28 @@ mod tests {
     use super::*;
 
     /// The rows as the planner read them before: the flattened table, then each cell's datum.
-    fn through_the_table(q: &Query, result: &Value, dims: usize, aggs: usize) -> Vec<Vec<Datum>> {
+    fn through_the_table(
+        q: &Query,
+        result: &Value,
+        dim_keys: &[usize],
+        aggs: usize,
+    ) -> Vec<Vec<Datum>> {
+        let dims = dim_keys.len();
         let table = crate::table::Table::from_native(q, result).unwrap_or_default();
         let pos = |name: &str| table.columns.iter().position(|c| c.name == name);
         let time_pos = pos(TIME_COLUMN);
-        let names: Vec<Option<usize>> = (0..dims)
-            .map(|i| pos(&format!("d{i}")))
+        let names: Vec<Option<usize>> = dim_keys
+            .iter()
+            .map(|k| pos(&format!("d{k}")))
             .chain((0..aggs).map(|j| pos(&format!("a{j}"))))
             .collect();
         table
             .rows
             .iter()
             .map(|r| {
-                let mut row = vec![time_pos.map_or(Datum::Null, |p| {
-                    Datum::from_json(&r[p], SqlType::Timestamp)
-                })];
+                let mut row = vec![
+                    time_pos.map_or(Datum::Null, |p| Datum::from_json(&r[p], SqlType::Timestamp)),
+                ];
                 for (k, p) in names.iter().enumerate() {
                     row.push(match p {
                         None => Datum::Null,
@@ -2005,6 +2063,50 @@ mod tests {
                 row
             })
             .collect()
+    }
+
+    #[test]
+    fn avg_computed_directly_is_its_expression() {
+        let col = |i: usize| Box::new(Expr::Col(i));
+        let expr = Expr::Case(
+            vec![(
+                Expr::Bin(BinOp::Gt, col(1), Box::new(Expr::Lit(Datum::Long(0)))),
+                Expr::Bin(
+                    BinOp::Div,
+                    Box::new(Expr::Cast(col(0), SqlType::Double)),
+                    col(1),
+                ),
+            )],
+            None,
+        );
+        let avg = NativeAgg {
+            expr: expr.clone(),
+            avg: Some((0, 1)),
+        };
+        let sums = [
+            Datum::Long(7),
+            Datum::Long(i64::MIN),
+            Datum::Double(2.5),
+            Datum::Double(f64::NAN),
+            Datum::Double(-0.0),
+            Datum::Null,
+            Datum::Str("3".into()),
+        ];
+        let counts = [
+            Datum::Long(3),
+            Datum::Long(0),
+            Datum::Long(-2),
+            Datum::Null,
+            Datum::Double(2.0),
+        ];
+        for s in &sums {
+            for c in &counts {
+                let row = [s.clone(), c.clone()];
+                let want = expr.eval(&row).map(|d| format!("{d:?}"));
+                let got = avg.eval(&row).map(|d| format!("{d:?}"));
+                assert_eq!(got.ok(), want.ok(), "{row:?}");
+            }
+        }
     }
 
     #[test]
@@ -2021,21 +2123,25 @@ mod tests {
         };
         let mut group_by = base("groupBy");
         group_by["dimensions"] = json!([
-            {"type": "default", "dimension": "h", "outputName": "d0", "outputType": "STRING"},
-            {"type": "default", "dimension": "n", "outputName": "d1", "outputType": "LONG"},
+            {"type": "default", "dimension": "h", "outputName": "d1", "outputType": "STRING"},
+            {"type": "default", "dimension": "n", "outputName": "d2", "outputType": "LONG"},
         ]);
         let mut top_n = base("topN");
-        top_n["dimension"] =
-            json!({"type": "default", "dimension": "h", "outputName": "d0", "outputType": "STRING"});
+        top_n["dimension"] = json!({"type": "default", "dimension": "h", "outputName": "d1", "outputType": "STRING"});
         top_n["threshold"] = json!(3);
         top_n["metric"] = json!("a0");
         let event = |d0: Value, d1: Value, a1: Value, a2: Value| {
-            // (`d01`, `a7`, `a+1` and `x` are no column of the query.)
-            json!({"d0": d0, "d1": d1, "a0": 3, "a1": a1, "a2": a2, "a3": 2,
+            // (`d0` is the time key's position; `d01`, `a7`, `a+1` and `x` are no column.)
+            json!({"d1": d0, "d2": d1, "a0": 3, "a1": a1, "a2": a2, "a3": 2, "d0": "time key",
                    "d01": "no", "a7": 1, "a+1": 2, "x": 3})
         };
         let cells = [
-            event(json!("h1"), json!(7), json!(1.5), json!(1_451_606_400_000_i64)),
+            event(
+                json!("h1"),
+                json!(7),
+                json!(1.5),
+                json!(1_451_606_400_000_i64),
+            ),
             event(json!(""), Value::Null, Value::Null, Value::Null),
             event(json!("é,\"x\""), json!(-1), json!(1e300), json!(-5)),
             json!({"a0": 0}),
@@ -2070,14 +2176,14 @@ mod tests {
             {"timestamp": times[2], "result": "nothing"},
         ]);
         for (spec, result, dims) in [
-            (group_by, group_by_result, 2),
-            (base("timeseries"), timeseries_result, 0),
-            (top_n, top_n_result, 1),
+            (group_by, group_by_result, vec![1, 2]),
+            (base("timeseries"), timeseries_result, vec![]),
+            (top_n, top_n_result, vec![1]),
         ] {
             let q = Query::from_value(&spec).unwrap_or_else(|e| panic!("{e}: {spec}"));
-            let want = through_the_table(&q, &result, dims, 4);
+            let want = through_the_table(&q, &result, &dims, 4);
             assert!(want.len() >= 3, "{want:?}");
-            let got = native_rows(&q, result, dims, 4).unwrap_or_default();
+            let got = native_rows(&q, result, &dims, 4).unwrap_or_default();
             assert_eq!(format!("{got:?}"), format!("{want:?}"), "{spec}");
         }
     }
