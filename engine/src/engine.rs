@@ -75,6 +75,8 @@ pub struct Engine {
     open_segments: Mutex<HashMap<SegmentId, SegmentRef>>,
     /// SQL column lists of datasources, by name (see `crate::sql::metadata`).
     pub(crate) sql_columns: Mutex<HashMap<String, crate::sql::metadata::ColumnsEntry>>,
+    /// Parsed SQL statements, by text (see `crate::sql::StatementCache`).
+    pub(crate) sql_statements: crate::sql::StatementCache,
     pub(crate) realtime: crate::realtime::Realtime,
 }
 
@@ -94,6 +96,7 @@ impl Engine {
             data,
             open_segments: Mutex::new(HashMap::new()),
             sql_columns: Mutex::new(HashMap::new()),
+            sql_statements: crate::sql::StatementCache::default(),
         })
     }
 
@@ -304,6 +307,11 @@ impl Engine {
         cancelled: Option<Arc<AtomicBool>>,
     ) -> Result<crate::table::SqlOutput> {
         crate::sql::execute_output(self, request, cancelled)
+    }
+
+    /// Number of parsed SQL statements kept for their text to be run again.
+    pub fn sql_statements_cached(&self) -> usize {
+        self.sql_statements.len()
     }
 
     /// Run a native query and flatten its result into a table (one row per result row; the

@@ -16,8 +16,11 @@ pub mod expr;
 pub mod metadata;
 pub mod planner;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+
+use parking_lot::Mutex;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -27,7 +30,7 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::table::{SqlOutput, SqlType, Table, TableColumn};
+use crate::table::{DatumTable, SqlOutput, SqlType, Table, TableColumn};
 
 /// A SQL request, as Druid's `POST /druid/v2/sql` body carries it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,6 +70,46 @@ fn strip_explain(sql: &str) -> Option<&str> {
         rest = rest.trim_start();
     }
     Some(rest)
+}
+
+/// Statements kept by [`StatementCache`] at most; it starts over when full.
+const STATEMENT_CACHE_ENTRIES: usize = 512;
+/// Longer statement texts are parsed every time rather than kept.
+const STATEMENT_CACHE_MAX_TEXT: usize = 64 * 1024;
+
+/// Parsed statements by their text: dashboards send the same SQL again and again, and
+/// tokenizing and parsing were the largest part of SQL's fixed cost per statement.
+///
+/// Only the syntax tree is kept, which depends on the text alone. Everything that can change
+/// between two runs of one text is bound on every run: the datasource's columns (so a
+/// publish, a spec update or a drop is seen at once), the parameters, the context and the
+/// clock (`CURRENT_TIMESTAMP`), so nothing kept can go stale.
+#[derive(Debug, Default)]
+pub(crate) struct StatementCache {
+    parsed: Mutex<HashMap<String, Arc<sqlparser::ast::Query>>>,
+}
+
+impl StatementCache {
+    /// The parsed statement `text`, from the cache or parsed now (errors are not kept).
+    fn get_or_parse(&self, text: &str) -> Result<Arc<sqlparser::ast::Query>> {
+        if let Some(q) = self.parsed.lock().get(text) {
+            return Ok(q.clone());
+        }
+        let q = Arc::new(parse(text)?);
+        if text.len() <= STATEMENT_CACHE_MAX_TEXT {
+            let mut parsed = self.parsed.lock();
+            if parsed.len() >= STATEMENT_CACHE_ENTRIES {
+                parsed.clear();
+            }
+            parsed.insert(text.to_string(), q.clone());
+        }
+        Ok(q)
+    }
+
+    /// Number of statements kept.
+    pub(crate) fn len(&self) -> usize {
+        self.parsed.lock().len()
+    }
 }
 
 /// Parse one SQL query statement, numbering `?` placeholders `?1`, `?2`, … in text order.
@@ -166,7 +209,7 @@ pub fn execute_output(
         Some(rest) => (true, rest),
         None => (false, text),
     };
-    let query = parse(text)?;
+    let query = engine.sql_statements.get_or_parse(text)?;
     let approx_distinct = match request.context.get("useApproximateCountDistinct") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -227,20 +270,12 @@ pub fn execute_output(
         }));
     }
     let planner::Relation { names, types, rows } = rel;
-    Ok(SqlOutput::Table(Table {
+    Ok(SqlOutput::Rows(DatumTable {
         columns: names
             .into_iter()
-            .zip(&types)
-            .map(|(name, t)| TableColumn { name, sql_type: *t })
+            .zip(types)
+            .map(|(name, sql_type)| TableColumn { name, sql_type })
             .collect(),
-        rows: rows
-            .into_iter()
-            .map(|r| {
-                r.into_iter()
-                    .zip(&types)
-                    .map(|(d, t)| d.into_json(*t))
-                    .collect()
-            })
-            .collect(),
+        rows,
     }))
 }

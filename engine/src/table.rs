@@ -15,6 +15,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::query::scan_output::{ScanBatch, ScanColumn};
 
 /// The SQL type of a result column, named as Druid's SQL API names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +202,7 @@ fn col(name: &str, sql_type: SqlType) -> TableColumn {
 }
 
 /// A cell normalized to its column type's rendering (timestamps as ISO text).
-fn cell(v: Option<&Value>, t: SqlType) -> Value {
+pub(crate) fn cell(v: Option<&Value>, t: SqlType) -> Value {
     match (v, t) {
         (None, _) | (Some(Value::Null), _) => Value::Null,
         (Some(Value::Number(n)), SqlType::Timestamp) => n
@@ -476,10 +477,10 @@ impl ScanTable {
         max_rows: usize,
         mut f: impl FnMut(RecordBatch) -> Result<()>,
     ) -> Result<()> {
-        use crate::query::scan_output::ScanColumn;
         let schema = arrow_schema_of(&self.columns);
         let max_rows = max_rows.max(1);
         for batch in &self.scan.batches {
+            let cells = ScanCells::new(self, batch);
             let mut start = 0;
             while start < batch.rows {
                 let end = (start + max_rows).min(batch.rows);
@@ -517,16 +518,7 @@ impl ScanTable {
                             let one = Table {
                                 columns: vec![c.clone()],
                                 rows: (start..end)
-                                    .map(|row| {
-                                        vec![
-                                            RowRef::Scan {
-                                                table: self,
-                                                batch,
-                                                row,
-                                            }
-                                            .value(i),
-                                        ]
-                                    })
+                                    .map(|row| vec![RowRef::Scan { cells: &cells, row }.value(i)])
                                     .collect(),
                             };
                             one.to_record_batch()?.column(0).clone()
@@ -545,22 +537,125 @@ impl ScanTable {
     /// Call `f` on every row, in order.
     pub fn for_each_row(&self, mut f: impl FnMut(RowRef<'_>)) {
         for batch in &self.scan.batches {
+            let cells = ScanCells::new(self, batch);
             for row in 0..batch.rows {
-                f(RowRef::Scan {
-                    table: self,
-                    batch,
-                    row,
-                });
+                f(RowRef::Scan { cells: &cells, row });
             }
         }
     }
 }
 
-/// A SQL answer: a table of values, or a projected scan.
+/// The columns of one scan batch as a projected scan shows them, each column's kind resolved
+/// once per batch rather than once per cell.
+#[derive(Debug)]
+pub struct ScanCells<'a> {
+    /// For each output column: the scan column (`None`: absent) and the SQL type.
+    sources: Vec<(Option<&'a ScanColumn>, SqlType)>,
+    cells: Vec<ScanCell<'a>>,
+}
+
+/// How one output column of a batch is written.
+#[derive(Debug)]
+enum ScanCell<'a> {
+    /// Every row is NULL.
+    Null,
+    /// A long shown as BIGINT; `true` in the mask is NULL.
+    Long(&'a [i64], Option<&'a [bool]>),
+    /// A long shown as TIMESTAMP.
+    Time(&'a [i64], Option<&'a [bool]>),
+    /// A double shown as DOUBLE.
+    Double(&'a [f64], Option<&'a [bool]>),
+    /// Dictionary ids (0 is NULL) and each dictionary entry's JSON text.
+    Str(&'a [u32], EscapedDict<'a>),
+    /// Anything else, converted through a datum as the table path does.
+    Other(&'a ScanColumn, SqlType),
+}
+
+/// A dictionary's entries as JSON string literals: escaped once for the batch when the batch
+/// has at least as many rows as the dictionary has entries, else escaped per cell.
+#[derive(Debug)]
+enum EscapedDict<'a> {
+    /// Entry `i` is `text[ends[i - 1]..ends[i]]` (entry 0 starts at 0).
+    Escaped { text: Vec<u8>, ends: Vec<usize> },
+    /// The entries as they are.
+    Raw(&'a [String]),
+}
+
+impl<'a> ScanCells<'a> {
+    /// Resolve the output columns of `table` over `batch`.
+    pub fn new(table: &'a ScanTable, batch: &'a ScanBatch) -> Self {
+        let sources: Vec<(Option<&'a ScanColumn>, SqlType)> = table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let col = table.projection.get(i).and_then(|&k| batch.data.get(k));
+                (col, c.sql_type)
+            })
+            .collect();
+        let cells = sources
+            .iter()
+            .map(|&(col, ty)| match (col, ty) {
+                (None | Some(ScanColumn::Null), _) => ScanCell::Null,
+                (Some(ScanColumn::Long(v, n)), SqlType::Bigint) => ScanCell::Long(v, n.as_deref()),
+                (Some(ScanColumn::Long(v, n)), SqlType::Timestamp) => {
+                    ScanCell::Time(v, n.as_deref())
+                }
+                (Some(ScanColumn::Double(v, n)), SqlType::Double) => {
+                    ScanCell::Double(v, n.as_deref())
+                }
+                (Some(ScanColumn::Str(ids, dict)), SqlType::Varchar) => {
+                    let dict = if dict.len() <= batch.rows {
+                        let mut text = Vec::with_capacity(dict.len() * 16);
+                        let mut ends = Vec::with_capacity(dict.len());
+                        for s in dict.iter() {
+                            crate::query::scan_output::write_str(&mut text, s);
+                            ends.push(text.len());
+                        }
+                        EscapedDict::Escaped { text, ends }
+                    } else {
+                        EscapedDict::Raw(dict)
+                    };
+                    ScanCell::Str(ids, dict)
+                }
+                (Some(col), ty) => ScanCell::Other(col, ty),
+            })
+            .collect();
+        ScanCells { sources, cells }
+    }
+}
+
+/// A SQL answer's rows as the planner computed them: typed datums, rendered straight into the
+/// response (the same text as their JSON values, [`crate::sql::datum::Datum::into_json`]).
+#[derive(Debug, Clone, Default)]
+pub struct DatumTable {
+    /// Output columns.
+    pub columns: Vec<TableColumn>,
+    /// Rows, one datum per column.
+    pub rows: Vec<Vec<crate::sql::datum::Datum>>,
+}
+
+impl DatumTable {
+    /// A row's cells as JSON values.
+    fn json_row(&self, row: &[crate::sql::datum::Datum]) -> Vec<Value> {
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                row.get(i)
+                    .map_or(Value::Null, |d| d.clone().into_json(c.sql_type))
+            })
+            .collect()
+    }
+}
+
+/// A SQL answer: a table of values, rows of datums, or a projected scan.
 #[derive(Debug, Clone)]
 pub enum SqlOutput {
     /// Rows of values.
     Table(Table),
+    /// Rows of datums.
+    Rows(DatumTable),
     /// A projected scan.
     Scan(ScanTable),
 }
@@ -570,15 +665,21 @@ pub enum SqlOutput {
 pub enum RowRef<'a> {
     /// A row of values.
     Values(&'a [Value]),
-    /// Row `row` of a scan batch, shown through `table`'s projection.
+    /// A row of datums, of `columns`' types.
+    Datums(&'a [crate::sql::datum::Datum], &'a [TableColumn]),
+    /// Row `row` of a scan batch, shown through a projected scan's columns.
     Scan {
-        /// The projected scan.
-        table: &'a ScanTable,
-        /// The batch.
-        batch: &'a crate::query::scan_output::ScanBatch,
+        /// The batch's columns as the projected scan shows them.
+        cells: &'a ScanCells<'a>,
         /// Row within the batch.
         row: usize,
     },
+}
+
+/// `true` when row `row` is NULL under a null mask.
+#[inline]
+fn masked(nulls: Option<&[bool]>, row: usize) -> bool {
+    nulls.is_some_and(|n| n.get(row).copied().unwrap_or(true))
 }
 
 impl RowRef<'_> {
@@ -586,60 +687,86 @@ impl RowRef<'_> {
     pub fn value(&self, i: usize) -> Value {
         match *self {
             RowRef::Values(v) => v.get(i).cloned().unwrap_or(Value::Null),
-            RowRef::Scan { table, batch, row } => {
-                let ty = table.columns[i].sql_type;
-                match table.projection.get(i).and_then(|&c| batch.data.get(c)) {
-                    Some(col) => crate::sql::datum::Datum::from_scan(col, row, ty).into_json(ty),
-                    None => Value::Null,
+            RowRef::Datums(row, columns) => match (row.get(i), columns.get(i)) {
+                (Some(d), Some(c)) => d.clone().into_json(c.sql_type),
+                _ => Value::Null,
+            },
+            RowRef::Scan { cells, row } => match cells.sources.get(i) {
+                Some(&(Some(col), ty)) => {
+                    crate::sql::datum::Datum::from_scan(col, row, ty).into_json(ty)
                 }
-            }
+                _ => Value::Null,
+            },
         }
     }
 
     /// Cell `i` written as JSON text (the same text as serializing [`RowRef::value`]).
     #[inline]
     pub fn write_json(&self, i: usize, out: &mut Vec<u8>) {
-        use crate::query::scan_output::{ScanColumn, write_f64, write_i64, write_str, write_value};
+        use crate::query::scan_output::{write_f64, write_i64, write_str, write_value};
         match *self {
             RowRef::Values(v) => match v.get(i) {
                 None | Some(Value::Null) => out.extend_from_slice(b"null"),
                 Some(v) => write_value(out, v),
             },
-            RowRef::Scan { table, batch, row } => {
-                let ty = table.columns[i].sql_type;
-                let Some(col) = table.projection.get(i).and_then(|&c| batch.data.get(c)) else {
+            RowRef::Datums(row, columns) => {
+                use crate::sql::datum::Datum;
+                let (Some(d), Some(c)) = (row.get(i), columns.get(i)) else {
                     out.extend_from_slice(b"null");
                     return;
                 };
-                match (col, ty) {
-                    (ScanColumn::Long(..), SqlType::Bigint) => match col.long(row) {
-                        Some(v) => write_i64(out, v),
-                        None => out.extend_from_slice(b"null"),
+                // The common cells directly; the rest as `into_json` renders them.
+                match (d, c.sql_type) {
+                    (Datum::Null, _) => out.extend_from_slice(b"null"),
+                    (Datum::Long(v), SqlType::Bigint) => write_i64(out, *v),
+                    (Datum::Double(v), SqlType::Double) => write_f64(out, *v),
+                    (Datum::Ts(t), SqlType::Timestamp) => {
+                        crate::time::write_iso_millis_json(out, *t)
+                    }
+                    (Datum::Str(s), SqlType::Varchar | SqlType::Other) => write_str(out, s),
+                    (d, ty) => match d.clone().into_json(ty) {
+                        Value::Null => out.extend_from_slice(b"null"),
+                        v => write_value(out, &v),
                     },
-                    (ScanColumn::Long(..), SqlType::Timestamp) => match col.long(row) {
-                        Some(v) => {
-                            let mut s = String::with_capacity(24);
-                            crate::time::push_iso_millis(&mut s, v);
-                            out.push(b'"');
-                            out.extend_from_slice(s.as_bytes());
-                            out.push(b'"');
-                        }
-                        None => out.extend_from_slice(b"null"),
-                    },
-                    (ScanColumn::Double(..), SqlType::Double) => match col.double(row) {
-                        Some(v) => write_f64(out, v),
-                        None => out.extend_from_slice(b"null"),
-                    },
-                    (ScanColumn::Str(..), SqlType::Varchar) => match col.str(row) {
-                        Some(s) => write_str(out, s),
-                        None => out.extend_from_slice(b"null"),
-                    },
-                    _ => write_value(
-                        out,
-                        &crate::sql::datum::Datum::from_scan(col, row, ty).into_json(ty),
-                    ),
                 }
             }
+            RowRef::Scan { cells, row } => match cells.cells.get(i) {
+                None | Some(ScanCell::Null) => out.extend_from_slice(b"null"),
+                Some(ScanCell::Long(v, nulls)) => match v.get(row) {
+                    Some(&x) if !masked(*nulls, row) => write_i64(out, x),
+                    _ => out.extend_from_slice(b"null"),
+                },
+                Some(ScanCell::Time(v, nulls)) => match v.get(row) {
+                    Some(&t) if !masked(*nulls, row) => crate::time::write_iso_millis_json(out, t),
+                    _ => out.extend_from_slice(b"null"),
+                },
+                Some(ScanCell::Double(v, nulls)) => match v.get(row) {
+                    Some(&x) if !masked(*nulls, row) => write_f64(out, x),
+                    _ => out.extend_from_slice(b"null"),
+                },
+                Some(ScanCell::Str(ids, dict)) => match ids.get(row).map(|&id| id as usize) {
+                    None | Some(0) => out.extend_from_slice(b"null"),
+                    Some(id) => match dict {
+                        // Entry `id` (>= 1) ends where entry `id - 1` ended.
+                        EscapedDict::Escaped { text, ends } => {
+                            match (ends.get(id - 1), ends.get(id)) {
+                                (Some(&start), Some(&end)) => {
+                                    out.extend_from_slice(&text[start..end])
+                                }
+                                _ => out.extend_from_slice(b"null"),
+                            }
+                        }
+                        EscapedDict::Raw(d) => match d.get(id) {
+                            Some(s) => write_str(out, s),
+                            None => out.extend_from_slice(b"null"),
+                        },
+                    },
+                },
+                Some(ScanCell::Other(col, ty)) => write_value(
+                    out,
+                    &crate::sql::datum::Datum::from_scan(col, row, *ty).into_json(*ty),
+                ),
+            },
         }
     }
 }
@@ -649,6 +776,7 @@ impl SqlOutput {
     pub fn columns(&self) -> &[TableColumn] {
         match self {
             SqlOutput::Table(t) => &t.columns,
+            SqlOutput::Rows(t) => &t.columns,
             SqlOutput::Scan(s) => &s.columns,
         }
     }
@@ -657,6 +785,7 @@ impl SqlOutput {
     pub fn num_rows(&self) -> usize {
         match self {
             SqlOutput::Table(t) => t.rows.len(),
+            SqlOutput::Rows(t) => t.rows.len(),
             SqlOutput::Scan(s) => s.scan.num_rows(),
         }
     }
@@ -665,6 +794,7 @@ impl SqlOutput {
     pub fn for_each_row(&self, mut f: impl FnMut(RowRef<'_>)) {
         match self {
             SqlOutput::Table(t) => t.rows.iter().for_each(|r| f(RowRef::Values(r))),
+            SqlOutput::Rows(t) => t.rows.iter().for_each(|r| f(RowRef::Datums(r, &t.columns))),
             SqlOutput::Scan(s) => s.for_each_row(f),
         }
     }
@@ -673,6 +803,7 @@ impl SqlOutput {
     pub fn arrow_schema(&self) -> Arc<Schema> {
         match self {
             SqlOutput::Table(t) => t.arrow_schema(),
+            SqlOutput::Rows(t) => arrow_schema_of(&t.columns),
             SqlOutput::Scan(s) => arrow_schema_of(&s.columns),
         }
     }
@@ -695,6 +826,16 @@ impl SqlOutput {
                 }
                 Ok(())
             }
+            SqlOutput::Rows(t) => {
+                for chunk in t.rows.chunks(max_rows.max(1)) {
+                    let part = Table {
+                        columns: t.columns.clone(),
+                        rows: chunk.iter().map(|r| t.json_row(r)).collect(),
+                    };
+                    f(part.to_record_batch()?)?;
+                }
+                Ok(())
+            }
             SqlOutput::Scan(s) => s.for_each_record_batch(max_rows, f),
         }
     }
@@ -703,6 +844,23 @@ impl SqlOutput {
     pub fn into_table(self) -> Table {
         match self {
             SqlOutput::Table(t) => t,
+            SqlOutput::Rows(t) => {
+                let rows = t
+                    .rows
+                    .into_iter()
+                    .map(|r| {
+                        let mut r = r.into_iter();
+                        t.columns
+                            .iter()
+                            .map(|c| r.next().map_or(Value::Null, |d| d.into_json(c.sql_type)))
+                            .collect()
+                    })
+                    .collect();
+                Table {
+                    columns: t.columns,
+                    rows,
+                }
+            }
             SqlOutput::Scan(s) => {
                 let mut rows = Vec::with_capacity(s.scan.num_rows());
                 let width = s.columns.len();
@@ -791,6 +949,80 @@ mod tests {
                 compacted: true,
             },
         }
+    }
+
+    /// Datums of every kind under every column type: each cell is written as the text of its
+    /// JSON value, and the Arrow batches are the table's.
+    #[test]
+    fn datum_rows_render_as_their_json_values() -> Result<()> {
+        use crate::sql::datum::Datum;
+        let types = [
+            SqlType::Timestamp,
+            SqlType::Bigint,
+            SqlType::Double,
+            SqlType::Varchar,
+            SqlType::Boolean,
+            SqlType::Other,
+        ];
+        let datums = [
+            Datum::Null,
+            Datum::Bool(true),
+            Datum::Long(-7),
+            Datum::Long(i64::MAX),
+            Datum::Double(2.5),
+            Datum::Double(-0.0),
+            Datum::Double(f64::NAN),
+            Datum::Double(1e300),
+            Datum::Str("a,\"b\"\n".into()),
+            Datum::Str("2016-01-01T00:00:00.000Z".into()),
+            Datum::Str(String::new()),
+            Datum::Ts(1_451_606_400_123),
+            Datum::Ts(-62_135_596_800_001),
+        ];
+        let columns: Vec<TableColumn> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TableColumn {
+                name: format!("c{i}"),
+                sql_type: *t,
+            })
+            .collect();
+        let rows: Vec<Vec<Datum>> = datums
+            .iter()
+            .map(|d| types.iter().map(|_| d.clone()).collect())
+            .collect();
+        let out = SqlOutput::Rows(DatumTable {
+            columns: columns.clone(),
+            rows: rows.clone(),
+        });
+        let table = out.clone().into_table();
+        assert_eq!(table.rows.len(), datums.len());
+        let mut r = 0;
+        out.for_each_row(|row| {
+            for (i, c) in columns.iter().enumerate() {
+                let mut text = Vec::new();
+                row.write_json(i, &mut text);
+                let want = rows[r][i].clone().into_json(c.sql_type);
+                assert_eq!(row.value(i), want, "row {r} column {c:?}");
+                assert_eq!(
+                    text,
+                    serde_json::to_vec(&want).unwrap_or_default(),
+                    "row {r} column {c:?}"
+                );
+                assert_eq!(table.rows[r][i], want);
+            }
+            r += 1;
+        });
+        assert_eq!(r, datums.len());
+        let mut batches = Vec::new();
+        out.for_each_record_batch(4, |b| {
+            batches.push(b);
+            Ok(())
+        })?;
+        let got = arrow_select::concat::concat_batches(&out.arrow_schema(), &batches)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        assert_eq!(got, table.to_record_batch()?);
+        Ok(())
     }
 
     #[test]

@@ -462,6 +462,46 @@ pub fn push_iso_millis(out: &mut String, t: Millis) {
     out.push('Z');
 }
 
+/// Append `"` + [`format_iso_millis`]'s text + `"` to `out`: a timestamp as a JSON string.
+///
+/// Years 0000-9999 are written from a fixed-size buffer, two digits at a time (result sets
+/// carry millions of timestamps); other years take [`push_iso_millis`].
+#[inline]
+pub fn write_iso_millis_json(out: &mut Vec<u8>, t: Millis) {
+    const DIGITS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let days = t.div_euclid(MILLIS_PER_DAY);
+    let tod = t.rem_euclid(MILLIS_PER_DAY) as usize; // [0, 86_399_999]
+    let (year, month, day) = civil_from_days(days);
+    if !(0..=9999).contains(&year) {
+        let mut s = String::with_capacity(32);
+        push_iso_millis(&mut s, t);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
+    let two = |b: &mut [u8], at: usize, v: usize| {
+        b[at..at + 2].copy_from_slice(&DIGITS[2 * v..2 * v + 2]);
+    };
+    let mut b = *b"\"0000-00-00T00:00:00.000Z\"";
+    let year = year as usize;
+    two(&mut b, 1, year / 100);
+    two(&mut b, 3, year % 100);
+    two(&mut b, 6, month as usize);
+    two(&mut b, 9, day as usize);
+    two(&mut b, 12, tod / 3_600_000);
+    two(&mut b, 15, tod / 60_000 % 60);
+    two(&mut b, 18, tod / 1_000 % 60);
+    let ms = tod % 1_000;
+    b[21] = b'0' + (ms / 100) as u8;
+    two(&mut b, 22, ms % 100);
+    out.extend_from_slice(&b);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Periods
 // ---------------------------------------------------------------------------------------------
@@ -2363,6 +2403,15 @@ mod tests {
         #[test]
         fn format_parse_round_trip_any_i64(t in any::<i64>()) {
             prop_assert_eq!(parse_iso_timestamp(&format_iso_millis(t)).unwrap(), t);
+        }
+
+        #[test]
+        fn json_timestamps_are_the_formatted_text(t in any::<i64>(), near in YEAR_1 - 400 * DAY..YEAR_10000 + 400 * DAY) {
+            for t in [t, near] {
+                let mut out = b"x".to_vec();
+                write_iso_millis_json(&mut out, t);
+                prop_assert_eq!(out, format!("x\"{}\"", format_iso_millis(t)).into_bytes());
+            }
         }
 
         #[test]

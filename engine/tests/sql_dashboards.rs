@@ -449,3 +449,93 @@ fn sql_columns_follow_publishes_spec_updates_and_drops() {
     let gone = count_events(&engine).unwrap_err();
     assert!(gone.to_string().contains("events"), "{gone}");
 }
+
+/// Statements are parsed once per text and kept; a kept statement must still see the
+/// datasource as it is now (its columns after a spec update, its rows after a publish, its
+/// absence after a drop), its own parameters and the current time.
+#[test]
+fn kept_statements_follow_schema_parameters_and_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path()).unwrap();
+    let run = |e: &Engine, text: &str, parameters: Vec<SqlParameter>| {
+        e.sql(
+            &SqlRequest {
+                query: text.into(),
+                parameters,
+                ..SqlRequest::default()
+            },
+            None,
+        )
+    };
+    let star = "SELECT * FROM events ORDER BY __time LIMIT 1";
+    assert!(run(&engine, star, vec![]).is_err(), "no datasource yet");
+    sql_support::build_events(&engine);
+    let before = run(&engine, star, vec![]).unwrap();
+    assert!(engine.sql_statements_cached() >= 1);
+    assert!(!before.columns.iter().any(|c| c.name == "country"));
+
+    // A spec update adding a dimension: the kept `SELECT *` shows it.
+    let spec = engine
+        .data_dir()
+        .catalog()
+        .get_datasource("events")
+        .unwrap()
+        .unwrap();
+    let mut spec: Value = serde_json::from_str(&spec).unwrap();
+    spec["dimensionsSpec"]["dimensions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("country"));
+    engine
+        .data_dir()
+        .catalog()
+        .update_datasource_spec("events", &spec.to_string())
+        .unwrap();
+    let after = run(&engine, star, vec![]).unwrap();
+    assert_eq!(after.columns.len(), before.columns.len() + 1);
+    assert!(after.columns.iter().any(|c| c.name == "country"));
+
+    // Parameters are bound on every run of the kept text.
+    let by_channel = "SELECT COUNT(*) FROM events WHERE channel = ?";
+    let count = |channel: &str| {
+        run(
+            &engine,
+            by_channel,
+            vec![SqlParameter {
+                type_name: "VARCHAR".into(),
+                value: json!(channel),
+            }],
+        )
+        .unwrap()
+        .rows[0][0]
+            .clone()
+    };
+    assert_eq!(count("#en"), json!(5));
+    assert_eq!(count("#fr"), json!(3));
+    assert_eq!(count("#en"), json!(5));
+
+    // A drop, then a publish again: the kept text fails, then answers from the new rows.
+    let total = "SELECT COUNT(*) FROM events";
+    assert_eq!(run(&engine, total, vec![]).unwrap().rows[0][0], json!(10));
+    engine.data_dir().drop_datasource("events").unwrap();
+    let gone = run(&engine, total, vec![]).unwrap_err();
+    assert!(gone.to_string().contains("events"), "{gone}");
+    sql_support::publish(
+        &engine,
+        json!({"dataSource": "events", "timestampSpec": {"column": "ts", "format": "millis"},
+               "dimensionsSpec": {"dimensions": ["channel"]},
+               "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none", "rollup": false}}),
+        &[json!({"ts": T0, "channel": "#xx"})],
+    );
+    assert_eq!(run(&engine, total, vec![]).unwrap().rows[0][0], json!(1));
+
+    // CURRENT_TIMESTAMP is read on every run, not frozen with the kept statement.
+    let now = "SELECT CURRENT_TIMESTAMP AS t";
+    let first = run(&engine, now, vec![]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = run(&engine, now, vec![]).unwrap();
+    let ts = |t: &basalt_engine::table::Table| {
+        basalt_engine::time::parse_iso_timestamp(t.rows[0][0].as_str().unwrap()).unwrap()
+    };
+    assert!(ts(&second) >= ts(&first) + 20, "{first:?} {second:?}");
+}

@@ -370,7 +370,7 @@ fn projected_scans_equal_row_scans() {
             let b = engine.sql_output(&request(&wrapped), None).unwrap();
             assert!(matches!(a, SqlOutput::Scan(_)), "not a projected scan: {q}");
             assert!(
-                matches!(b, SqlOutput::Table(_)),
+                matches!(b, SqlOutput::Rows(_)),
                 "not the row path: {wrapped}"
             );
             assert_eq!(a.columns(), b.columns(), "{q}");

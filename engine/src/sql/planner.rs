@@ -420,6 +420,30 @@ struct OrderPushdown {
 struct NativeAgg {
     /// Expression over the native output row giving the SQL value.
     expr: Expr,
+    /// For AVG, the native row's sum and non-NULL count columns: `expr` is
+    /// `CASE WHEN count > 0 THEN CAST(sum AS DOUBLE) / count END`, computed directly.
+    avg: Option<(usize, usize)>,
+}
+
+impl NativeAgg {
+    /// The SQL value over a native output row.
+    fn eval(&self, row: &[Datum]) -> Result<Datum> {
+        if let Some((sum, count)) = self.avg
+            && let (Some(s), Some(Datum::Long(n))) = (row.get(sum), row.get(count))
+        {
+            let s = match s {
+                Datum::Long(v) => Some(*v as f64),
+                Datum::Double(v) => Some(*v),
+                Datum::Null => None,
+                _ => return self.expr.eval(row),
+            };
+            return Ok(match s {
+                Some(s) if *n > 0 => Datum::Double(s / *n as f64),
+                _ => Datum::Null,
+            });
+        }
+        self.expr.eval(row)
+    }
 }
 
 impl Planner<'_> {
@@ -1434,6 +1458,7 @@ impl Planner<'_> {
                     None,
                 )
             };
+            let mut avg = None;
             let (expr, one) = match (c.func, arg_col) {
                 (AggFunc::CountStar, _) => {
                     let j = add(count_star, &mut aggs);
@@ -1465,6 +1490,7 @@ impl Planner<'_> {
                         );
                         native.push(NativeAgg {
                             expr: Expr::Cast(Box::new(col_of(j)), SqlType::Timestamp),
+                            avg: None,
                         });
                         single.push(Some(j));
                         continue;
@@ -1495,6 +1521,7 @@ impl Planner<'_> {
                         // AVG needs the non-NULL count (a plain count on segments where the
                         // column has no NULLs: the engine drops a filter true on every row).
                         let n = add(nonnull(col), &mut aggs);
+                        avg = Some((base + j, base + n));
                         (
                             null_unless(
                                 Expr::Bin(
@@ -1527,7 +1554,7 @@ impl Planner<'_> {
                 }
                 _ => return Ok(None),
             };
-            native.push(NativeAgg { expr });
+            native.push(NativeAgg { expr, avg });
             single.push(one);
         }
         if matches!(&wp.ranges, Some(r) if r.is_empty()) {
@@ -1569,56 +1596,32 @@ impl Planner<'_> {
         let Some(parsed) = self.run_native(q)? else {
             return Ok(Some(Vec::new()));
         };
-        let table = self.engine.query_table(&parsed, self.cancelled.clone())?;
-        // Native row layout: [__time, d0.., a0..] by name.
-        let pos = |name: &str| table.columns.iter().position(|c| c.name == name);
-        let time_pos = pos(TIME_COLUMN);
-        let dim_pos: Vec<Option<usize>> =
-            dims.iter().map(|(ki, _)| pos(&format!("d{ki}"))).collect();
-        let agg_pos: Vec<Option<usize>> = (0..aggs.len()).map(|j| pos(&format!("a{j}"))).collect();
-        let mut out = Vec::with_capacity(table.rows.len());
-        for r in &table.rows {
-            let mut nrow = vec![Datum::Null; base + aggs.len()];
-            if let Some(p) = time_pos {
-                nrow[0] = Datum::from_json(&r[p], SqlType::Timestamp);
-            }
-            for (di, p) in dim_pos.iter().enumerate() {
-                if let Some(p) = p {
-                    let t = table.columns[*p].sql_type;
-                    let v = Datum::from_json(&r[*p], t);
-                    // Druid renders a missing string as "" in some paths; SQL sees NULL.
-                    nrow[1 + di] = match v {
-                        Datum::Str(s) if s.is_empty() => Datum::Null,
-                        other => other,
-                    };
-                }
-            }
-            for (j, p) in agg_pos.iter().enumerate() {
-                if let Some(p) = p {
-                    nrow[base + j] = Datum::from_json(&r[*p], table.columns[*p].sql_type);
-                }
-            }
-            out.push(nrow);
-        }
+        let result = self.engine.query(&parsed, self.cancelled.clone())?;
+        let dim_keys: Vec<usize> = dims.iter().map(|(ki, _)| *ki).collect();
+        let out = native_rows(&parsed, result, &dim_keys, aggs.len())?;
         if keys.is_empty() && out.is_empty() {
             return Ok(Some(self.empty_aggregate(keys, &native, &aggs, base)?));
         }
-        // Map to [keys..., sql aggs...].
         let mut rows = Vec::with_capacity(out.len());
-        for nrow in &out {
-            let mut row = Vec::with_capacity(keys.len() + native.len());
-            let mut di = 0;
-            for ki in 0..keys.len() {
-                if Some(ki) == time_key {
-                    row.push(nrow[0].clone());
-                } else {
-                    row.push(nrow[1 + di].clone());
-                    di += 1;
+        // The native row `[__time, d0.., a0..]` becomes the SQL row in place: the aggregates
+        // are computed first, then the keys are put in GROUP BY order (the time bucket moves to
+        // its key position, or is dropped when it is no key) and the aggregates appended.
+        let mut values = Vec::with_capacity(native.len());
+        for mut row in out {
+            values.clear();
+            for n in &native {
+                values.push(n.eval(&row)?);
+            }
+            match time_key {
+                Some(t) if t < row.len() => row[..=t].rotate_left(1),
+                Some(_) => {}
+                None => {
+                    row.remove(0);
                 }
             }
-            for n in &native {
-                row.push(n.expr.eval(nrow)?);
-            }
+            row.truncate(keys.len());
+            row.resize(keys.len(), Datum::Null);
+            row.append(&mut values);
             rows.push(row);
         }
         Ok(Some(rows))
@@ -1651,6 +1654,147 @@ impl Planner<'_> {
                 .map(|n| n.expr.eval(&nrow))
                 .collect::<Result<Vec<_>>>()?,
         ])
+    }
+}
+
+/// A native timeseries, topN or groupBy result as rows `[__time, dimensions.., a0..]`: the
+/// dimensions are the planner's outputs `d{k}` for each GROUP BY key position `k` in
+/// `dim_keys`, the aggregators `a{j}`. The datums are those `Table::from_native` then
+/// `Datum::from_json` give, read straight from the result with its strings moved, not copied.
+/// A missing string dimension (rendered `""` by some native paths) is NULL.
+fn native_rows(
+    q: &Query,
+    result: Value,
+    dim_keys: &[usize],
+    aggs: usize,
+) -> Result<Vec<Vec<Datum>>> {
+    let kind = match q {
+        Query::Timeseries { .. } => "result",
+        Query::GroupBy { .. } => "event",
+        Query::TopN { .. } => "entries",
+        _ => {
+            return Err(Error::internal(
+                "SQL aggregation planned a native query that is not timeseries, topN or groupBy",
+            ));
+        }
+    };
+    let dims = dim_keys.len();
+    // The column types, as the table of this query has them.
+    let columns = crate::table::Table::from_native(q, &Value::Array(Vec::new()))?.columns;
+    let types: Vec<Option<SqlType>> = dim_keys
+        .iter()
+        .map(|k| format!("d{k}"))
+        .chain((0..aggs).map(|j| format!("a{j}")))
+        .map(|n| columns.iter().find(|c| c.name == n).map(|c| c.sql_type))
+        .collect();
+    // Key position `k` → the row slot of its dimension `d{k}`.
+    let mut dim_slot: Vec<Option<usize>> = Vec::new();
+    for (i, &k) in dim_keys.iter().enumerate() {
+        if dim_slot.len() <= k {
+            dim_slot.resize(k + 1, None);
+        }
+        dim_slot[k] = Some(1 + i);
+    }
+    // `d{k}` / `a{j}` → row slot (the maps are walked once, not searched).
+    let slot = |key: &str| -> Option<usize> {
+        let (dim, n) = match key.as_bytes() {
+            [b'd', rest @ ..] => (true, rest),
+            [b'a', rest @ ..] => (false, rest),
+            _ => return None,
+        };
+        let canonical = matches!(n, [b'0'] | [b'1'..=b'9', ..]) && n.iter().all(u8::is_ascii_digit);
+        let i: usize = std::str::from_utf8(n)
+            .ok()
+            .filter(|_| canonical)?
+            .parse()
+            .ok()?;
+        if dim {
+            dim_slot.get(i).copied().flatten()
+        } else {
+            (i < aggs).then_some(1 + dims + i)
+        }
+    };
+    let Value::Array(items) = result else {
+        return Ok(Vec::new());
+    };
+    let mut rows = Vec::with_capacity(items.len());
+    let mut push = |time: &Datum, obj: Map<String, Value>| {
+        let mut row = vec![Datum::Null; 1 + types.len()];
+        row[0] = time.clone();
+        for (k, v) in obj {
+            let Some(at) = slot(&k) else { continue };
+            let Some(t) = types[at - 1] else { continue };
+            row[at] = match native_cell(v, t) {
+                Datum::Str(s) if at <= dims && s.is_empty() => Datum::Null,
+                d => d,
+            };
+        }
+        rows.push(row);
+    };
+    // Bucket times repeat row after row: each distinct text is read once.
+    let mut last_time: Option<(String, Datum)> = None;
+    for item in items {
+        // (Native results are objects; anything else reads as an empty one, as in the table.)
+        let item = match item {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        let mut time = Datum::Null;
+        let mut body: Option<Value> = None;
+        for (k, v) in item {
+            match k.as_str() {
+                "timestamp" => {
+                    time = match v {
+                        Value::String(s) => match &last_time {
+                            Some((text, d)) if *text == s => d.clone(),
+                            _ => {
+                                let d = native_cell(Value::String(s.clone()), SqlType::Timestamp);
+                                last_time = Some((s, d.clone()));
+                                d
+                            }
+                        },
+                        v => native_cell(v, SqlType::Timestamp),
+                    }
+                }
+                "result" | "event" if kind != "entries" && k == kind => body = Some(v),
+                "result" if kind == "entries" => body = Some(v),
+                _ => {}
+            }
+        }
+        match (kind, body) {
+            ("entries", Some(Value::Array(entries))) => {
+                for e in entries {
+                    match e {
+                        Value::Object(r) => push(&time, r),
+                        _ => push(&time, Map::new()),
+                    }
+                }
+            }
+            ("entries", _) => {}
+            (_, Some(Value::Object(r))) => push(&time, r),
+            (_, _) => push(&time, Map::new()),
+        }
+    }
+    Ok(rows)
+}
+
+/// One native result cell of a column of type `t`, as `Datum::from_json` reads the table cell
+/// `Table::from_native` makes of it (a string is moved).
+fn native_cell(v: Value, t: SqlType) -> Datum {
+    match (v, t) {
+        (Value::Null, _) => Datum::Null,
+        // Epoch milliseconds: the table's ISO text reads back to the same instant.
+        (Value::Number(n), SqlType::Timestamp) => n.as_i64().map_or(Datum::Null, Datum::Ts),
+        (Value::String(s), SqlType::Timestamp) if s.ends_with('Z') => {
+            Datum::Str(s).cast(SqlType::Timestamp)
+        }
+        (Value::String(s), SqlType::Other) => Datum::Str(s),
+        (v @ (Value::String(_) | Value::Number(_) | Value::Bool(_)), t)
+            if !matches!(t, SqlType::Timestamp | SqlType::Other) =>
+        {
+            Datum::from_json_owned(v, t)
+        }
+        (v, t) => Datum::from_json(&crate::table::cell(Some(&v), t), t),
     }
 }
 
@@ -1876,4 +2020,171 @@ fn aggregate_rows(
             key
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The rows as the planner read them before: the flattened table, then each cell's datum.
+    fn through_the_table(
+        q: &Query,
+        result: &Value,
+        dim_keys: &[usize],
+        aggs: usize,
+    ) -> Vec<Vec<Datum>> {
+        let dims = dim_keys.len();
+        let table = crate::table::Table::from_native(q, result).unwrap_or_default();
+        let pos = |name: &str| table.columns.iter().position(|c| c.name == name);
+        let time_pos = pos(TIME_COLUMN);
+        let names: Vec<Option<usize>> = dim_keys
+            .iter()
+            .map(|k| pos(&format!("d{k}")))
+            .chain((0..aggs).map(|j| pos(&format!("a{j}"))))
+            .collect();
+        table
+            .rows
+            .iter()
+            .map(|r| {
+                let mut row = vec![
+                    time_pos.map_or(Datum::Null, |p| Datum::from_json(&r[p], SqlType::Timestamp)),
+                ];
+                for (k, p) in names.iter().enumerate() {
+                    row.push(match p {
+                        None => Datum::Null,
+                        Some(p) => match Datum::from_json(&r[*p], table.columns[*p].sql_type) {
+                            Datum::Str(s) if k < dims && s.is_empty() => Datum::Null,
+                            d => d,
+                        },
+                    });
+                }
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn avg_computed_directly_is_its_expression() {
+        let col = |i: usize| Box::new(Expr::Col(i));
+        let expr = Expr::Case(
+            vec![(
+                Expr::Bin(BinOp::Gt, col(1), Box::new(Expr::Lit(Datum::Long(0)))),
+                Expr::Bin(
+                    BinOp::Div,
+                    Box::new(Expr::Cast(col(0), SqlType::Double)),
+                    col(1),
+                ),
+            )],
+            None,
+        );
+        let avg = NativeAgg {
+            expr: expr.clone(),
+            avg: Some((0, 1)),
+        };
+        let sums = [
+            Datum::Long(7),
+            Datum::Long(i64::MIN),
+            Datum::Double(2.5),
+            Datum::Double(f64::NAN),
+            Datum::Double(-0.0),
+            Datum::Null,
+            Datum::Str("3".into()),
+        ];
+        let counts = [
+            Datum::Long(3),
+            Datum::Long(0),
+            Datum::Long(-2),
+            Datum::Null,
+            Datum::Double(2.0),
+        ];
+        for s in &sums {
+            for c in &counts {
+                let row = [s.clone(), c.clone()];
+                let want = expr.eval(&row).map(|d| format!("{d:?}"));
+                let got = avg.eval(&row).map(|d| format!("{d:?}"));
+                assert_eq!(got.ok(), want.ok(), "{row:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn native_rows_are_the_table_cells() {
+        let aggs = json!([
+            {"type": "count", "name": "a0"},
+            {"type": "doubleSum", "name": "a1", "fieldName": "x"},
+            {"type": "longMax", "name": "a2", "fieldName": "__time"},
+            {"type": "cardinality", "name": "a3", "fields": ["h"], "round": true},
+        ]);
+        let base = |t: &str| {
+            json!({"queryType": t, "dataSource": "d", "intervals": ["2016-01-01/2016-01-02"],
+                   "granularity": "hour", "aggregations": aggs})
+        };
+        let mut group_by = base("groupBy");
+        group_by["dimensions"] = json!([
+            {"type": "default", "dimension": "h", "outputName": "d1", "outputType": "STRING"},
+            {"type": "default", "dimension": "n", "outputName": "d2", "outputType": "LONG"},
+        ]);
+        let mut top_n = base("topN");
+        top_n["dimension"] = json!({"type": "default", "dimension": "h", "outputName": "d1", "outputType": "STRING"});
+        top_n["threshold"] = json!(3);
+        top_n["metric"] = json!("a0");
+        let event = |d0: Value, d1: Value, a1: Value, a2: Value| {
+            // (`d0` is the time key's position; `d01`, `a7`, `a+1` and `x` are no column.)
+            json!({"d1": d0, "d2": d1, "a0": 3, "a1": a1, "a2": a2, "a3": 2, "d0": "time key",
+                   "d01": "no", "a7": 1, "a+1": 2, "x": 3})
+        };
+        let cells = [
+            event(
+                json!("h1"),
+                json!(7),
+                json!(1.5),
+                json!(1_451_606_400_000_i64),
+            ),
+            event(json!(""), Value::Null, Value::Null, Value::Null),
+            event(json!("é,\"x\""), json!(-1), json!(1e300), json!(-5)),
+            json!({"a0": 0}),
+            json!("not an object"),
+        ];
+        let times = [
+            json!("2016-01-01T00:00:00.000Z"),
+            json!("2016-01-01T01:00:00.000+01:00"),
+            json!(1_451_610_000_000_i64),
+            Value::Null,
+            json!("not a time"),
+        ];
+        let group_by_result = Value::Array(
+            cells
+                .iter()
+                .zip(&times)
+                .map(|(e, t)| json!({"version": "v1", "timestamp": t, "event": e}))
+                .chain([json!(17)])
+                .collect(),
+        );
+        let timeseries_result = Value::Array(
+            cells
+                .iter()
+                .zip(&times)
+                .map(|(e, t)| json!({"timestamp": t, "result": e}))
+                .chain([json!({"timestamp": times[0]})])
+                .collect(),
+        );
+        let top_n_result = json!([
+            {"timestamp": times[0], "result": cells.to_vec()},
+            {"timestamp": times[1], "result": []},
+            {"timestamp": times[2], "result": "nothing"},
+        ]);
+        for (spec, result, dims) in [
+            (group_by, group_by_result, vec![1, 2]),
+            (base("timeseries"), timeseries_result, vec![]),
+            (top_n, top_n_result, vec![1]),
+        ] {
+            let q = Query::from_value(&spec).unwrap_or_else(|e| panic!("{e}: {spec}"));
+            let want = through_the_table(&q, &result, &dims, 4);
+            assert!(want.len() >= 3, "{want:?}");
+            let got = native_rows(&q, result, &dims, 4).unwrap_or_default();
+            assert_eq!(format!("{got:?}"), format!("{want:?}"), "{spec}");
+        }
+    }
 }

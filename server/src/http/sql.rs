@@ -124,31 +124,17 @@ pub fn render(table: &SqlOutput, format: ResultFormat, header: HeaderSpec) -> Ve
             if !lines {
                 out.push(b'[');
             }
-            let mut first = true;
-            let mut row_out = |out: &mut Vec<u8>, cell: &mut dyn FnMut(&mut Vec<u8>, usize)| {
-                if !lines && !first {
-                    out.push(b',');
-                }
-                first = false;
+            if header.names {
+                // The header row: each column's types, or null.
                 out.push(b'{');
-                for (i, key) in keys.iter().enumerate() {
+                for (i, (key, c)) in keys.iter().zip(columns).enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
                     out.extend_from_slice(key);
-                    cell(out, i);
-                }
-                out.push(b'}');
-                if lines {
-                    out.push(b'\n');
-                }
-            };
-            if header.names {
-                row_out(&mut out, &mut |out, i| {
-                    let c = &columns[i];
                     if !header.types && !header.sql_types {
                         out.extend_from_slice(b"null");
-                        return;
+                        continue;
                     }
                     let mut m = String::from("{");
                     if header.types {
@@ -162,9 +148,32 @@ pub fn render(table: &SqlOutput, format: ResultFormat, header: HeaderSpec) -> Ve
                     }
                     m.push('}');
                     out.extend_from_slice(m.as_bytes());
-                });
+                }
+                out.push(b'}');
+                if lines {
+                    out.push(b'\n');
+                }
             }
-            table.for_each_row(|row| row_out(&mut out, &mut |out, i| row.write_json(i, out)));
+            // Rows are written inline, without a call through a closure per cell.
+            let mut first = !header.names;
+            table.for_each_row(|row| {
+                if !lines && !first {
+                    out.push(b',');
+                }
+                first = false;
+                out.push(b'{');
+                for (i, key) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(key);
+                    row.write_json(i, &mut out);
+                }
+                out.push(b'}');
+                if lines {
+                    out.push(b'\n');
+                }
+            });
             if lines {
                 out.push(b'\n');
             } else {
