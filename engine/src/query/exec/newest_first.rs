@@ -110,9 +110,7 @@ pub fn aggregate(
     grouping: &Grouping<'_>,
     ctx: &ExecContext,
 ) -> Result<Groups> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = crate::query::exec::query_threads();
     let mut order: Vec<(i64, &SegmentTask)> = tasks.iter().map(|t| (newest_time(t), t)).collect();
     order.sort_by_key(|o| std::cmp::Reverse(o.0));
     let mut out = Groups::default();
