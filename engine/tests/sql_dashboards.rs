@@ -50,6 +50,20 @@ fn minute_host_avgs(lo: i64, hi: i64) -> BTreeMap<(i64, String), (f64, i64)> {
     m
 }
 
+/// Update `datasource`'s spec in the catalog with one more string dimension.
+fn add_dimension(engine: &Engine, datasource: &str, dimension: &str) {
+    let catalog = engine.data_dir().catalog();
+    let spec = catalog.get_datasource(datasource).unwrap().unwrap();
+    let mut spec: Value = serde_json::from_str(&spec).unwrap();
+    spec["dimensionsSpec"]["dimensions"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(dimension));
+    catalog
+        .update_datasource_spec(datasource, &spec.to_string())
+        .unwrap();
+}
+
 fn assert_close(a: f64, b: f64, what: &str) {
     assert!(
         (a - b).abs() <= 1e-9 * a.abs().max(1.0),
@@ -418,22 +432,7 @@ fn sql_columns_follow_publishes_spec_updates_and_drops() {
     assert!(!before.contains(&"country".to_string()), "{before:?}");
 
     // A spec update that adds a dimension.
-    let spec = engine
-        .data_dir()
-        .catalog()
-        .get_datasource("events")
-        .unwrap()
-        .unwrap();
-    let mut spec: Value = serde_json::from_str(&spec).unwrap();
-    spec["dimensionsSpec"]["dimensions"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!("country"));
-    engine
-        .data_dir()
-        .catalog()
-        .update_datasource_spec("events", &spec.to_string())
-        .unwrap();
+    add_dimension(&engine, "events", "country");
     assert!(columns(&engine, "events").contains(&"country".to_string()));
     let t = sql(&engine, "SELECT COUNT(country) FROM events");
     assert_eq!(t.rows[0][0], json!(0));
@@ -475,22 +474,7 @@ fn kept_statements_follow_schema_parameters_and_the_clock() {
     assert!(!before.columns.iter().any(|c| c.name == "country"));
 
     // A spec update adding a dimension: the kept `SELECT *` shows it.
-    let spec = engine
-        .data_dir()
-        .catalog()
-        .get_datasource("events")
-        .unwrap()
-        .unwrap();
-    let mut spec: Value = serde_json::from_str(&spec).unwrap();
-    spec["dimensionsSpec"]["dimensions"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!("country"));
-    engine
-        .data_dir()
-        .catalog()
-        .update_datasource_spec("events", &spec.to_string())
-        .unwrap();
+    add_dimension(&engine, "events", "country");
     let after = run(&engine, star, vec![]).unwrap();
     assert_eq!(after.columns.len(), before.columns.len() + 1);
     assert!(after.columns.iter().any(|c| c.name == "country"));

@@ -967,12 +967,7 @@ impl AggregatorSpec {
 
     /// The states of groups `kept` (ascending), in that order.
     pub fn column_select(&self, col: StateColumn, kept: &[usize]) -> StateColumn {
-        fn pick<T>(v: Vec<T>, kept: &[usize]) -> Vec<T> {
-            let mut v: Vec<Option<T>> = v.into_iter().map(Some).collect();
-            kept.iter()
-                .filter_map(|&g| v.get_mut(g).and_then(Option::take))
-                .collect()
-        }
+        use crate::query::exec::take_at as pick;
         match col {
             StateColumn::Long(c) => StateColumn::Long(pick(c, kept)),
             StateColumn::Double(c) => StateColumn::Double(pick(c, kept)),

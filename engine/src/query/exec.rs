@@ -99,6 +99,33 @@ pub struct SegmentTask {
     pub blocks: Option<std::ops::Range<usize>>,
 }
 
+/// The elements of `v` at the positions `kept` names (ascending), in order.
+pub fn take_at<T>(v: Vec<T>, kept: &[usize]) -> Vec<T> {
+    let mut next = kept.iter().peekable();
+    v.into_iter()
+        .enumerate()
+        .filter_map(|(i, x)| next.next_if_eq(&&i).map(|_| x))
+        .collect()
+}
+
+/// Insert into `out` the rows `from..to` for which `hit` holds, a run of consecutive hits at a
+/// time (matches come in runs in sorted data: far cheaper than one insert per row).
+pub fn insert_runs(out: &mut RoaringBitmap, from: u32, to: u32, hit: impl Fn(u32) -> bool) {
+    let mut i = from;
+    while i < to {
+        while i < to && !hit(i) {
+            i += 1;
+        }
+        let start = i;
+        while i < to && hit(i) {
+            i += 1;
+        }
+        if start < i {
+            out.insert_range(start..i);
+        }
+    }
+}
+
 /// Worker threads a query uses: the cores available to the process, read once (the standard
 /// library reads the cgroup files on every call, a noticeable cost for millisecond queries).
 pub fn query_threads() -> usize {
@@ -279,20 +306,9 @@ fn restrict_to_intervals(
         let times =
             seg.read_longs_upto(c, StreamRole::Long, b, block_need(&rows, base, end - base))?;
         while let Some(r) = it.next_range() {
-            let (mut i, stop) = (*r.start(), *r.end() + 1);
-            let hit = |i: u32| times.get((i - base) as usize).is_some_and(|&t| inside(t));
-            while i < stop {
-                while i < stop && !hit(i) {
-                    i += 1;
-                }
-                let from = i;
-                while i < stop && hit(i) {
-                    i += 1;
-                }
-                if from < i {
-                    kept.insert_range(from..i);
-                }
-            }
+            insert_runs(&mut kept, *r.start(), *r.end() + 1, |i| {
+                times.get((i - base) as usize).is_some_and(|&t| inside(t))
+            });
         }
     }
     Ok(kept)
@@ -1033,10 +1049,7 @@ pub fn aggregate_task(
         }
     }
     let local_keys: Vec<Box<[u64]>> = match &kept {
-        Some(kept) => {
-            let mut keys: Vec<Option<Box<[u64]>>> = local_keys.into_iter().map(Some).collect();
-            kept.iter().filter_map(|&g| keys[g].take()).collect()
-        }
+        Some(kept) => take_at(local_keys, kept),
         None => local_keys,
     };
     out.reserve(local_keys.len());

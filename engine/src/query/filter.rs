@@ -1081,20 +1081,15 @@ fn numeric_rows(
                     Some((lo, hi)) => {
                         // Matching rows come in runs (`__time` within rows sorted by a
                         // dimension, sorted columns): inserted a run at a time.
-                        let inside = |x: i64| lo <= x && x <= hi;
-                        let mut i = 0;
-                        while i < v.len() {
-                            while i < v.len() && !inside(v[i]) {
-                                i += 1;
-                            }
-                            let start = i;
-                            while i < v.len() && inside(v[i]) {
-                                i += 1;
-                            }
-                            if start < i {
-                                out.insert_range(base + start as u32..base + i as u32);
-                            }
-                        }
+                        crate::query::exec::insert_runs(
+                            &mut out,
+                            base,
+                            base + v.len() as u32,
+                            |r| {
+                                v.get((r - base) as usize)
+                                    .is_some_and(|&x| lo <= x && x <= hi)
+                            },
+                        );
                     }
                     None => {
                         for (i, &x) in v.iter().enumerate() {

@@ -464,6 +464,20 @@ impl Segment {
             .map(Values::into_vec)
     }
 
+    /// The directory entry of block `b` of a column's `role` stream.
+    fn block_meta<'c>(
+        &self,
+        col: &'c ColumnMeta,
+        role: StreamRole,
+        b: usize,
+    ) -> Result<&'c crate::segment::format::BlockMeta> {
+        col.stream(role)
+            .ok_or_else(|| Error::invalid(format!("column `{}` has no {role:?} stream", col.name)))?
+            .blocks
+            .get(b)
+            .ok_or_else(|| Error::invalid(format!("column `{}` has no block {b}", col.name)))
+    }
+
     fn block_values_upto<T: BlockValue>(
         &self,
         col: &ColumnMeta,
@@ -471,13 +485,7 @@ impl Segment {
         b: usize,
         need: Need,
     ) -> Result<Values<T>> {
-        let stream = col.stream(role).ok_or_else(|| {
-            Error::invalid(format!("column `{}` has no {role:?} stream", col.name))
-        })?;
-        let block = stream
-            .blocks
-            .get(b)
-            .ok_or_else(|| Error::invalid(format!("column `{}` has no block {b}", col.name)))?;
+        let block = self.block_meta(col, role, b)?;
         let what = format!("column `{}` block {b}", col.name);
         let bytes = self.checked_bytes(&block.range, &what)?;
         decode_numbers_need::<T>(
@@ -498,13 +506,7 @@ impl Segment {
         role: StreamRole,
         b: usize,
     ) -> Result<Option<crate::column::frames::FrameBlock<'_>>> {
-        let stream = col.stream(role).ok_or_else(|| {
-            Error::invalid(format!("column `{}` has no {role:?} stream", col.name))
-        })?;
-        let block = stream
-            .blocks
-            .get(b)
-            .ok_or_else(|| Error::invalid(format!("column `{}` has no block {b}", col.name)))?;
+        let block = self.block_meta(col, role, b)?;
         if block.codec != crate::segment::format::Codec::Frames {
             return Ok(None);
         }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::query::aggregator::AggregatorSpec;
 use crate::query::exec::{
     DimValue, ExecContext, Grouping, Groups, LocalTop, SegmentTask, aggregate_task, finalize_row,
-    json_object, parallel_map,
+    json_object, parallel_map, take_at,
 };
 use crate::query::filter::{Filter, Num};
 use crate::query::granularity::QueryGranularity;
@@ -131,9 +131,9 @@ impl TopNExec<'_> {
             .iter()
             .map(|(_, st)| self.aggregations[top.agg].finalize_num(&st[top.agg]))
             .collect();
-        let kept = top.keep(&buckets, &values);
-        let mut groups: Vec<Option<_>> = groups.into_iter().map(Some).collect();
-        kept.iter().filter_map(|&g| groups[g].take()).collect()
+        take_at(groups, &top.keep(&buckets, &values))
+            .into_iter()
+            .collect()
     }
 
     /// Run over the segment tasks.
