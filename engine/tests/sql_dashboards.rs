@@ -523,3 +523,63 @@ fn kept_statements_follow_schema_parameters_and_the_clock() {
     };
     assert!(ts(&second) >= ts(&first) + 20, "{first:?} {second:?}");
 }
+
+/// ORDER BY plain output columns with a LIMIT goes into the native groupBy's limitSpec, nulls
+/// placed as SQL wants; the answers equal those of the same ordering computed above the
+/// native query (an ORDER BY expression, which is not pushed down).
+#[test]
+fn order_and_limit_go_into_the_native_group_by() {
+    let (_d, e) = setup();
+    let cases = [
+        // (pushed, computed above: the same order through an expression)
+        (
+            "SELECT \"user\", MAX(added) AS m FROM events GROUP BY \"user\" ORDER BY m DESC, \"user\" LIMIT 3",
+            "SELECT \"user\", MAX(added) AS m FROM events GROUP BY \"user\" ORDER BY MAX(added) + 0 DESC, \"user\" LIMIT 3",
+        ),
+        (
+            "SELECT \"user\", MAX(added) AS m FROM events GROUP BY \"user\" ORDER BY m DESC NULLS LAST, \"user\" LIMIT 2 OFFSET 1",
+            "SELECT \"user\", MAX(added) AS m FROM events GROUP BY \"user\" ORDER BY MAX(added) + 0 DESC NULLS LAST, \"user\" LIMIT 2 OFFSET 1",
+        ),
+        (
+            "SELECT \"user\", MIN(price) AS m FROM events GROUP BY \"user\" ORDER BY m, \"user\" DESC LIMIT 4",
+            "SELECT \"user\", MIN(price) AS m FROM events GROUP BY \"user\" ORDER BY MIN(price) + 0, \"user\" DESC LIMIT 4",
+        ),
+        (
+            "SELECT \"user\", MIN(price) AS m FROM events GROUP BY \"user\" ORDER BY m NULLS FIRST, \"user\" LIMIT 2",
+            "SELECT \"user\", MIN(price) AS m FROM events GROUP BY \"user\" ORDER BY MIN(price) + 0 NULLS FIRST, \"user\" LIMIT 2",
+        ),
+        (
+            "SELECT channel, page, COUNT(*) AS n FROM events GROUP BY 1, 2 ORDER BY page DESC, channel LIMIT 3",
+            "SELECT channel, page, COUNT(*) AS n FROM events GROUP BY 1, 2 ORDER BY CONCAT(page, '') DESC, channel LIMIT 3",
+        ),
+        (
+            "SELECT hostname, MAX(usage_user) AS m FROM cpu GROUP BY hostname ORDER BY m DESC, hostname LIMIT 2",
+            "SELECT hostname, MAX(usage_user) AS m FROM cpu GROUP BY hostname ORDER BY MAX(usage_user) + 0 DESC, hostname LIMIT 2",
+        ),
+    ];
+    for (pushed, above) in cases {
+        let (plan, _) = explain(&e, pushed);
+        let q = &plan[0]["query"];
+        assert_eq!(q["queryType"], "groupBy", "{pushed}");
+        let limit = &q["limitSpec"];
+        assert!(limit["limit"].as_u64().is_some(), "{pushed}: {q}");
+        assert!(!limit["columns"].as_array().unwrap().is_empty(), "{pushed}");
+        let (plan, _) = explain(&e, above);
+        assert!(plan[0]["query"].get("limitSpec").is_none(), "{above}");
+        let got = sql(&e, pushed);
+        let want = sql(&e, above);
+        assert_eq!(got.rows, want.rows, "{pushed}");
+        assert!(!got.rows.is_empty(), "{pushed}");
+    }
+    // Nulls first: `dave` has no `added`, so his maximum is NULL and leads.
+    let t = sql(&e, cases[0].0);
+    assert_eq!(t.rows[0], vec![json!("dave"), Value::Null]);
+    // The limitSpec spells the order out: descending, nulls first (SQL's default for DESC).
+    let (plan, _) = explain(&e, cases[0].0);
+    assert_eq!(
+        plan[0]["query"]["limitSpec"],
+        json!({"type": "default", "limit": 3, "columns": [
+            {"dimension": "a0", "direction": "descending", "nullOrder": "first"},
+            {"dimension": "d0", "direction": "ascending", "nullOrder": "last"}]})
+    );
+}

@@ -496,7 +496,7 @@ pub struct Grouping<'a> {
 }
 
 /// Each time bucket's `k` best groups of one segment by aggregator `agg`'s value (largest
-/// first, smallest first if `inverted`); ties are broken arbitrarily.
+/// first, smallest first if `inverted`); ties are broken arbitrarily, unless `exact`.
 #[derive(Clone, Copy, Debug)]
 pub struct LocalTop {
     /// Index of the ordering aggregator.
@@ -505,6 +505,9 @@ pub struct LocalTop {
     pub k: usize,
     /// Smallest first.
     pub inverted: bool,
+    /// Keep every group tied with the `k`-th value, and every group without a value: the cut
+    /// of a groupBy whose limit is exact (see `GroupByExec`).
+    pub exact: bool,
 }
 
 impl LocalTop {
@@ -529,6 +532,25 @@ impl LocalTop {
         }
         let mut kept = Vec::new();
         for (_, mut groups) in per_bucket {
+            if self.exact {
+                // Groups without a value stay; of the others, the k best and their ties.
+                let (nulls, mut valued): (Vec<usize>, Vec<usize>) =
+                    groups.into_iter().partition(|&g| values[g].is_none());
+                kept.extend(nulls);
+                if self.k > 0 && valued.len() > self.k {
+                    valued.select_nth_unstable_by(self.k - 1, |&a, &b| {
+                        self.cmp(values[a], values[b])
+                    });
+                    let kth = values[valued[self.k - 1]];
+                    let rest = valued.split_off(self.k);
+                    valued.extend(
+                        rest.into_iter()
+                            .filter(|&g| self.cmp(values[g], kth).is_eq()),
+                    );
+                }
+                kept.extend(valued);
+                continue;
+            }
             if self.k > 0 && groups.len() > self.k {
                 groups.select_nth_unstable_by(self.k - 1, |&a, &b| self.cmp(values[a], values[b]));
                 groups.truncate(self.k);
@@ -537,6 +559,27 @@ impl LocalTop {
         }
         kept.sort_unstable();
         kept
+    }
+
+    /// Keep each bucket's best groups of one segment's partial groups (for those
+    /// `aggregate_task` could not cut itself, as sketch values or keyed paths).
+    pub fn trim(&self, groups: Groups, aggs: &[AggregatorSpec]) -> Groups {
+        if groups.len() <= self.k {
+            return groups;
+        }
+        let Some(agg) = aggs.get(self.agg) else {
+            return groups;
+        };
+        let groups: Vec<_> = groups.into_iter().collect();
+        let buckets: Vec<u64> = groups.iter().map(|(key, _)| key.bucket as u64).collect();
+        // The ordering value, computed once per group.
+        let values: Vec<Option<f64>> = groups
+            .iter()
+            .map(|(_, st)| agg.finalize_num(&st[self.agg]))
+            .collect();
+        take_at(groups, &self.keep(&buckets, &values))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -1323,7 +1366,13 @@ pub fn aggregate_all(
         return newest_first::aggregate(tasks, filter, grouping, ctx);
     }
     let tasks = split_for_parallelism(tasks);
-    let partials = parallel_map(&tasks, |t| aggregate_task(t, filter, grouping, ctx))?;
+    let partials = parallel_map(&tasks, |t| {
+        let groups = aggregate_task(t, filter, grouping, ctx)?;
+        Ok(match grouping.top {
+            Some(top) => top.trim(groups, grouping.aggs),
+            None => groups,
+        })
+    })?;
     let mut out = Groups::default();
     merge_partials(&mut out, partials, grouping, ctx)?;
     Ok(out)

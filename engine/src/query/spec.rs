@@ -438,6 +438,16 @@ pub struct OrderByColumn {
     pub descending: bool,
     /// Compare numerically.
     pub numeric: bool,
+    /// Where nulls go (`nullOrder`, a Basalt extension used by SQL's `NULLS FIRST/LAST`);
+    /// unset, a null is the smallest value (first ascending, last descending), as in Druid.
+    pub nulls_first: Option<bool>,
+}
+
+impl OrderByColumn {
+    /// Whether nulls come before every value in this column's order.
+    pub fn nulls_come_first(&self) -> bool {
+        self.nulls_first.unwrap_or(!self.descending)
+    }
 }
 
 /// groupBy `limitSpec`.
@@ -965,6 +975,7 @@ fn parse_limit_spec(v: &Value) -> Result<LimitSpec> {
                     dimension: s.clone(),
                     descending: false,
                     numeric: false,
+                    nulls_first: None,
                 },
                 Value::Object(_) => {
                     let co = Obj::new(c, &p)?;
@@ -986,10 +997,23 @@ fn parse_limit_spec(v: &Value) -> Result<LimitSpec> {
                         }
                         Some(_) => false,
                     };
+                    let nulls_first = match co.opt_str("nullOrder")? {
+                        None => None,
+                        Some(n) => match n.to_ascii_lowercase().as_str() {
+                            "first" => Some(true),
+                            "last" => Some(false),
+                            other => {
+                                return Err(Error::invalid(format!(
+                                    "{p}.nullOrder: expected first or last, found `{other}`"
+                                )));
+                            }
+                        },
+                    };
                     OrderByColumn {
                         dimension: co.req_str("dimension")?.to_string(),
                         descending,
                         numeric,
+                        nulls_first,
                     }
                 }
                 _ => {

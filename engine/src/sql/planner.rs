@@ -414,7 +414,13 @@ struct OrderPushdown {
     topn: Option<(usize, (usize, bool))>,
     /// A timeseries ordered by its bucket alone: (rows, descending).
     time_limit: Option<(usize, bool)>,
+    /// A groupBy's limitSpec: the rows wanted (limit plus offset) and the ORDER BY keys,
+    /// all plain output columns.
+    group_limit: Option<(usize, Vec<OutputOrder>)>,
 }
+
+/// One ORDER BY key over a plain output column: (column, descending, nulls first).
+type OutputOrder = (usize, bool, bool);
 
 /// How one SQL aggregate is computed from native aggregator outputs.
 struct NativeAgg {
@@ -979,6 +985,18 @@ impl Planner<'_> {
                         }
                         _ => None,
                     };
+                    // ORDER BY plain output columns with a LIMIT: the native groupBy sorts and
+                    // limits (in the same order, nulls placed as SQL wants), so it can cut
+                    // each segment's groups.
+                    let group_limit = match limit {
+                        Some(l) if post_having.is_none() && !distinct => sort_exprs
+                            .iter()
+                            .zip(&post_sorts)
+                            .map(|(s, p)| p.as_col().map(|c| (c, s.1, s.2)))
+                            .collect::<Option<Vec<_>>>()
+                            .map(|cols| (l.saturating_add(offset), cols)),
+                        _ => None,
+                    };
                     if let Some(rows) = self.native_aggregate(
                         &name,
                         &ds_scope,
@@ -992,6 +1010,7 @@ impl Planner<'_> {
                                 None
                             },
                             time_limit,
+                            group_limit,
                         },
                     )? {
                         let types = keys
@@ -1355,7 +1374,11 @@ impl Planner<'_> {
         calls: &[AggCall],
         order: OrderPushdown,
     ) -> Result<Option<Vec<Vec<Datum>>>> {
-        let OrderPushdown { topn, time_limit } = order;
+        let OrderPushdown {
+            topn,
+            time_limit,
+            group_limit,
+        } = order;
         let time_col = scope.time_col();
         let mut granularity: Option<Value> = None;
         let mut dims: Vec<(usize, Value)> = Vec::new(); // key index → dimension spec
@@ -1586,9 +1609,32 @@ impl Planner<'_> {
                    "granularity": "all", "dimension": dims[0].1, "threshold": limit, "metric": metric,
                    "aggregations": aggs, "context": ctx})
         } else {
-            json!({"queryType": "groupBy", "dataSource": ds, "intervals": intervals,
+            let mut q = json!({"queryType": "groupBy", "dataSource": ds, "intervals": intervals,
                    "granularity": gran, "dimensions": dims.iter().map(|d| d.1.clone()).collect::<Vec<_>>(),
-                   "aggregations": aggs, "context": ctx})
+                   "aggregations": aggs, "context": ctx});
+            if time_key.is_none()
+                && let Some((n, cols)) = group_limit
+            {
+                // Output column of each ORDER BY key: a dimension `d{key}` or a single native
+                // aggregator `a{j}` (AVG and other computed values do not sort natively).
+                let columns: Option<Vec<Value>> = cols
+                    .iter()
+                    .map(|&(c, desc, nulls_first)| {
+                        let name = if c < keys.len() {
+                            format!("d{c}")
+                        } else {
+                            format!("a{}", single.get(c - keys.len()).copied().flatten()?)
+                        };
+                        Some(json!({"dimension": name,
+                            "direction": if desc { "descending" } else { "ascending" },
+                            "nullOrder": if nulls_first { "first" } else { "last" }}))
+                    })
+                    .collect();
+                if let Some(columns) = columns {
+                    q["limitSpec"] = json!({"type": "default", "limit": n, "columns": columns});
+                }
+            }
+            q
         };
         if let Some(f) = &wp.filter {
             q["filter"] = f.clone();

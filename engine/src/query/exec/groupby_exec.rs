@@ -6,15 +6,16 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::query::aggregator::AggregatorSpec;
+use crate::query::aggregator::{AggKind, AggregatorSpec};
 use crate::query::exec::{
-    DimValue, ExecContext, Grouping, SegmentTask, TimestampText, aggregate_all, finalize_into,
-    json_object, parallel_map,
+    DimValue, ExecContext, Grouping, LocalTop, SegmentTask, TimestampText, aggregate_all,
+    finalize_into, json_object, parallel_map,
 };
 use crate::query::filter::{Filter, Num};
 use crate::query::granularity::QueryGranularity;
 use crate::query::post_aggregator::PostAggregator;
-use crate::query::spec::{DimensionSpec, Having, LimitSpec};
+use crate::query::spec::{DimensionSpec, Having, LimitSpec, OrderByColumn};
+use crate::schema::MetricKind;
 
 /// The groupBy operator.
 #[derive(Debug)]
@@ -52,9 +53,25 @@ struct OutRow {
     event: Map<String, Value>,
 }
 
-fn cmp_json(a: Option<&Value>, b: Option<&Value>, numeric: bool) -> Ordering {
+/// Order of two output values under one limitSpec column (direction and null placement
+/// included).
+fn cmp_column(a: Option<&Value>, b: Option<&Value>, c: &OrderByColumn) -> Ordering {
     let a = a.unwrap_or(&Value::Null);
     let b = b.unwrap_or(&Value::Null);
+    match (a.is_null(), b.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) if c.nulls_come_first() => Ordering::Less,
+        (true, false) => Ordering::Greater,
+        (false, true) if c.nulls_come_first() => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        (false, false) => {
+            let o = cmp_json(a, b, c.numeric);
+            if c.descending { o.reverse() } else { o }
+        }
+    }
+}
+
+fn cmp_json(a: &Value, b: &Value, numeric: bool) -> Ordering {
     match (a, b) {
         (Value::Null, Value::Null) => Ordering::Equal,
         (Value::Null, _) => Ordering::Less,
@@ -85,11 +102,61 @@ impl GroupByExec<'_> {
         "GroupByExec"
     }
 
+    /// The exact per-segment cut of a limited groupBy ordered first by its only aggregator, a
+    /// max descending or a min ascending (granularity `all`, no having, no subtotals): each
+    /// segment keeps the groups whose value is among its `limit + offset` best, ties and
+    /// groups without a value included.
+    ///
+    /// A group of the answer reaches its extreme in some segment, where fewer than
+    /// `limit + offset` groups beat it, so that segment keeps it and its value is exact; any
+    /// other group's merged value is no better than its true one, so it cannot displace one of
+    /// the answer. With a second aggregator a dropped partial would lose part of its value, so
+    /// there is no cut then. Returns the cut and whether nulls come first in its order.
+    fn local_top(&self) -> Option<(LocalTop, bool)> {
+        let ls = self.limit_spec;
+        let n = ls.limit?.checked_add(ls.offset)?;
+        if n == 0
+            || self.having.is_some()
+            || self.subtotals.is_some()
+            || !self.granularity.is_all()
+            || self.aggregations.len() != 1
+        {
+            return None;
+        }
+        let first = ls.columns.first()?;
+        let agg = &self.aggregations[0];
+        if first.dimension != agg.name
+            || self.dimensions.iter().any(|d| d.output_name == agg.name)
+            || self.post_aggregations.iter().any(|p| p.name() == agg.name)
+        {
+            return None;
+        }
+        let kind = match &agg.kind {
+            AggKind::Long(k) | AggKind::Double(k) => *k,
+            _ => return None,
+        };
+        let max = matches!(kind, MetricKind::LongMax | MetricKind::DoubleMax);
+        let min = matches!(kind, MetricKind::LongMin | MetricKind::DoubleMin);
+        if !(max && first.descending || min && !first.descending) {
+            return None;
+        }
+        Some((
+            LocalTop {
+                agg: 0,
+                k: usize::try_from(n).ok()?,
+                inverted: min,
+                exact: true,
+            },
+            first.nulls_come_first(),
+        ))
+    }
+
     fn run_grouping(
         &self,
         tasks: &[SegmentTask],
         ctx: &ExecContext,
         dims: &[&DimensionSpec],
+        top: Option<LocalTop>,
     ) -> Result<Vec<OutRow>> {
         let names: Vec<String> = dims.iter().map(|d| d.dimension.clone()).collect();
         let grouping = Grouping {
@@ -97,7 +164,7 @@ impl GroupByExec<'_> {
             dims: &names,
             aggs: self.aggregations,
             max_groups: self.max_groups,
-            top: None,
+            top,
         };
         let groups: Vec<_> = aggregate_all(tasks, self.filter, &grouping, ctx)?
             .into_iter()
@@ -147,27 +214,18 @@ impl GroupByExec<'_> {
         Ok(rows)
     }
 
-    /// Run over the segment tasks.
-    pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
-        for c in &self.limit_spec.columns {
-            let known = self.dimensions.iter().any(|d| d.output_name == c.dimension)
-                || self.aggregations.iter().any(|a| a.name == c.dimension)
-                || self
-                    .post_aggregations
-                    .iter()
-                    .any(|p| p.name() == c.dimension);
-            if !known {
-                return Err(Error::invalid(format!(
-                    "limitSpec.columns: `{}` is not a dimension, aggregation or post-aggregation of the query",
-                    c.dimension
-                )));
-            }
-        }
+    /// The output rows (every subtotal set) in the limitSpec's order, not yet limited.
+    fn ordered_rows(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+        top: Option<LocalTop>,
+    ) -> Result<Vec<OutRow>> {
         let mut rows: Vec<OutRow> = Vec::new();
         match self.subtotals {
             None => {
                 let dims: Vec<&DimensionSpec> = self.dimensions.iter().collect();
-                rows = self.run_grouping(tasks, ctx, &dims)?;
+                rows = self.run_grouping(tasks, ctx, &dims, top)?;
             }
             Some(sets) => {
                 for set in sets {
@@ -176,7 +234,7 @@ impl GroupByExec<'_> {
                         .iter()
                         .filter(|d| set.contains(&d.output_name))
                         .collect();
-                    let mut part = self.run_grouping(tasks, ctx, &dims)?;
+                    let mut part = self.run_grouping(tasks, ctx, &dims, None)?;
                     for r in &mut part {
                         for d in self.dimensions {
                             if !set.contains(&d.output_name) {
@@ -196,12 +254,7 @@ impl GroupByExec<'_> {
                     return a.bucket.cmp(&b.bucket);
                 }
                 for c in &ls.columns {
-                    let o = cmp_json(
-                        a.event.get(&c.dimension),
-                        b.event.get(&c.dimension),
-                        c.numeric,
-                    );
-                    let o = if c.descending { o.reverse() } else { o };
+                    let o = cmp_column(a.event.get(&c.dimension), b.event.get(&c.dimension), c);
                     if o != Ordering::Equal {
                         return o;
                     }
@@ -209,6 +262,39 @@ impl GroupByExec<'_> {
                 a.bucket.cmp(&b.bucket)
             });
         }
+        Ok(rows)
+    }
+
+    /// Run over the segment tasks.
+    pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
+        for c in &self.limit_spec.columns {
+            let known = self.dimensions.iter().any(|d| d.output_name == c.dimension)
+                || self.aggregations.iter().any(|a| a.name == c.dimension)
+                || self
+                    .post_aggregations
+                    .iter()
+                    .any(|p| p.name() == c.dimension);
+            if !known {
+                return Err(Error::invalid(format!(
+                    "limitSpec.columns: `{}` is not a dimension, aggregation or post-aggregation of the query",
+                    c.dimension
+                )));
+            }
+        }
+        let top = self.local_top();
+        let mut rows = self.ordered_rows(tasks, ctx, top.map(|t| t.0))?;
+        // With nulls first, a group whose values were dropped from every segment but its null
+        // ones would show as null, and first: the cut holds when the first row is not null.
+        if let Some((top, true)) = top {
+            let name = &self.aggregations[top.agg].name;
+            if rows
+                .first()
+                .is_some_and(|r| r.event.get(name).is_none_or(Value::is_null))
+            {
+                rows = self.ordered_rows(tasks, ctx, None)?;
+            }
+        }
+        let ls = self.limit_spec;
         let offset = ls.offset as usize;
         let limit = ls.limit.map(|l| l as usize).unwrap_or(usize::MAX);
         let mut stamps = TimestampText::default();

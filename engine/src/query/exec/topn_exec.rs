@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::query::aggregator::AggregatorSpec;
 use crate::query::exec::{
     DimValue, ExecContext, Grouping, Groups, LocalTop, SegmentTask, aggregate_task, finalize_row,
-    json_object, parallel_map, take_at,
+    json_object, parallel_map,
 };
 use crate::query::filter::{Filter, Num};
 use crate::query::granularity::QueryGranularity;
@@ -112,28 +112,8 @@ impl TopNExec<'_> {
             agg: self.metric_agg()?,
             k,
             inverted: matches!(self.metric, TopNMetric::Numeric { inverted: true, .. }),
+            exact: false,
         })
-    }
-
-    /// Keep each bucket's top groups of one segment (those `aggregate_task` could not cut
-    /// itself, as sketch values).
-    fn trim(&self, groups: Groups, top: Option<LocalTop>) -> Groups {
-        let Some(top) = top else {
-            return groups;
-        };
-        if groups.len() <= top.k {
-            return groups;
-        }
-        let groups: Vec<_> = groups.into_iter().collect();
-        let buckets: Vec<u64> = groups.iter().map(|(key, _)| key.bucket as u64).collect();
-        // The ordering value, computed once per group.
-        let values: Vec<Option<f64>> = groups
-            .iter()
-            .map(|(_, st)| self.aggregations[top.agg].finalize_num(&st[top.agg]))
-            .collect();
-        take_at(groups, &top.keep(&buckets, &values))
-            .into_iter()
-            .collect()
     }
 
     /// Run over the segment tasks.
@@ -157,7 +137,10 @@ impl TopNExec<'_> {
         };
         let tasks = crate::query::exec::split_for_parallelism(tasks);
         let partials = parallel_map(&tasks, |t| {
-            aggregate_task(t, self.filter, &grouping, ctx).map(|g| self.trim(g, top))
+            aggregate_task(t, self.filter, &grouping, ctx).map(|g| match top {
+                Some(top) => top.trim(g, self.aggregations),
+                None => g,
+            })
         })?;
         let mut merged = Groups::default();
         for p in partials {
