@@ -330,6 +330,46 @@ impl Engine {
         Ok(self.query_output(q, cancelled)?.into_json())
     }
 
+    /// Run a timeseries without post-aggregators as rows of its buckets' times and finalized
+    /// aggregator values (no response JSON: the SQL layer's path); `None` for other queries.
+    pub fn query_timeseries_rows(
+        &self,
+        q: &Query,
+        cancelled: Option<Arc<AtomicBool>>,
+    ) -> Result<Option<Vec<crate::query::exec::timeseries_exec::TimedValues>>> {
+        let Query::Timeseries {
+            granularity,
+            aggregations,
+            post_aggregations,
+            descending,
+            limit,
+            ..
+        } = q
+        else {
+            return Ok(None);
+        };
+        if !post_aggregations.is_empty() {
+            return Ok(None);
+        }
+        let base = q.base();
+        let ctx = Self::exec_context(base, cancelled);
+        let tasks = self.tasks(base)?;
+        self.validate_columns(q, &tasks)?;
+        ctx.check()?;
+        TimeseriesExec {
+            intervals: &base.intervals,
+            filter: base.filter.as_ref(),
+            granularity,
+            aggregations,
+            post_aggregations,
+            descending: *descending,
+            skip_empty_buckets: base.context.skip_empty_buckets,
+            limit: *limit,
+            grand_total: base.context.grand_total,
+        }
+        .execute_rows(&tasks, &ctx)
+    }
+
     /// Run a parsed query, keeping a scan's rows as typed columns (written as JSON by
     /// [`QueryOutput::write_json`] without a JSON value per cell).
     pub fn query_output(

@@ -583,3 +583,71 @@ fn order_and_limit_go_into_the_native_group_by() {
             {"dimension": "d0", "direction": "ascending", "nullOrder": "last"}]})
     );
 }
+
+/// A timeseries' rows for SQL (bucket times and finalized values, no response JSON) are the
+/// response's rows: same buckets in the same order, same values, the grand total last.
+#[test]
+fn timeseries_rows_are_the_response_rows() {
+    let (_d, e) = setup();
+    let aggs = json!([
+        {"type": "count", "name": "n"},
+        {"type": "doubleSum", "name": "s", "fieldName": "usage_user"},
+        {"type": "longMax", "name": "r", "fieldName": "requests"},
+        {"type": "doubleMin", "name": "m", "fieldName": "usage_system"},
+        {"type": "cardinality", "name": "h", "fields": ["hostname"], "round": true},
+        {"type": "filtered", "filter": {"type": "selector", "dimension": "region", "value": "nowhere"},
+         "aggregator": {"type": "longSum", "name": "none", "fieldName": "requests"}},
+    ]);
+    let q = |extra: Value| {
+        let mut q = json!({"queryType": "timeseries", "dataSource": "cpu",
+            "intervals": ["2000-01-01T00:30:00Z/2000-01-01T02:10:00Z"],
+            "granularity": "five_minute", "aggregations": aggs});
+        for (k, v) in extra.as_object().unwrap() {
+            q[k] = v.clone();
+        }
+        q
+    };
+    let queries = [
+        q(json!({})),
+        q(json!({"context": {"skipEmptyBuckets": true}})),
+        q(json!({"granularity": {"type": "period", "period": "PT1H", "timeZone": "America/New_York", "origin": "2000-01-01T00:07:00Z"}})),
+        q(json!({"descending": true, "limit": 4})),
+        q(json!({"context": {"grandTotal": true}})),
+        q(json!({"granularity": "all"})),
+        q(json!({"granularity": "all", "intervals": ["-146136543-09-08T08:23:32.096Z/146140482-04-24T15:36:27.903Z"]})),
+        q(json!({"filter": {"type": "selector", "dimension": "hostname", "value": "nobody"}})),
+        q(json!({"filter": {"type": "selector", "dimension": "hostname", "value": "nobody"}, "context": {"skipEmptyBuckets": true}})),
+    ];
+    let mut total = 0;
+    for v in queries {
+        let parsed = Query::from_value(&v).unwrap();
+        let json = e.query(&parsed, None).unwrap();
+        let rows = e.query_timeseries_rows(&parsed, None).unwrap().unwrap();
+        let json = json.as_array().unwrap();
+        assert_eq!(rows.len(), json.len(), "{v}");
+        total += rows.len();
+        for ((time, values), want) in rows.iter().zip(json) {
+            match &want["timestamp"] {
+                Value::Null => assert_eq!(*time, None, "{v}"),
+                t => assert_eq!(
+                    *time,
+                    Some(basalt_engine::time::parse_iso_timestamp(t.as_str().unwrap()).unwrap()),
+                    "{v}"
+                ),
+            }
+            let names = ["n", "s", "r", "m", "h", "none"];
+            assert_eq!(values.len(), names.len());
+            for (name, got) in names.iter().zip(values) {
+                assert_eq!(got, &want["result"][name], "{v}: {name}");
+            }
+        }
+    }
+    assert!(total > 60, "{total}");
+    // Post-aggregators keep the response path.
+    let mut with_post = q(json!({}));
+    with_post["postAggregations"] =
+        json!([{"type": "arithmetic", "name": "p", "fn": "+", "fields": [
+            {"type": "fieldAccess", "fieldName": "n"}, {"type": "constant", "value": 1}]}]);
+    let parsed = Query::from_value(&with_post).unwrap();
+    assert!(e.query_timeseries_rows(&parsed, None).unwrap().is_none());
+}

@@ -12,6 +12,7 @@ use sqlparser::ast::{self, SetExpr, SetOperator, SetQuantifier, Spanned, TableFa
 
 use crate::engine::{Engine, QueryOutput};
 use crate::error::{Error, Result};
+use crate::query::exec::timeseries_exec::TimedValues;
 use crate::query::scan_output::ScanOutput;
 use crate::query::spec::Query;
 use crate::schema::TIME_COLUMN;
@@ -1642,9 +1643,18 @@ impl Planner<'_> {
         let Some(parsed) = self.run_native(q)? else {
             return Ok(Some(Vec::new()));
         };
-        let result = self.engine.query(&parsed, self.cancelled.clone())?;
         let dim_keys: Vec<usize> = dims.iter().map(|(ki, _)| *ki).collect();
-        let out = native_rows(&parsed, result, &dim_keys, aggs.len())?;
+        let out = match self
+            .engine
+            .query_timeseries_rows(&parsed, self.cancelled.clone())?
+        {
+            // A timeseries' buckets come as values, without the response's JSON objects.
+            Some(timed) => timeseries_rows(&parsed, timed, aggs.len())?,
+            None => {
+                let result = self.engine.query(&parsed, self.cancelled.clone())?;
+                native_rows(&parsed, result, &dim_keys, aggs.len())?
+            }
+        };
         if keys.is_empty() && out.is_empty() {
             return Ok(Some(self.empty_aggregate(keys, &native, &aggs, base)?));
         }
@@ -1708,6 +1718,37 @@ impl Planner<'_> {
 /// `dim_keys`, the aggregators `a{j}`. The datums are those `Table::from_native` then
 /// `Datum::from_json` give, read straight from the result with its strings moved, not copied.
 /// A missing string dimension (rendered `""` by some native paths) is NULL.
+/// The SQL types of a native query's columns `d{k}` (for `dim_keys`) then `a0..a{aggs}`, as
+/// the table of the query has them.
+fn native_types(q: &Query, dim_keys: &[usize], aggs: usize) -> Result<Vec<Option<SqlType>>> {
+    let columns = crate::table::Table::from_native(q, &Value::Array(Vec::new()))?.columns;
+    Ok(dim_keys
+        .iter()
+        .map(|k| format!("d{k}"))
+        .chain((0..aggs).map(|j| format!("a{j}")))
+        .map(|n| columns.iter().find(|c| c.name == n).map(|c| c.sql_type))
+        .collect())
+}
+
+/// A timeseries' rows `[__time, a0..]` from its buckets' times and values.
+fn timeseries_rows(q: &Query, timed: Vec<TimedValues>, aggs: usize) -> Result<Vec<Vec<Datum>>> {
+    let types = native_types(q, &[], aggs)?;
+    let mut rows = Vec::with_capacity(timed.len());
+    for (time, values) in timed {
+        let mut row = Vec::with_capacity(1 + aggs);
+        row.push(time.map_or(Datum::Null, Datum::Ts));
+        row.extend(
+            values
+                .into_iter()
+                .zip(&types)
+                .map(|(v, t)| t.map_or(Datum::Null, |t| native_cell(v, t))),
+        );
+        row.resize(1 + aggs, Datum::Null);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 fn native_rows(
     q: &Query,
     result: Value,
@@ -1725,14 +1766,7 @@ fn native_rows(
         }
     };
     let dims = dim_keys.len();
-    // The column types, as the table of this query has them.
-    let columns = crate::table::Table::from_native(q, &Value::Array(Vec::new()))?.columns;
-    let types: Vec<Option<SqlType>> = dim_keys
-        .iter()
-        .map(|k| format!("d{k}"))
-        .chain((0..aggs).map(|j| format!("a{j}")))
-        .map(|n| columns.iter().find(|c| c.name == n).map(|c| c.sql_type))
-        .collect();
+    let types = native_types(q, dim_keys, aggs)?;
     // Key position `k` → the row slot of its dimension `d{k}`.
     let mut dim_slot: Vec<Option<usize>> = Vec::new();
     for (i, &k) in dim_keys.iter().enumerate() {

@@ -3,14 +3,19 @@
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::query::aggregator::AggState;
 use crate::query::aggregator::AggregatorSpec;
 use crate::query::exec::{
-    ExecContext, Grouping, SegmentTask, aggregate_all, finalize_row, json_object,
+    ExecContext, GroupKey, Grouping, Groups, SegmentTask, aggregate_all, finalize_row, json_object,
 };
 use crate::query::filter::Filter;
 use crate::query::granularity::QueryGranularity;
 use crate::query::post_aggregator::PostAggregator;
 use crate::time::Interval;
+
+/// A row of a timeseries: its bucket's time (none for the grand total) and the aggregators'
+/// finalized values.
+pub type TimedValues = (Option<i64>, Vec<Value>);
 
 /// Most buckets a timeseries may zero-fill.
 pub const MAX_BUCKETS: usize = 1_000_000;
@@ -46,6 +51,99 @@ impl TimeseriesExec<'_> {
 
     /// Run over the segment tasks.
     pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
+        let (buckets, groups) = self.buckets(tasks, ctx)?;
+        let mut out = Vec::with_capacity(buckets.len() + 1);
+        for bucket in buckets {
+            let key = GroupKey {
+                bucket,
+                dims: vec![],
+            };
+            let mut row = match groups.get(&key) {
+                Some(st) => finalize_row(self.aggregations, st),
+                None => {
+                    let empty: Vec<_> = self.aggregations.iter().map(|a| a.init()).collect();
+                    finalize_row(self.aggregations, &empty)
+                }
+            };
+            PostAggregator::apply(self.post_aggregations, &mut row);
+            out.push(json_object([
+                ("timestamp", Value::String(self.granularity.format(bucket))),
+                ("result", Value::Object(row)),
+            ]));
+        }
+        if self.grand_total {
+            let mut row = finalize_row(self.aggregations, &self.grand_total_states(tasks, ctx)?);
+            PostAggregator::apply(self.post_aggregations, &mut row);
+            out.push(json_object([
+                ("timestamp", Value::Null),
+                ("result", Value::Object(row)),
+            ]));
+        }
+        Ok(Value::Array(out))
+    }
+
+    /// Run over the segment tasks, each bucket a row of its time and its aggregators'
+    /// finalized values in order (the grand total's time is `None`), without the response's
+    /// JSON objects; `None` when the query has post-aggregators.
+    pub fn execute_rows(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+    ) -> Result<Option<Vec<TimedValues>>> {
+        if !self.post_aggregations.is_empty() {
+            return Ok(None);
+        }
+        let finalize = |st: &[AggState]| -> Vec<Value> {
+            self.aggregations
+                .iter()
+                .zip(st)
+                .map(|(a, s)| a.finalize(s))
+                .collect()
+        };
+        let (buckets, groups) = self.buckets(tasks, ctx)?;
+        let empty: Vec<AggState> = self.aggregations.iter().map(|a| a.init()).collect();
+        let mut out = Vec::with_capacity(buckets.len() + 1);
+        for bucket in buckets {
+            let key = GroupKey {
+                bucket,
+                dims: vec![],
+            };
+            let st = groups.get(&key).map_or(empty.as_slice(), Vec::as_slice);
+            out.push((Some(bucket), finalize(st)));
+        }
+        if self.grand_total {
+            out.push((None, finalize(&self.grand_total_states(tasks, ctx)?)));
+        }
+        Ok(Some(out))
+    }
+
+    /// The states of the one grand-total row.
+    fn grand_total_states(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+    ) -> Result<Vec<AggState>> {
+        let all = QueryGranularity::All;
+        let totals = aggregate_all(
+            tasks,
+            self.filter,
+            &Grouping {
+                granularity: &all,
+                dims: &[],
+                aggs: self.aggregations,
+                max_groups: 1,
+                top: None,
+            },
+            ctx,
+        )?;
+        Ok(match totals.into_values().next() {
+            Some(st) => st,
+            None => self.aggregations.iter().map(|a| a.init()).collect(),
+        })
+    }
+
+    /// The buckets to report, in order and limited, and the aggregated groups.
+    fn buckets(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<(Vec<i64>, Groups)> {
         let grouping = Grouping {
             granularity: self.granularity,
             dims: &[],
@@ -60,13 +158,13 @@ impl TimeseriesExec<'_> {
             let all_key = groups.keys().next().map(|k| k.bucket);
             if let Some(k) = all_key
                 && k != start
-                && let Some(st) = groups.remove(&crate::query::exec::GroupKey {
+                && let Some(st) = groups.remove(&GroupKey {
                     bucket: k,
                     dims: vec![],
                 })
             {
                 groups.insert(
-                    crate::query::exec::GroupKey {
+                    GroupKey {
                         bucket: start,
                         dims: vec![],
                     },
@@ -115,52 +213,6 @@ impl TimeseriesExec<'_> {
         if let Some(l) = self.limit {
             buckets.truncate(l.min(usize::MAX as u64) as usize);
         }
-        let mut out = Vec::with_capacity(buckets.len() + 1);
-        for bucket in buckets {
-            let key = crate::query::exec::GroupKey {
-                bucket,
-                dims: vec![],
-            };
-            let mut row = match groups.get(&key) {
-                Some(st) => finalize_row(self.aggregations, st),
-                None => {
-                    let empty: Vec<_> = self.aggregations.iter().map(|a| a.init()).collect();
-                    finalize_row(self.aggregations, &empty)
-                }
-            };
-            PostAggregator::apply(self.post_aggregations, &mut row);
-            out.push(json_object([
-                ("timestamp", Value::String(self.granularity.format(bucket))),
-                ("result", Value::Object(row)),
-            ]));
-        }
-        if self.grand_total {
-            let all = QueryGranularity::All;
-            let totals = aggregate_all(
-                tasks,
-                self.filter,
-                &Grouping {
-                    granularity: &all,
-                    dims: &[],
-                    aggs: self.aggregations,
-                    max_groups: 1,
-                    top: None,
-                },
-                ctx,
-            )?;
-            let mut row = match totals.into_values().next() {
-                Some(st) => finalize_row(self.aggregations, &st),
-                None => {
-                    let empty: Vec<_> = self.aggregations.iter().map(|a| a.init()).collect();
-                    finalize_row(self.aggregations, &empty)
-                }
-            };
-            PostAggregator::apply(self.post_aggregations, &mut row);
-            out.push(json_object([
-                ("timestamp", Value::Null),
-                ("result", Value::Object(row)),
-            ]));
-        }
-        Ok(Value::Array(out))
+        Ok((buckets, groups))
     }
 }
