@@ -26,6 +26,15 @@ use crate::segment::{Segment, SegmentId, SegmentRef};
 use crate::storage::DataDir;
 use crate::time::Interval;
 
+/// A timeseries' or groupBy's result as rows of values ([`Engine::query_rows`]).
+#[derive(Debug)]
+pub enum AggRows {
+    /// Per bucket: its time (none for the grand total) and the aggregators' values.
+    Timeseries(Vec<crate::query::exec::timeseries_exec::TimedValues>),
+    /// Per group: its time, its dimensions' output values and the aggregators' values.
+    GroupBy(Vec<crate::query::exec::groupby_exec::GroupRow>),
+}
+
 /// A native query's result: Druid's response JSON, or a scan's rows as typed columns.
 #[derive(Debug)]
 pub enum QueryOutput {
@@ -330,25 +339,27 @@ impl Engine {
         Ok(self.query_output(q, cancelled)?.into_json())
     }
 
-    /// Run a timeseries without post-aggregators as rows of its buckets' times and finalized
-    /// aggregator values (no response JSON: the SQL layer's path); `None` for other queries.
-    pub fn query_timeseries_rows(
+    /// Run a timeseries or groupBy as rows of values (no response JSON: the SQL layer's
+    /// path); `None` for other queries and those with post-aggregators (or a groupBy's having
+    /// or subtotals).
+    pub fn query_rows(
         &self,
         q: &Query,
         cancelled: Option<Arc<AtomicBool>>,
-    ) -> Result<Option<Vec<crate::query::exec::timeseries_exec::TimedValues>>> {
-        let Query::Timeseries {
-            granularity,
-            aggregations,
-            post_aggregations,
-            descending,
-            limit,
-            ..
-        } = q
-        else {
-            return Ok(None);
+    ) -> Result<Option<AggRows>> {
+        let has_post = match q {
+            Query::Timeseries {
+                post_aggregations, ..
+            } => !post_aggregations.is_empty(),
+            Query::GroupBy {
+                post_aggregations,
+                having,
+                subtotals,
+                ..
+            } => !post_aggregations.is_empty() || having.is_some() || subtotals.is_some(),
+            _ => return Ok(None),
         };
-        if !post_aggregations.is_empty() {
+        if has_post {
             return Ok(None);
         }
         let base = q.base();
@@ -356,18 +367,54 @@ impl Engine {
         let tasks = self.tasks(base)?;
         self.validate_columns(q, &tasks)?;
         ctx.check()?;
-        TimeseriesExec {
-            intervals: &base.intervals,
-            filter: base.filter.as_ref(),
-            granularity,
-            aggregations,
-            post_aggregations,
-            descending: *descending,
-            skip_empty_buckets: base.context.skip_empty_buckets,
-            limit: *limit,
-            grand_total: base.context.grand_total,
-        }
-        .execute_rows(&tasks, &ctx)
+        let filter = base.filter.as_ref();
+        Ok(match q {
+            Query::Timeseries {
+                granularity,
+                aggregations,
+                post_aggregations,
+                descending,
+                limit,
+                ..
+            } => TimeseriesExec {
+                intervals: &base.intervals,
+                filter,
+                granularity,
+                aggregations,
+                post_aggregations,
+                descending: *descending,
+                skip_empty_buckets: base.context.skip_empty_buckets,
+                limit: *limit,
+                grand_total: base.context.grand_total,
+            }
+            .execute_rows(&tasks, &ctx)?
+            .map(AggRows::Timeseries),
+            Query::GroupBy {
+                granularity,
+                dimensions,
+                aggregations,
+                post_aggregations,
+                having,
+                limit_spec,
+                subtotals,
+                ..
+            } => GroupByExec {
+                filter,
+                granularity,
+                dimensions,
+                aggregations,
+                post_aggregations,
+                having: having.as_ref(),
+                limit_spec,
+                subtotals: subtotals.as_deref(),
+                max_groups: base.context.max_group_by_rows,
+                all_timestamp: base.intervals.first().map(|i| i.start).unwrap_or(0),
+                sort_by_dims_first: base.context.sort_by_dims_first,
+            }
+            .execute_rows(&tasks, &ctx)?
+            .map(AggRows::GroupBy),
+            _ => None,
+        })
     }
 
     /// Run a parsed query, keeping a scan's rows as typed columns (written as JSON by

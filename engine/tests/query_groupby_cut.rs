@@ -8,7 +8,8 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use basalt_engine::engine::Engine;
+use basalt_engine::engine::{AggRows, Engine};
+use basalt_engine::query::spec::Query;
 use basalt_engine::schema::DataSchema;
 use basalt_engine::segment::{SegmentId, SegmentWriter};
 use basalt_engine::time::Interval;
@@ -190,6 +191,32 @@ fn run(engine: &Engine, c: &Case) -> Vec<(String, Option<i64>)> {
     let result = engine
         .query_json(&q.to_string())
         .unwrap_or_else(|e| panic!("{e}\nquery: {q}"));
+    // The rows SQL reads (values, no response JSON) take the same cut and give the same rows.
+    let parsed = Query::from_value(&q).unwrap();
+    let Some(AggRows::GroupBy(rows)) = engine.query_rows(&parsed, None).unwrap() else {
+        panic!("no groupBy rows: {q}");
+    };
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(|(_, dims, aggs)| {
+            let mut e = json!({"host": dims[0], "m": aggs[0]});
+            if c.with_rack {
+                e["rack"] = dims[1].clone();
+            }
+            json!({"event": e})
+        })
+        .collect();
+    let strip = |r: &Value| json!({"event": r["event"]});
+    assert_eq!(
+        events,
+        result
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(strip)
+            .collect::<Vec<_>>(),
+        "{q}"
+    );
     result
         .as_array()
         .unwrap()

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use basalt_engine::engine::Engine;
+use basalt_engine::engine::{AggRows, Engine};
 use basalt_engine::error::Error;
 use basalt_engine::query::spec::Query;
 use basalt_engine::sql::{SqlParameter, SqlRequest};
@@ -610,19 +610,27 @@ fn timeseries_rows_are_the_response_rows() {
     let queries = [
         q(json!({})),
         q(json!({"context": {"skipEmptyBuckets": true}})),
-        q(json!({"granularity": {"type": "period", "period": "PT1H", "timeZone": "America/New_York", "origin": "2000-01-01T00:07:00Z"}})),
+        q(
+            json!({"granularity": {"type": "period", "period": "PT1H", "timeZone": "America/New_York", "origin": "2000-01-01T00:07:00Z"}}),
+        ),
         q(json!({"descending": true, "limit": 4})),
         q(json!({"context": {"grandTotal": true}})),
         q(json!({"granularity": "all"})),
-        q(json!({"granularity": "all", "intervals": ["-146136543-09-08T08:23:32.096Z/146140482-04-24T15:36:27.903Z"]})),
+        q(
+            json!({"granularity": "all", "intervals": ["-146136543-09-08T08:23:32.096Z/146140482-04-24T15:36:27.903Z"]}),
+        ),
         q(json!({"filter": {"type": "selector", "dimension": "hostname", "value": "nobody"}})),
-        q(json!({"filter": {"type": "selector", "dimension": "hostname", "value": "nobody"}, "context": {"skipEmptyBuckets": true}})),
+        q(
+            json!({"filter": {"type": "selector", "dimension": "hostname", "value": "nobody"}, "context": {"skipEmptyBuckets": true}}),
+        ),
     ];
     let mut total = 0;
     for v in queries {
         let parsed = Query::from_value(&v).unwrap();
         let json = e.query(&parsed, None).unwrap();
-        let rows = e.query_timeseries_rows(&parsed, None).unwrap().unwrap();
+        let Some(AggRows::Timeseries(rows)) = e.query_rows(&parsed, None).unwrap() else {
+            panic!("no timeseries rows: {v}");
+        };
         let json = json.as_array().unwrap();
         assert_eq!(rows.len(), json.len(), "{v}");
         total += rows.len();
@@ -645,9 +653,148 @@ fn timeseries_rows_are_the_response_rows() {
     assert!(total > 60, "{total}");
     // Post-aggregators keep the response path.
     let mut with_post = q(json!({}));
-    with_post["postAggregations"] =
-        json!([{"type": "arithmetic", "name": "p", "fn": "+", "fields": [
+    with_post["postAggregations"] = json!([{"type": "arithmetic", "name": "p", "fn": "+", "fields": [
             {"type": "fieldAccess", "fieldName": "n"}, {"type": "constant", "value": 1}]}]);
     let parsed = Query::from_value(&with_post).unwrap();
-    assert!(e.query_timeseries_rows(&parsed, None).unwrap().is_none());
+    assert!(e.query_rows(&parsed, None).unwrap().is_none());
+}
+
+/// A groupBy's rows for SQL (values, no response JSON) are the response's rows: same groups
+/// in the same order and limits, same values.
+#[test]
+fn group_by_rows_are_the_response_rows() {
+    let (_d, e) = setup();
+    let dims = json!([
+        {"type": "default", "dimension": "user", "outputName": "d0", "outputType": "STRING"},
+        {"type": "default", "dimension": "page", "outputName": "d1", "outputType": "STRING"},
+        {"type": "default", "dimension": "added", "outputName": "d2", "outputType": "LONG"},
+    ]);
+    let aggs = json!([
+        {"type": "count", "name": "a0"},
+        {"type": "longMax", "name": "a1", "fieldName": "added"},
+        {"type": "doubleMin", "name": "a2", "fieldName": "price"},
+    ]);
+    let q = |granularity: &str, dims: Value, aggs: Value, limit: Value| {
+        let mut q = json!({"queryType": "groupBy", "dataSource": "events",
+            "intervals": ["2000-01-01T00:00:00Z/2000-01-02T00:00:00Z"],
+            "granularity": granularity, "dimensions": dims, "aggregations": aggs});
+        if !limit.is_null() {
+            q["limitSpec"] = limit;
+        }
+        q
+    };
+    let order = |cols: Value, limit: u64, offset: u64| json!({"type": "default", "limit": limit, "offset": offset, "columns": cols});
+    let queries = [
+        q("all", dims.clone(), aggs.clone(), Value::Null),
+        q("hour", dims.clone(), aggs.clone(), Value::Null),
+        q(
+            "all",
+            json!([dims[0]]),
+            aggs.clone(),
+            json!({"type": "default", "limit": 2}),
+        ),
+        q(
+            "all",
+            dims.clone(),
+            aggs.clone(),
+            order(
+                json!([{"dimension": "a1", "direction": "descending"}, "d0"]),
+                4,
+                1,
+            ),
+        ),
+        q(
+            "hour",
+            json!([dims[1], dims[2]]),
+            aggs.clone(),
+            order(
+                json!([{"dimension": "d1", "direction": "descending", "nullOrder": "first"},
+                   {"dimension": "d2", "nullOrder": "last"}]),
+                5,
+                0,
+            ),
+        ),
+        // The cut: the only aggregator ordered first, nulls first and last.
+        q(
+            "all",
+            json!([dims[0]]),
+            json!([aggs[1]]),
+            order(
+                json!([{"dimension": "a1", "direction": "descending", "nullOrder": "first"}, "d0"]),
+                2,
+                0,
+            ),
+        ),
+        q(
+            "all",
+            json!([dims[0]]),
+            json!([aggs[1]]),
+            order(
+                json!([{"dimension": "a1", "direction": "descending", "nullOrder": "last"}, "d0"]),
+                2,
+                1,
+            ),
+        ),
+        q(
+            "all",
+            json!([dims[0]]),
+            json!([aggs[2]]),
+            order(
+                json!([{"dimension": "a2"}, {"dimension": "d0", "direction": "descending"}]),
+                3,
+                0,
+            ),
+        ),
+    ];
+    let mut total = 0;
+    for v in queries {
+        let parsed = Query::from_value(&v).unwrap();
+        let json = e.query(&parsed, None).unwrap();
+        let Some(AggRows::GroupBy(rows)) = e.query_rows(&parsed, None).unwrap() else {
+            panic!("no groupBy rows: {v}");
+        };
+        let json = json.as_array().unwrap();
+        assert_eq!(rows.len(), json.len(), "{v}");
+        total += rows.len();
+        let dims: Vec<&str> = v["dimensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["outputName"].as_str().unwrap())
+            .collect();
+        let aggs: Vec<&str> = v["aggregations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        for ((time, dim_values, agg_values), want) in rows.iter().zip(json) {
+            let t = basalt_engine::time::parse_iso_timestamp(want["timestamp"].as_str().unwrap());
+            assert_eq!(Some(*time), t.ok(), "{v}");
+            for (name, got) in dims.iter().zip(dim_values) {
+                assert_eq!(got, &want["event"][name], "{v}: {name}");
+            }
+            for (name, got) in aggs.iter().zip(agg_values) {
+                assert_eq!(got, &want["event"][name], "{v}: {name}");
+            }
+        }
+    }
+    assert!(total > 20, "{total}");
+    // Having, post-aggregators and subtotals keep the response path.
+    for (k, extra) in [
+        (
+            "having",
+            json!({"type": "greaterThan", "aggregation": "a0", "value": 0}),
+        ),
+        (
+            "postAggregations",
+            json!([{"type": "constant", "name": "p", "value": 1}]),
+        ),
+        ("subtotalsSpec", json!([["d0"], []])),
+    ] {
+        let mut v = q("all", dims.clone(), aggs.clone(), Value::Null);
+        v[k] = extra;
+        let parsed = Query::from_value(&v).unwrap();
+        assert!(e.query_rows(&parsed, None).unwrap().is_none(), "{k}");
+    }
 }

@@ -10,8 +10,9 @@ use std::sync::atomic::AtomicBool;
 use serde_json::{Map, Value, json};
 use sqlparser::ast::{self, SetExpr, SetOperator, SetQuantifier, Spanned, TableFactor};
 
-use crate::engine::{Engine, QueryOutput};
+use crate::engine::{AggRows, Engine, QueryOutput};
 use crate::error::{Error, Result};
+use crate::query::exec::groupby_exec::GroupRow;
 use crate::query::exec::timeseries_exec::TimedValues;
 use crate::query::scan_output::ScanOutput;
 use crate::query::spec::Query;
@@ -1644,12 +1645,10 @@ impl Planner<'_> {
             return Ok(Some(Vec::new()));
         };
         let dim_keys: Vec<usize> = dims.iter().map(|(ki, _)| *ki).collect();
-        let out = match self
-            .engine
-            .query_timeseries_rows(&parsed, self.cancelled.clone())?
-        {
-            // A timeseries' buckets come as values, without the response's JSON objects.
-            Some(timed) => timeseries_rows(&parsed, timed, aggs.len())?,
+        let out = match self.engine.query_rows(&parsed, self.cancelled.clone())? {
+            // Buckets and groups come as values, without the response's JSON objects.
+            Some(AggRows::Timeseries(timed)) => timeseries_rows(&parsed, timed, aggs.len())?,
+            Some(AggRows::GroupBy(groups)) => group_rows(&parsed, groups, &dim_keys, aggs.len())?,
             None => {
                 let result = self.engine.query(&parsed, self.cancelled.clone())?;
                 native_rows(&parsed, result, &dim_keys, aggs.len())?
@@ -1744,6 +1743,39 @@ fn timeseries_rows(q: &Query, timed: Vec<TimedValues>, aggs: usize) -> Result<Ve
                 .map(|(v, t)| t.map_or(Datum::Null, |t| native_cell(v, t))),
         );
         row.resize(1 + aggs, Datum::Null);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// A groupBy's rows `[__time, d.., a..]` (dimensions in `dim_keys` order) from its groups'
+/// values.
+fn group_rows(
+    q: &Query,
+    groups: Vec<GroupRow>,
+    dim_keys: &[usize],
+    aggs: usize,
+) -> Result<Vec<Vec<Datum>>> {
+    let types = native_types(q, dim_keys, aggs)?;
+    let dims = dim_keys.len();
+    let width = 1 + dims + aggs;
+    let mut rows = Vec::with_capacity(groups.len());
+    for (time, dim_values, agg_values) in groups {
+        let mut row = Vec::with_capacity(width);
+        row.push(Datum::Ts(time));
+        for (k, v) in dim_values.into_iter().chain(agg_values).enumerate() {
+            if row.len() == width {
+                break;
+            }
+            row.push(match types.get(k).copied().flatten() {
+                None => Datum::Null,
+                Some(t) => match native_cell(v, t) {
+                    Datum::Str(s) if k < dims && s.is_empty() => Datum::Null,
+                    d => d,
+                },
+            });
+        }
+        row.resize(width, Datum::Null);
         rows.push(row);
     }
     Ok(rows)

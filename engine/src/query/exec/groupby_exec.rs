@@ -47,6 +47,41 @@ pub struct GroupByExec<'a> {
 /// Fewest groups per part when rows are built in parallel.
 const ROWS_PER_PART: usize = 4096;
 
+/// A groupBy row as values: time, dimensions' output values, aggregators' finalized values.
+pub type GroupRow = (i64, Vec<Value>, Vec<Value>);
+
+/// A group as values, with its key's dimension values for the natural order.
+struct ValueRow {
+    bucket: i64,
+    key: Vec<DimValue>,
+    dims: Vec<Value>,
+    aggs: Vec<Value>,
+}
+
+impl ValueRow {
+    /// An aggregator's (`true`) or a dimension's value.
+    fn get(&self, (agg, i): (bool, usize)) -> Option<&Value> {
+        if agg {
+            self.aggs.get(i)
+        } else {
+            self.dims.get(i)
+        }
+    }
+}
+
+/// Druid's natural order of groups: by time, then by dimension values.
+fn natural_order(a: (i64, &[DimValue]), b: (i64, &[DimValue])) -> Ordering {
+    a.0.cmp(&b.0).then_with(|| {
+        for (x, y) in a.1.iter().zip(b.1) {
+            let o = x.cmp_druid(y);
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    })
+}
+
 struct OutRow {
     bucket: i64,
     dims: Vec<DimValue>,
@@ -199,18 +234,7 @@ impl GroupByExec<'_> {
         drop(parts);
         drop(groups);
         let mut rows: Vec<OutRow> = built.into_iter().flatten().collect();
-        // Druid's natural order: by time, then by dimension values.
-        rows.sort_by(|a, b| {
-            a.bucket.cmp(&b.bucket).then_with(|| {
-                for (x, y) in a.dims.iter().zip(&b.dims) {
-                    let o = x.cmp_druid(y);
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                Ordering::Equal
-            })
-        });
+        rows.sort_by(|a, b| natural_order((a.bucket, &a.dims), (b.bucket, &b.dims)));
         Ok(rows)
     }
 
@@ -267,20 +291,7 @@ impl GroupByExec<'_> {
 
     /// Run over the segment tasks.
     pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
-        for c in &self.limit_spec.columns {
-            let known = self.dimensions.iter().any(|d| d.output_name == c.dimension)
-                || self.aggregations.iter().any(|a| a.name == c.dimension)
-                || self
-                    .post_aggregations
-                    .iter()
-                    .any(|p| p.name() == c.dimension);
-            if !known {
-                return Err(Error::invalid(format!(
-                    "limitSpec.columns: `{}` is not a dimension, aggregation or post-aggregation of the query",
-                    c.dimension
-                )));
-            }
-        }
+        self.check_order_columns()?;
         let top = self.local_top();
         let mut rows = self.ordered_rows(tasks, ctx, top.map(|t| t.0))?;
         // With nulls first, a group whose values were dropped from every segment but its null
@@ -316,5 +327,153 @@ impl GroupByExec<'_> {
             })
             .collect();
         Ok(Value::Array(out))
+    }
+
+    /// Run over the segment tasks, each group a row of its time, its dimensions' output
+    /// values and its aggregators' finalized values, in the limitSpec's order and limited,
+    /// without the response's JSON objects; `None` when the query has a having,
+    /// post-aggregators or subtotals.
+    pub fn execute_rows(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+    ) -> Result<Option<Vec<GroupRow>>> {
+        if self.having.is_some() || !self.post_aggregations.is_empty() || self.subtotals.is_some() {
+            return Ok(None);
+        }
+        self.check_order_columns()?;
+        let top = self.local_top();
+        let mut rows = self.ordered_values(tasks, ctx, top.map(|t| t.0))?;
+        if let Some((top, true)) = top
+            && rows
+                .first()
+                .is_some_and(|r| r.aggs.get(top.agg).is_none_or(Value::is_null))
+        {
+            rows = self.ordered_values(tasks, ctx, None)?;
+        }
+        let ls = self.limit_spec;
+        let offset = ls.offset as usize;
+        let limit = ls.limit.map(|l| l as usize).unwrap_or(usize::MAX);
+        Ok(Some(
+            rows.into_iter()
+                .skip(offset)
+                .take(limit)
+                .map(|r| {
+                    let ts = if self.granularity.is_all() {
+                        self.all_timestamp
+                    } else {
+                        r.bucket
+                    };
+                    (ts, r.dims, r.aggs)
+                })
+                .collect(),
+        ))
+    }
+
+    /// The groups as values (no having, post-aggregators or subtotals), in the limitSpec's
+    /// order, not yet limited.
+    fn ordered_values(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+        top: Option<LocalTop>,
+    ) -> Result<Vec<ValueRow>> {
+        let names: Vec<String> = self
+            .dimensions
+            .iter()
+            .map(|d| d.dimension.clone())
+            .collect();
+        let grouping = Grouping {
+            granularity: self.granularity,
+            dims: &names,
+            aggs: self.aggregations,
+            max_groups: self.max_groups,
+            top,
+        };
+        let groups: Vec<_> = aggregate_all(tasks, self.filter, &grouping, ctx)?
+            .into_iter()
+            .collect();
+        let part = groups.len().div_ceil(8).max(ROWS_PER_PART);
+        let parts: Vec<_> = groups.chunks(part).collect();
+        let built = parallel_map(&parts, |part| {
+            ctx.check()?;
+            Ok(part
+                .iter()
+                .map(|(key, st)| ValueRow {
+                    bucket: key.bucket,
+                    dims: key
+                        .dims
+                        .iter()
+                        .zip(self.dimensions)
+                        .map(|(v, d)| v.to_json_as(d.output_type))
+                        .collect(),
+                    aggs: self
+                        .aggregations
+                        .iter()
+                        .zip(st)
+                        .map(|(a, s)| a.finalize(s))
+                        .collect(),
+                    key: key.dims.clone(),
+                })
+                .collect::<Vec<_>>())
+        })?;
+        drop(parts);
+        drop(groups);
+        let mut rows: Vec<ValueRow> = built.into_iter().flatten().collect();
+        rows.sort_by(|a, b| natural_order((a.bucket, &a.key), (b.bucket, &b.key)));
+        let ls = self.limit_spec;
+        if !ls.columns.is_empty() {
+            // Each ordering column's place: an aggregator (as in the response's event, where
+            // it replaces a dimension of the same name) or a dimension.
+            let at: Vec<(bool, usize)> = ls
+                .columns
+                .iter()
+                .map(
+                    |c| match self.aggregations.iter().position(|a| a.name == c.dimension) {
+                        Some(j) => (true, j),
+                        None => (
+                            false,
+                            self.dimensions
+                                .iter()
+                                .position(|d| d.output_name == c.dimension)
+                                .unwrap_or(usize::MAX),
+                        ),
+                    },
+                )
+                .collect();
+            let dims_first = self.sort_by_dims_first;
+            rows.sort_by(|a, b| {
+                if !dims_first && a.bucket != b.bucket {
+                    return a.bucket.cmp(&b.bucket);
+                }
+                for (c, &w) in ls.columns.iter().zip(&at) {
+                    let o = cmp_column(a.get(w), b.get(w), c);
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                a.bucket.cmp(&b.bucket)
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Every limitSpec column names an output column.
+    fn check_order_columns(&self) -> Result<()> {
+        for c in &self.limit_spec.columns {
+            let known = self.dimensions.iter().any(|d| d.output_name == c.dimension)
+                || self.aggregations.iter().any(|a| a.name == c.dimension)
+                || self
+                    .post_aggregations
+                    .iter()
+                    .any(|p| p.name() == c.dimension);
+            if !known {
+                return Err(Error::invalid(format!(
+                    "limitSpec.columns: `{}` is not a dimension, aggregation or post-aggregation of the query",
+                    c.dimension
+                )));
+            }
+        }
+        Ok(())
     }
 }
