@@ -662,6 +662,36 @@ impl SegmentWriter {
         self.times.len()
     }
 
+    /// Make room in every column for `rows` more rows, so appending them does not grow the
+    /// columns step by step (each step copies what the column holds and faults in new pages).
+    /// For a caller that knows how many rows it is about to append (a merge).
+    pub fn reserve_rows(&mut self, rows: usize) {
+        self.times.reserve_exact(rows);
+        for col in &mut self.dims {
+            match col {
+                DimCol::Str(d) if d.offsets.is_none() => d.ids.reserve_exact(rows),
+                DimCol::Str(_) => {}
+                DimCol::Long { values, .. } => values.reserve_exact(rows),
+                DimCol::Double { values, .. } => values.reserve_exact(rows),
+            }
+        }
+        for col in &mut self.metrics {
+            match col {
+                MetricCol::Long { values, .. } => values.reserve_exact(rows),
+                MetricCol::Double { values, .. } => values.reserve_exact(rows),
+                MetricCol::LongPair { times, values, .. } => {
+                    times.reserve_exact(rows);
+                    values.reserve_exact(rows);
+                }
+                MetricCol::DoublePair { times, values, .. } => {
+                    times.reserve_exact(rows);
+                    values.reserve_exact(rows);
+                }
+                MetricCol::Hll { sketches, .. } => sketches.reserve_exact(rows),
+            }
+        }
+    }
+
     /// Estimated peak bytes this writer needs through [`SegmentWriter::finish`]: per row
     /// ([`writer_bytes_per_row`]), per dictionary value ([`dictionary_entry_bytes`]) and per
     /// value of multi-value rows. It is what realtime ingestion counts against its memory
