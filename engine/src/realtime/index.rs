@@ -238,6 +238,14 @@ pub fn validate_values(
         ));
     }
     let wrong = |(_, msg): (String, String)| Reject::new("wrong type", msg);
+    // Values that already have their column's type convert without a check (the common
+    // case); the rest go through the conversions, which say what is wrong.
+    let long_ok = |v: &InputValue<'_>| matches!(v, InputValue::Long(_) | InputValue::Null);
+    let double_ok = |v: &InputValue<'_>| match v {
+        InputValue::Double(f) => !f.is_nan(),
+        InputValue::Long(_) | InputValue::Null => true,
+        _ => false,
+    };
     for (d, v) in schema.dimensions.iter().zip(values) {
         match d.kind {
             DimensionType::String => {
@@ -250,22 +258,27 @@ pub fn validate_values(
                     ));
                 }
             }
+            DimensionType::Long if long_ok(v) => {}
             DimensionType::Long => {
                 to_long(v, &d.name).map_err(wrong)?;
             }
+            DimensionType::Double if double_ok(v) => {}
             DimensionType::Double => {
                 to_double(v, &d.name).map_err(wrong)?;
             }
         }
     }
     for (m, v) in schema.metrics.iter().zip(&values[n_dims..]) {
-        let field = m.field_name.as_deref().unwrap_or(&m.name);
         match m.kind {
             MetricKind::Count | MetricKind::HllSketch => {}
+            k if k.is_long() && long_ok(v) => {}
             k if k.is_long() => {
+                let field = m.field_name.as_deref().unwrap_or(&m.name);
                 to_long(v, field).map_err(wrong)?;
             }
+            _ if double_ok(v) => {}
             _ => {
+                let field = m.field_name.as_deref().unwrap_or(&m.name);
                 to_double(v, field).map_err(wrong)?;
             }
         }

@@ -82,8 +82,21 @@ pub fn merge(
     let full = |w: &SegmentWriter| {
         w.num_rows() > 0 && (w.num_rows() >= limit || w.estimated_bytes() >= max_writer_bytes)
     };
+    // Each output writer's columns are sized once for the rows it will take (at most the
+    // rows left, the row limit, and what the byte limit leaves room for by the pieces' average
+    // row) instead of growing block by block.
+    let mut rows_left: u64 = pieces.iter().map(|p| p.num_rows()).sum();
+    let avg_row = (pieces.iter().map(|p| merge_bytes_of(p)).sum::<u64>() / rows_left.max(1)).max(1);
+    let new_writer = |rows_left: u64| -> Result<SegmentWriter> {
+        let mut w = SegmentWriter::new(schema, interval)?;
+        let rows = rows_left
+            .min(limit as u64)
+            .min((max_writer_bytes / avg_row).saturating_add(1));
+        w.reserve_rows(usize::try_from(rows).unwrap_or(usize::MAX));
+        Ok(w)
+    };
     let mut out = Vec::new();
-    let mut writer = SegmentWriter::new(schema, interval)?;
+    let mut writer = new_writer(rows_left)?;
     let mut dims: Vec<InputValue<'static>> = Vec::with_capacity(schema.dimensions.len());
     for seg in pieces {
         if writer.takes_segment(seg) {
@@ -92,8 +105,7 @@ pub fn merge(
             let mut start = 0;
             while start < n {
                 if full(&writer) {
-                    let done =
-                        std::mem::replace(&mut writer, SegmentWriter::new(schema, interval)?);
+                    let done = std::mem::replace(&mut writer, new_writer(rows_left)?);
                     let path = next_path()?;
                     let stats = done.finish_with(&path, opts)?;
                     out.push((path, stats));
@@ -107,6 +119,7 @@ pub fn merge(
                     .min((room as usize).max(1));
                 writer.append_segment_rows(seg, start..start + take)?;
                 start += take;
+                rows_left = rows_left.saturating_sub(take as u64);
             }
             // Read through once: its pages need not stay in the resident set.
             seg.release_pages();
@@ -117,8 +130,7 @@ pub fn merge(
             let cols = Columns::new(schema, &batch, seg.path())?;
             for r in 0..batch.num_rows() {
                 if full(&writer) {
-                    let done =
-                        std::mem::replace(&mut writer, SegmentWriter::new(schema, interval)?);
+                    let done = std::mem::replace(&mut writer, new_writer(rows_left)?);
                     let path = next_path()?;
                     let stats = done.finish_with(&path, opts)?;
                     out.push((path, stats));
@@ -127,6 +139,7 @@ pub fn merge(
                 let time = cols.row(r, &mut dims)?;
                 let states = cols.states(r)?;
                 writer.push_rolled(time, &dims, states)?;
+                rows_left = rows_left.saturating_sub(1);
             }
         }
         seg.release_pages();

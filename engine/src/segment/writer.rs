@@ -129,8 +129,53 @@ pub struct BatchReport {
     pub rejected: Vec<(usize, String)>,
 }
 
+/// Strings of at most this many bytes are interned by [`short_key`].
+const SHORT_KEY_MAX_BYTES: usize = 15;
+
+/// A string of at most [`SHORT_KEY_MAX_BYTES`] bytes as one integer: its bytes in the low 15
+/// bytes (little-endian, zero beyond the string) and its length in the top byte, so two strings
+/// have the same key exactly when they are equal. Read with overlapping loads, without a
+/// byte loop or a call to `memcpy`. `None` for longer strings.
+#[inline]
+fn short_key(s: &[u8]) -> Option<u128> {
+    let n = s.len();
+    let (lo, hi) = match n {
+        0..=3 => (
+            s.iter()
+                .enumerate()
+                .fold(0u64, |k, (i, &b)| k | (u64::from(b) << (8 * i))),
+            0,
+        ),
+        4..=7 => {
+            let first = u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+            let last = u64::from(u32::from_le_bytes([s[n - 4], s[n - 3], s[n - 2], s[n - 1]]));
+            // `last` ends at byte n; its bytes past the first four are its top n - 4 bytes.
+            (first | ((last >> (8 * (8 - n))) << 32), 0)
+        }
+        8..=SHORT_KEY_MAX_BYTES => {
+            let word = |at: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&s[at..at + 8]);
+                u64::from_le_bytes(b)
+            };
+            // The last eight bytes end at byte n; the bytes past the first eight are their top
+            // n - 8 bytes (none when n = 8).
+            (
+                word(0),
+                word(n - 8).checked_shr(8 * (16 - n) as u32).unwrap_or(0),
+            )
+        }
+        _ => return None,
+    };
+    Some(u128::from(lo) | (u128::from(hi) << 64) | ((n as u128) << 120))
+}
+
 #[derive(Debug)]
 struct StringDim {
+    /// Ids of values of at most [`SHORT_KEY_MAX_BYTES`] bytes, by [`short_key`]: found by
+    /// comparing integers instead of bytes (most dimension values are that short).
+    short: FastMap<u128, u32>,
+    /// Ids of longer values.
     dict: FastMap<Box<str>, u32>,
     /// Arrival-ordered values; arrival id `k` (1-based) is `values[k - 1]`.
     values: Vec<Box<str>>,
@@ -146,6 +191,7 @@ struct StringDim {
 impl StringDim {
     fn new() -> StringDim {
         StringDim {
+            short: FastMap::default(),
             dict: FastMap::default(),
             values: Vec::new(),
             ids: Vec::new(),
@@ -156,14 +202,27 @@ impl StringDim {
     }
 
     fn intern(&mut self, s: &str) -> u32 {
+        if let Some(key) = short_key(s.as_bytes()) {
+            if let Some(id) = self.short.get(&key) {
+                return *id;
+            }
+            let id = self.add_value(s);
+            self.short.insert(key, id);
+            return id;
+        }
         if let Some(id) = self.dict.get(s) {
             return *id;
         }
-        self.dictionary_bytes += dictionary_entry_bytes(s.len());
-        self.values.push(s.into());
-        let id = self.values.len() as u32;
+        let id = self.add_value(s);
         self.dict.insert(s.into(), id);
         id
+    }
+
+    /// Add a value not in the dictionary yet; returns its id.
+    fn add_value(&mut self, s: &str) -> u32 {
+        self.dictionary_bytes += dictionary_entry_bytes(s.len());
+        self.values.push(s.into());
+        self.values.len() as u32
     }
 
     /// Append one row holding `id` (0 = null).
@@ -660,6 +719,36 @@ impl SegmentWriter {
     /// Rows appended so far.
     pub fn num_rows(&self) -> usize {
         self.times.len()
+    }
+
+    /// Make room in every column for `rows` more rows, so appending them does not grow the
+    /// columns step by step (each step copies what the column holds and faults in new pages).
+    /// For a caller that knows how many rows it is about to append (a merge).
+    pub fn reserve_rows(&mut self, rows: usize) {
+        self.times.reserve_exact(rows);
+        for col in &mut self.dims {
+            match col {
+                DimCol::Str(d) if d.offsets.is_none() => d.ids.reserve_exact(rows),
+                DimCol::Str(_) => {}
+                DimCol::Long { values, .. } => values.reserve_exact(rows),
+                DimCol::Double { values, .. } => values.reserve_exact(rows),
+            }
+        }
+        for col in &mut self.metrics {
+            match col {
+                MetricCol::Long { values, .. } => values.reserve_exact(rows),
+                MetricCol::Double { values, .. } => values.reserve_exact(rows),
+                MetricCol::LongPair { times, values, .. } => {
+                    times.reserve_exact(rows);
+                    values.reserve_exact(rows);
+                }
+                MetricCol::DoublePair { times, values, .. } => {
+                    times.reserve_exact(rows);
+                    values.reserve_exact(rows);
+                }
+                MetricCol::Hll { sketches, .. } => sketches.reserve_exact(rows),
+            }
+        }
     }
 
     /// Estimated peak bytes this writer needs through [`SegmentWriter::finish`]: per row
@@ -2946,6 +3035,54 @@ fn write_file(path: &Path, built: Built, opts: &FinishOptions) -> Result<u64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Short keys are the zero-padded bytes and the length: equal exactly for equal strings,
+    /// at every length up to the limit, and none for longer strings.
+    #[test]
+    fn short_keys_are_the_padded_bytes_and_length() {
+        use rand::{Rng, SeedableRng};
+        let reference = |s: &[u8]| {
+            let mut b = [0u8; 16];
+            b[..s.len()].copy_from_slice(s);
+            b[15] = s.len() as u8;
+            u128::from_le_bytes(b)
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for n in 0..=SHORT_KEY_MAX_BYTES {
+            for _ in 0..200 {
+                // Bytes from a small alphabet (zeros included) so that near-equal strings and
+                // zero padding meet often.
+                let s: Vec<u8> = (0..n)
+                    .map(|_| [0u8, 1, b'a', 0xff][rng.random_range(0..4)])
+                    .collect();
+                assert_eq!(short_key(&s), Some(reference(&s)), "{s:?}");
+            }
+        }
+        assert_eq!(short_key(&[b'x'; SHORT_KEY_MAX_BYTES + 1]), None);
+        assert_ne!(short_key(b"a"), short_key(b"a\0"));
+        assert_ne!(short_key(&[b'a'; 8]), short_key(&[b'a'; 15]));
+        // Interning short and long values (both maps) gives one id per distinct value.
+        let mut d = StringDim::new();
+        let values = [
+            "",
+            "a",
+            "a\0",
+            "host_1",
+            "host_10",
+            "Ubuntu16.04LTS",
+            "a string of twenty b",
+        ];
+        let ids: Vec<u32> = values.iter().map(|v| d.intern(v)).collect();
+        assert_eq!(ids, (1..=values.len() as u32).collect::<Vec<_>>());
+        let again: Vec<u32> = values.iter().map(|v| d.intern(v)).collect();
+        assert_eq!(again, ids);
+        assert!(
+            values
+                .iter()
+                .zip(&ids)
+                .all(|(v, &id)| &*d.values[id as usize - 1] == *v)
+        );
+    }
 
     /// `sort_rows` (packed words, ties ordered by packed words of the next columns, a merge
     /// of presorted runs) against a comparison sort of every sort column, on rows with many

@@ -127,8 +127,27 @@ impl RecordEncoder {
         self.rows_left = self.rows_left.saturating_sub(1);
         put_svar(&mut self.buf, time.wrapping_sub(self.prev_time));
         self.prev_time = time;
+        let b = &mut self.buf;
         for v in values {
-            put_value(&mut self.buf, v);
+            // The common values inline (no call per value); lists and long strings through
+            // `put_value`. The bytes are `put_value`'s either way.
+            match v {
+                InputValue::Null => b.push(VALUE_NULL),
+                InputValue::Long(i) => {
+                    b.push(VALUE_LONG);
+                    put_svar(b, *i);
+                }
+                InputValue::Double(f) => {
+                    b.push(VALUE_DOUBLE);
+                    b.extend_from_slice(&f.to_bits().to_le_bytes());
+                }
+                InputValue::Str(s) if s.len() < 0x80 => {
+                    // A one-byte length.
+                    b.extend_from_slice(&[VALUE_STR, s.len() as u8]);
+                    b.extend_from_slice(s.as_bytes());
+                }
+                other => put_value(b, other),
+            }
         }
     }
 
@@ -145,6 +164,7 @@ impl RecordEncoder {
     }
 }
 
+#[inline]
 fn put_uvar(b: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         b.push((v as u8) | 0x80);
@@ -153,6 +173,7 @@ fn put_uvar(b: &mut Vec<u8>, mut v: u64) {
     b.push(v as u8);
 }
 
+#[inline]
 fn put_svar(b: &mut Vec<u8>, v: i64) {
     put_uvar(b, ((v << 1) ^ (v >> 63)) as u64);
 }
@@ -466,7 +487,7 @@ mod tests {
                     rows: vec![(
                         -1,
                         vec![
-                            s("日本"),
+                            s(&format!("日本 {}", "long string ".repeat(12))),
                             InputValue::Long(i64::MAX),
                             InputValue::Double(-0.0),
                             InputValue::Bool(false),
@@ -495,6 +516,37 @@ mod tests {
         let head = &framed.0[..RECORD_HEADER_SIZE];
         assert_eq!(head[..4], (payload.len() as u32).to_le_bytes());
         assert_eq!(head[4..], crc32c::crc32c(&payload).to_le_bytes());
+    }
+
+    /// The encoder's inline cases write exactly `put_value`'s bytes.
+    #[test]
+    fn rows_are_encoded_as_put_value_writes_them() {
+        let rec = sample();
+        let mut reference = FramedRecord::buffer(0);
+        reference.push(BINARY_RECORD_TAG);
+        put_str(&mut reference, &rec.datasource);
+        put_uvar(&mut reference, rec.groups.len() as u64);
+        let mut enc = RecordEncoder::new(&rec.datasource, rec.groups.len(), 0);
+        for g in &rec.groups {
+            enc.group(g.key, g.rows.len(), g.rows[0].1.len());
+            let b = &mut reference;
+            b.extend_from_slice(&g.key.start.to_le_bytes());
+            b.extend_from_slice(&g.key.end.to_le_bytes());
+            b.extend_from_slice(&g.key.version.to_le_bytes());
+            b.extend_from_slice(&g.key.first_partition.to_le_bytes());
+            put_uvar(b, g.rows.len() as u64);
+            put_uvar(b, g.rows[0].1.len() as u64);
+            let mut prev = g.key.start;
+            for (t, vals) in &g.rows {
+                enc.row(*t, vals);
+                put_svar(b, t.wrapping_sub(prev));
+                prev = *t;
+                for v in vals {
+                    put_value(b, v);
+                }
+            }
+        }
+        assert_eq!(enc.finish(), reference[RECORD_HEADER_SIZE..]);
     }
 
     #[test]
