@@ -6,6 +6,7 @@
 //! demand, each after its own checksum is checked: damaged bytes give a
 //! [`Error::Corruption`] naming the file and the part, never a panic or a wrong answer.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StructArray, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use memmap2::Mmap;
+use parking_lot::Mutex;
 use roaring::RoaringBitmap;
 
 use crate::bitmap::{BitmapIndexReader, decode_bitmap};
@@ -56,6 +58,9 @@ pub struct Segment {
     directory: Directory,
     schema: DataSchema,
     data_end: u64,
+    /// Offsets of the byte ranges whose checksum held when first read: the file never
+    /// changes, so a range read again (every dashboard refresh) is not summed again.
+    verified: Mutex<HashSet<u64, foldhash::fast::RandomState>>,
 }
 
 fn le_u32(b: &[u8]) -> u32 {
@@ -207,6 +212,7 @@ impl Segment {
             directory,
             schema,
             data_end: dir.offset,
+            verified: Mutex::default(),
         };
         seg.check_structure()?;
         Ok(seg)
@@ -380,13 +386,17 @@ impl Segment {
         Ok(())
     }
 
-    /// The bytes of a range after checking their checksum (ranges were bounds-checked at open).
+    /// The bytes of a range after checking their checksum (ranges were bounds-checked at open;
+    /// each range is summed the first time it is read from this handle).
     pub fn checked_bytes(&self, r: &ByteRange, what: &str) -> Result<&[u8]> {
         let bytes = self
             .backing
             .bytes()
             .get(r.offset as usize..(r.offset + r.len) as usize)
             .ok_or_else(|| self.corrupt(format!("{what} byte range"), "in file", "outside"))?;
+        if self.verified.lock().contains(&r.offset) {
+            return Ok(bytes);
+        }
         let crc = crc32c::crc32c(bytes);
         if crc != r.crc {
             return Err(self.corrupt(
@@ -395,6 +405,7 @@ impl Segment {
                 format!("{crc:#010x}"),
             ));
         }
+        self.verified.lock().insert(r.offset);
         Ok(bytes)
     }
 
