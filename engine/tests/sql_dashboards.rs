@@ -798,3 +798,67 @@ fn group_by_rows_are_the_response_rows() {
         assert!(e.query_rows(&parsed, None).unwrap().is_none(), "{k}");
     }
 }
+
+/// SQL reads an empty dimension value as NULL: a limitSpec ordered by that dimension places
+/// empty strings with the NULLs, so the rows the native groupBy keeps are the ones SQL's
+/// order wants.
+#[test]
+fn empty_strings_sort_with_nulls_in_the_pushed_order() {
+    let (_d, e) = setup();
+    e.create_datasource(
+        &json!({
+            "dataSource": "blanks",
+            "timestampSpec": {"column": "ts", "format": "millis"},
+            "dimensionsSpec": {"dimensions": ["k", {"type": "long", "name": "v"}]},
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none", "rollup": false}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let mut body = String::new();
+    for (i, k) in [
+        json!(""),
+        json!("a"),
+        Value::Null,
+        json!("b"),
+        json!(""),
+        json!("c"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        body.push_str(&json!({"ts": now, "k": k, "v": i}).to_string());
+        body.push('\n');
+    }
+    e.push_ndjson("blanks", body.as_bytes()).unwrap();
+    for (pushed, above) in [
+        (
+            "SELECT k, COUNT(*) AS m FROM blanks GROUP BY k ORDER BY k LIMIT 2",
+            "SELECT k, COUNT(*) AS m FROM blanks GROUP BY k ORDER BY CONCAT(k, '') LIMIT 2",
+        ),
+        (
+            "SELECT k, COUNT(*) AS m FROM blanks GROUP BY k ORDER BY k DESC LIMIT 2",
+            "SELECT k, COUNT(*) AS m FROM blanks GROUP BY k ORDER BY CONCAT(k, '') DESC LIMIT 2",
+        ),
+        (
+            "SELECT k, COUNT(*) AS m FROM blanks GROUP BY k ORDER BY k NULLS FIRST, m LIMIT 3",
+            "SELECT k, COUNT(*) AS m FROM blanks GROUP BY k ORDER BY CONCAT(k, '') NULLS FIRST, COUNT(*) + 0 LIMIT 3",
+        ),
+    ] {
+        let (plan, _) = explain(&e, pushed);
+        assert!(
+            plan[0]["query"].get("limitSpec").is_some(),
+            "{pushed}: {plan}"
+        );
+        let got = sql(&e, pushed);
+        let want = sql(&e, above);
+        assert_eq!(got.rows, want.rows, "{pushed}");
+    }
+    // Ascending, NULLs (and empty strings) last: `a`, `b`.
+    let t = sql(&e, "SELECT k FROM blanks GROUP BY k ORDER BY k LIMIT 2");
+    assert_eq!(t.rows, vec![vec![json!("a")], vec![json!("b")]]);
+}

@@ -438,8 +438,9 @@ pub struct OrderByColumn {
     pub descending: bool,
     /// Compare numerically.
     pub numeric: bool,
-    /// Where nulls go (`nullOrder`, a Basalt extension used by SQL's `NULLS FIRST/LAST`);
-    /// unset, a null is the smallest value (first ascending, last descending), as in Druid.
+    /// Where nulls go (`nullOrder`, a Basalt extension used by SQL's `NULLS FIRST/LAST`; an
+    /// empty string then counts as a null, as SQL reads it); unset, a null is the smallest
+    /// value (first ascending, last descending), as in Druid.
     pub nulls_first: Option<bool>,
 }
 

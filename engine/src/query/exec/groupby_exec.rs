@@ -93,7 +93,13 @@ struct OutRow {
 fn cmp_column(a: Option<&Value>, b: Option<&Value>, c: &OrderByColumn) -> Ordering {
     let a = a.unwrap_or(&Value::Null);
     let b = b.unwrap_or(&Value::Null);
-    match (a.is_null(), b.is_null()) {
+    // With an explicit null order (SQL's), an empty string is a null, as SQL reads it.
+    let null = |v: &Value| match v {
+        Value::Null => true,
+        Value::String(s) => c.nulls_first.is_some() && s.is_empty(),
+        _ => false,
+    };
+    match (null(a), null(b)) {
         (true, true) => Ordering::Equal,
         (true, false) if c.nulls_come_first() => Ordering::Less,
         (true, false) => Ordering::Greater,
