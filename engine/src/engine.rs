@@ -347,72 +347,19 @@ impl Engine {
         q: &Query,
         cancelled: Option<Arc<AtomicBool>>,
     ) -> Result<Option<AggRows>> {
-        let has_post = match q {
-            Query::Timeseries {
-                post_aggregations, ..
-            } => !post_aggregations.is_empty(),
-            Query::GroupBy {
-                post_aggregations,
-                having,
-                subtotals,
-                ..
-            } => !post_aggregations.is_empty() || having.is_some() || subtotals.is_some(),
-            _ => return Ok(None),
-        };
-        if has_post {
+        let base = q.base();
+        let timeseries = timeseries_exec(q).filter(TimeseriesExec::has_value_rows);
+        let group_by = group_by_exec(q).filter(GroupByExec::has_value_rows);
+        if timeseries.is_none() && group_by.is_none() {
             return Ok(None);
         }
-        let base = q.base();
         let ctx = Self::exec_context(base, cancelled);
         let tasks = self.tasks(base)?;
         self.validate_columns(q, &tasks)?;
         ctx.check()?;
-        let filter = base.filter.as_ref();
-        Ok(match q {
-            Query::Timeseries {
-                granularity,
-                aggregations,
-                post_aggregations,
-                descending,
-                limit,
-                ..
-            } => TimeseriesExec {
-                intervals: &base.intervals,
-                filter,
-                granularity,
-                aggregations,
-                post_aggregations,
-                descending: *descending,
-                skip_empty_buckets: base.context.skip_empty_buckets,
-                limit: *limit,
-                grand_total: base.context.grand_total,
-            }
-            .execute_rows(&tasks, &ctx)?
-            .map(AggRows::Timeseries),
-            Query::GroupBy {
-                granularity,
-                dimensions,
-                aggregations,
-                post_aggregations,
-                having,
-                limit_spec,
-                subtotals,
-                ..
-            } => GroupByExec {
-                filter,
-                granularity,
-                dimensions,
-                aggregations,
-                post_aggregations,
-                having: having.as_ref(),
-                limit_spec,
-                subtotals: subtotals.as_deref(),
-                max_groups: base.context.max_group_by_rows,
-                all_timestamp: base.intervals.first().map(|i| i.start).unwrap_or(0),
-                sort_by_dims_first: base.context.sort_by_dims_first,
-            }
-            .execute_rows(&tasks, &ctx)?
-            .map(AggRows::GroupBy),
+        Ok(match (timeseries, group_by) {
+            (Some(t), _) => t.execute_rows(&tasks, &ctx)?.map(AggRows::Timeseries),
+            (_, Some(g)) => g.execute_rows(&tasks, &ctx)?.map(AggRows::GroupBy),
             _ => None,
         })
     }
@@ -432,25 +379,15 @@ impl Engine {
         let filter = base.filter.as_ref();
         let all_timestamp = base.intervals.first().map(|i| i.start).unwrap_or(0);
         let value = match q {
-            Query::Timeseries {
-                granularity,
-                aggregations,
-                post_aggregations,
-                descending,
-                limit,
-                ..
-            } => TimeseriesExec {
-                intervals: &base.intervals,
-                filter,
-                granularity,
-                aggregations,
-                post_aggregations,
-                descending: *descending,
-                skip_empty_buckets: base.context.skip_empty_buckets,
-                limit: *limit,
-                grand_total: base.context.grand_total,
+            Query::Timeseries { .. } | Query::GroupBy { .. } => {
+                match (timeseries_exec(q), group_by_exec(q)) {
+                    (Some(t), _) => t.execute(&tasks, &ctx),
+                    (_, Some(g)) => g.execute(&tasks, &ctx),
+                    _ => Err(Error::internal(
+                        "timeseries or groupBy without its operator",
+                    )),
+                }
             }
-            .execute(&tasks, &ctx),
             Query::TopN {
                 granularity,
                 dimension,
@@ -469,29 +406,6 @@ impl Engine {
                 post_aggregations,
                 max_groups: base.context.max_group_by_rows,
                 all_timestamp,
-            }
-            .execute(&tasks, &ctx),
-            Query::GroupBy {
-                granularity,
-                dimensions,
-                aggregations,
-                post_aggregations,
-                having,
-                limit_spec,
-                subtotals,
-                ..
-            } => GroupByExec {
-                filter,
-                granularity,
-                dimensions,
-                aggregations,
-                post_aggregations,
-                having: having.as_ref(),
-                limit_spec,
-                subtotals: subtotals.as_deref(),
-                max_groups: base.context.max_group_by_rows,
-                all_timestamp,
-                sort_by_dims_first: base.context.sort_by_dims_first,
             }
             .execute(&tasks, &ctx),
             Query::Scan {
@@ -605,4 +519,60 @@ impl Engine {
             "segments": segments,
         }))
     }
+}
+
+/// The operator of a timeseries query.
+fn timeseries_exec(q: &Query) -> Option<TimeseriesExec<'_>> {
+    let Query::Timeseries {
+        base,
+        granularity,
+        aggregations,
+        post_aggregations,
+        descending,
+        limit,
+    } = q
+    else {
+        return None;
+    };
+    Some(TimeseriesExec {
+        intervals: &base.intervals,
+        filter: base.filter.as_ref(),
+        granularity,
+        aggregations,
+        post_aggregations,
+        descending: *descending,
+        skip_empty_buckets: base.context.skip_empty_buckets,
+        limit: *limit,
+        grand_total: base.context.grand_total,
+    })
+}
+
+/// The operator of a groupBy query.
+fn group_by_exec(q: &Query) -> Option<GroupByExec<'_>> {
+    let Query::GroupBy {
+        base,
+        granularity,
+        dimensions,
+        aggregations,
+        post_aggregations,
+        having,
+        limit_spec,
+        subtotals,
+    } = q
+    else {
+        return None;
+    };
+    Some(GroupByExec {
+        filter: base.filter.as_ref(),
+        granularity,
+        dimensions,
+        aggregations,
+        post_aggregations,
+        having: having.as_ref(),
+        limit_spec,
+        subtotals: subtotals.as_deref(),
+        max_groups: base.context.max_group_by_rows,
+        all_timestamp: base.intervals.first().map(|i| i.start).unwrap_or(0),
+        sort_by_dims_first: base.context.sort_by_dims_first,
+    })
 }

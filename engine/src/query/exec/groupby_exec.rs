@@ -6,9 +6,9 @@ use std::cmp::Ordering;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::query::aggregator::{AggKind, AggregatorSpec};
+use crate::query::aggregator::{AggKind, AggState, AggregatorSpec};
 use crate::query::exec::{
-    DimValue, ExecContext, Grouping, LocalTop, SegmentTask, TimestampText, aggregate_all,
+    DimValue, ExecContext, GroupKey, Grouping, LocalTop, SegmentTask, TimestampText, aggregate_all,
     finalize_into, json_object, parallel_map,
 };
 use crate::query::filter::{Filter, Num};
@@ -58,14 +58,42 @@ struct ValueRow {
     aggs: Vec<Value>,
 }
 
-impl ValueRow {
-    /// An aggregator's (`true`) or a dimension's value.
-    fn get(&self, (agg, i): (bool, usize)) -> Option<&Value> {
-        if agg {
-            self.aggs.get(i)
-        } else {
-            self.dims.get(i)
+/// Where a limitSpec column's values are: its name (in an event), else its aggregator or
+/// dimension position (an aggregator replaces a dimension of the same name, as in an event).
+struct ColumnAt<'a> {
+    name: &'a str,
+    agg: Option<usize>,
+    dim: Option<usize>,
+}
+
+/// A group's output row, as the limitSpec orders it.
+trait GroupedRow: Send {
+    /// Time bucket and key dimension values (Druid's natural order).
+    fn order_key(&self) -> (i64, &[DimValue]);
+    /// The value of a limitSpec column.
+    fn value(&self, c: &ColumnAt<'_>) -> Option<&Value>;
+}
+
+impl GroupedRow for ValueRow {
+    fn order_key(&self) -> (i64, &[DimValue]) {
+        (self.bucket, &self.key)
+    }
+
+    fn value(&self, c: &ColumnAt<'_>) -> Option<&Value> {
+        match c.agg {
+            Some(j) => self.aggs.get(j),
+            None => c.dim.and_then(|i| self.dims.get(i)),
         }
+    }
+}
+
+impl GroupedRow for OutRow {
+    fn order_key(&self) -> (i64, &[DimValue]) {
+        (self.bucket, &self.dims)
+    }
+
+    fn value(&self, c: &ColumnAt<'_>) -> Option<&Value> {
+        self.event.get(c.name)
     }
 }
 
@@ -192,203 +220,18 @@ impl GroupByExec<'_> {
         ))
     }
 
-    fn run_grouping(
+    /// Aggregate over the tasks grouped by `dims`, each group made a row by `make` on all
+    /// cores (for a wide result, 100 k groups of 20 columns, that is as much work as the
+    /// aggregation), in Druid's natural order.
+    fn grouped<R: GroupedRow>(
         &self,
         tasks: &[SegmentTask],
         ctx: &ExecContext,
         dims: &[&DimensionSpec],
         top: Option<LocalTop>,
-    ) -> Result<Vec<OutRow>> {
+        make: impl Fn(&GroupKey, &[AggState]) -> Option<R> + Sync,
+    ) -> Result<Vec<R>> {
         let names: Vec<String> = dims.iter().map(|d| d.dimension.clone()).collect();
-        let grouping = Grouping {
-            granularity: self.granularity,
-            dims: &names,
-            aggs: self.aggregations,
-            max_groups: self.max_groups,
-            top,
-        };
-        let groups: Vec<_> = aggregate_all(tasks, self.filter, &grouping, ctx)?
-            .into_iter()
-            .collect();
-        // Rows are finalized, post-aggregated and checked by `having` on all cores: for a
-        // wide result (100 k groups of 20 columns) that is as much work as the aggregation.
-        let part = groups.len().div_ceil(8).max(ROWS_PER_PART);
-        let parts: Vec<_> = groups.chunks(part).collect();
-        let built = parallel_map(&parts, |part| {
-            ctx.check()?;
-            let mut rows = Vec::with_capacity(part.len());
-            for (key, st) in part.iter() {
-                let mut event = Map::new();
-                for (d, v) in dims.iter().zip(key.dims.iter()) {
-                    event.insert(d.output_name.clone(), v.to_json_as(d.output_type));
-                }
-                finalize_into(self.aggregations, st, &mut event);
-                PostAggregator::apply(self.post_aggregations, &mut event);
-                if let Some(h) = self.having
-                    && !h.matches(&event)
-                {
-                    continue;
-                }
-                rows.push(OutRow {
-                    bucket: key.bucket,
-                    dims: key.dims.clone(),
-                    event,
-                });
-            }
-            Ok(rows)
-        })?;
-        drop(parts);
-        drop(groups);
-        let mut rows: Vec<OutRow> = built.into_iter().flatten().collect();
-        rows.sort_by(|a, b| natural_order((a.bucket, &a.dims), (b.bucket, &b.dims)));
-        Ok(rows)
-    }
-
-    /// The output rows (every subtotal set) in the limitSpec's order, not yet limited.
-    fn ordered_rows(
-        &self,
-        tasks: &[SegmentTask],
-        ctx: &ExecContext,
-        top: Option<LocalTop>,
-    ) -> Result<Vec<OutRow>> {
-        let mut rows: Vec<OutRow> = Vec::new();
-        match self.subtotals {
-            None => {
-                let dims: Vec<&DimensionSpec> = self.dimensions.iter().collect();
-                rows = self.run_grouping(tasks, ctx, &dims, top)?;
-            }
-            Some(sets) => {
-                for set in sets {
-                    let dims: Vec<&DimensionSpec> = self
-                        .dimensions
-                        .iter()
-                        .filter(|d| set.contains(&d.output_name))
-                        .collect();
-                    let mut part = self.run_grouping(tasks, ctx, &dims, None)?;
-                    for r in &mut part {
-                        for d in self.dimensions {
-                            if !set.contains(&d.output_name) {
-                                r.event.insert(d.output_name.clone(), Value::Null);
-                            }
-                        }
-                    }
-                    rows.extend(part);
-                }
-            }
-        }
-        let ls = self.limit_spec;
-        if !ls.columns.is_empty() {
-            let dims_first = self.sort_by_dims_first;
-            rows.sort_by(|a, b| {
-                if !dims_first && a.bucket != b.bucket {
-                    return a.bucket.cmp(&b.bucket);
-                }
-                for c in &ls.columns {
-                    let o = cmp_column(a.event.get(&c.dimension), b.event.get(&c.dimension), c);
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                a.bucket.cmp(&b.bucket)
-            });
-        }
-        Ok(rows)
-    }
-
-    /// Run over the segment tasks.
-    pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
-        self.check_order_columns()?;
-        let top = self.local_top();
-        let mut rows = self.ordered_rows(tasks, ctx, top.map(|t| t.0))?;
-        // With nulls first, a group whose values were dropped from every segment but its null
-        // ones would show as null, and first: the cut holds when the first row is not null.
-        if let Some((top, true)) = top {
-            let name = &self.aggregations[top.agg].name;
-            if rows
-                .first()
-                .is_some_and(|r| r.event.get(name).is_none_or(Value::is_null))
-            {
-                rows = self.ordered_rows(tasks, ctx, None)?;
-            }
-        }
-        let ls = self.limit_spec;
-        let offset = ls.offset as usize;
-        let limit = ls.limit.map(|l| l as usize).unwrap_or(usize::MAX);
-        let mut stamps = TimestampText::default();
-        let out: Vec<Value> = rows
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|r| {
-                let ts = if self.granularity.is_all() {
-                    self.all_timestamp
-                } else {
-                    r.bucket
-                };
-                json_object([
-                    ("version", Value::from("v1")),
-                    ("timestamp", stamps.get(self.granularity, ts)),
-                    ("event", Value::Object(r.event)),
-                ])
-            })
-            .collect();
-        Ok(Value::Array(out))
-    }
-
-    /// Run over the segment tasks, each group a row of its time, its dimensions' output
-    /// values and its aggregators' finalized values, in the limitSpec's order and limited,
-    /// without the response's JSON objects; `None` when the query has a having,
-    /// post-aggregators or subtotals.
-    pub fn execute_rows(
-        &self,
-        tasks: &[SegmentTask],
-        ctx: &ExecContext,
-    ) -> Result<Option<Vec<GroupRow>>> {
-        if self.having.is_some() || !self.post_aggregations.is_empty() || self.subtotals.is_some() {
-            return Ok(None);
-        }
-        self.check_order_columns()?;
-        let top = self.local_top();
-        let mut rows = self.ordered_values(tasks, ctx, top.map(|t| t.0))?;
-        if let Some((top, true)) = top
-            && rows
-                .first()
-                .is_some_and(|r| r.aggs.get(top.agg).is_none_or(Value::is_null))
-        {
-            rows = self.ordered_values(tasks, ctx, None)?;
-        }
-        let ls = self.limit_spec;
-        let offset = ls.offset as usize;
-        let limit = ls.limit.map(|l| l as usize).unwrap_or(usize::MAX);
-        Ok(Some(
-            rows.into_iter()
-                .skip(offset)
-                .take(limit)
-                .map(|r| {
-                    let ts = if self.granularity.is_all() {
-                        self.all_timestamp
-                    } else {
-                        r.bucket
-                    };
-                    (ts, r.dims, r.aggs)
-                })
-                .collect(),
-        ))
-    }
-
-    /// The groups as values (no having, post-aggregators or subtotals), in the limitSpec's
-    /// order, not yet limited.
-    fn ordered_values(
-        &self,
-        tasks: &[SegmentTask],
-        ctx: &ExecContext,
-        top: Option<LocalTop>,
-    ) -> Result<Vec<ValueRow>> {
-        let names: Vec<String> = self
-            .dimensions
-            .iter()
-            .map(|d| d.dimension.clone())
-            .collect();
         let grouping = Grouping {
             granularity: self.granularity,
             dims: &names,
@@ -405,7 +248,186 @@ impl GroupByExec<'_> {
             ctx.check()?;
             Ok(part
                 .iter()
-                .map(|(key, st)| ValueRow {
+                .filter_map(|(key, st)| make(key, st))
+                .collect::<Vec<R>>())
+        })?;
+        drop(parts);
+        drop(groups);
+        let mut rows: Vec<R> = built.into_iter().flatten().collect();
+        rows.sort_by(|a, b| natural_order(a.order_key(), b.order_key()));
+        Ok(rows)
+    }
+
+    /// Where each limitSpec column's values are.
+    fn columns_at(&self) -> Vec<ColumnAt<'_>> {
+        self.limit_spec
+            .columns
+            .iter()
+            .map(|c| ColumnAt {
+                name: &c.dimension,
+                agg: self.aggregations.iter().position(|a| a.name == c.dimension),
+                dim: self
+                    .dimensions
+                    .iter()
+                    .position(|d| d.output_name == c.dimension),
+            })
+            .collect()
+    }
+
+    /// Order rows by the limitSpec columns (within each time bucket unless
+    /// `sortByDimsFirst`); a stable sort, so ties keep the natural order.
+    fn sort_by_limit_spec<R: GroupedRow>(&self, rows: &mut [R]) {
+        let ls = self.limit_spec;
+        if ls.columns.is_empty() {
+            return;
+        }
+        let at = self.columns_at();
+        let dims_first = self.sort_by_dims_first;
+        rows.sort_by(|a, b| {
+            let (ta, tb) = (a.order_key().0, b.order_key().0);
+            if !dims_first && ta != tb {
+                return ta.cmp(&tb);
+            }
+            for (c, w) in ls.columns.iter().zip(&at) {
+                let o = cmp_column(a.value(w), b.value(w), c);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            ta.cmp(&tb)
+        });
+    }
+
+    /// The answer's rows: `run` gives the ordered rows (under the per-segment cut when there
+    /// is one), then the limitSpec's offset and limit apply.
+    fn answer<R: GroupedRow>(
+        &self,
+        run: impl Fn(Option<LocalTop>) -> Result<Vec<R>>,
+    ) -> Result<impl Iterator<Item = R>> {
+        self.check_order_columns()?;
+        let top = self.local_top();
+        let mut rows = run(top.map(|t| t.0))?;
+        // With nulls first, a group whose values were dropped from every segment but its null
+        // ones would show as null, and first: the cut holds when the first row is not null.
+        if let Some((_, true)) = top
+            && let Some(first) = self.columns_at().first()
+            && rows
+                .first()
+                .is_some_and(|r| r.value(first).is_none_or(Value::is_null))
+        {
+            rows = run(None)?;
+        }
+        let ls = self.limit_spec;
+        let limit = ls.limit.map(|l| l as usize).unwrap_or(usize::MAX);
+        Ok(rows.into_iter().skip(ls.offset as usize).take(limit))
+    }
+
+    /// The output rows (every subtotal set) in the limitSpec's order, not yet limited.
+    fn ordered_rows(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+        top: Option<LocalTop>,
+    ) -> Result<Vec<OutRow>> {
+        // Rows are finalized, post-aggregated and checked by `having` as they are made.
+        let rows_of = |dims: &[&DimensionSpec], top: Option<LocalTop>| {
+            self.grouped(tasks, ctx, dims, top, |key, st| {
+                let mut event = Map::new();
+                for (d, v) in dims.iter().zip(key.dims.iter()) {
+                    event.insert(d.output_name.clone(), v.to_json_as(d.output_type));
+                }
+                finalize_into(self.aggregations, st, &mut event);
+                PostAggregator::apply(self.post_aggregations, &mut event);
+                if let Some(h) = self.having
+                    && !h.matches(&event)
+                {
+                    return None;
+                }
+                Some(OutRow {
+                    bucket: key.bucket,
+                    dims: key.dims.clone(),
+                    event,
+                })
+            })
+        };
+        let mut rows: Vec<OutRow> = Vec::new();
+        match self.subtotals {
+            None => {
+                let dims: Vec<&DimensionSpec> = self.dimensions.iter().collect();
+                rows = rows_of(&dims, top)?;
+            }
+            Some(sets) => {
+                for set in sets {
+                    let dims: Vec<&DimensionSpec> = self
+                        .dimensions
+                        .iter()
+                        .filter(|d| set.contains(&d.output_name))
+                        .collect();
+                    let mut part = rows_of(&dims, None)?;
+                    for r in &mut part {
+                        for d in self.dimensions {
+                            if !set.contains(&d.output_name) {
+                                r.event.insert(d.output_name.clone(), Value::Null);
+                            }
+                        }
+                    }
+                    rows.extend(part);
+                }
+            }
+        }
+        self.sort_by_limit_spec(&mut rows);
+        Ok(rows)
+    }
+
+    /// The time a row reports: the bucket, or the query's start for granularity `all`.
+    fn row_time(&self, bucket: i64) -> i64 {
+        if self.granularity.is_all() {
+            self.all_timestamp
+        } else {
+            bucket
+        }
+    }
+
+    /// Run over the segment tasks.
+    pub fn execute(&self, tasks: &[SegmentTask], ctx: &ExecContext) -> Result<Value> {
+        let mut stamps = TimestampText::default();
+        let out: Vec<Value> = self
+            .answer(|top| self.ordered_rows(tasks, ctx, top))?
+            .map(|r| {
+                json_object([
+                    ("version", Value::from("v1")),
+                    (
+                        "timestamp",
+                        stamps.get(self.granularity, self.row_time(r.bucket)),
+                    ),
+                    ("event", Value::Object(r.event)),
+                ])
+            })
+            .collect();
+        Ok(Value::Array(out))
+    }
+
+    /// Whether [`GroupByExec::execute_rows`] answers: no having, post-aggregators or
+    /// subtotals.
+    pub fn has_value_rows(&self) -> bool {
+        self.having.is_none() && self.post_aggregations.is_empty() && self.subtotals.is_none()
+    }
+
+    /// Run over the segment tasks, each group a row of its time, its dimensions' output
+    /// values and its aggregators' finalized values, in the limitSpec's order and limited,
+    /// without the response's JSON objects; `None` unless [`GroupByExec::has_value_rows`].
+    pub fn execute_rows(
+        &self,
+        tasks: &[SegmentTask],
+        ctx: &ExecContext,
+    ) -> Result<Option<Vec<GroupRow>>> {
+        if !self.has_value_rows() {
+            return Ok(None);
+        }
+        let dims: Vec<&DimensionSpec> = self.dimensions.iter().collect();
+        let rows = self.answer(|top| {
+            let mut rows = self.grouped(tasks, ctx, &dims, top, |key, st| {
+                Some(ValueRow {
                     bucket: key.bucket,
                     dims: key
                         .dims
@@ -421,47 +443,14 @@ impl GroupByExec<'_> {
                         .collect(),
                     key: key.dims.clone(),
                 })
-                .collect::<Vec<_>>())
+            })?;
+            self.sort_by_limit_spec(&mut rows);
+            Ok(rows)
         })?;
-        drop(parts);
-        drop(groups);
-        let mut rows: Vec<ValueRow> = built.into_iter().flatten().collect();
-        rows.sort_by(|a, b| natural_order((a.bucket, &a.key), (b.bucket, &b.key)));
-        let ls = self.limit_spec;
-        if !ls.columns.is_empty() {
-            // Each ordering column's place: an aggregator (as in the response's event, where
-            // it replaces a dimension of the same name) or a dimension.
-            let at: Vec<(bool, usize)> = ls
-                .columns
-                .iter()
-                .map(
-                    |c| match self.aggregations.iter().position(|a| a.name == c.dimension) {
-                        Some(j) => (true, j),
-                        None => (
-                            false,
-                            self.dimensions
-                                .iter()
-                                .position(|d| d.output_name == c.dimension)
-                                .unwrap_or(usize::MAX),
-                        ),
-                    },
-                )
-                .collect();
-            let dims_first = self.sort_by_dims_first;
-            rows.sort_by(|a, b| {
-                if !dims_first && a.bucket != b.bucket {
-                    return a.bucket.cmp(&b.bucket);
-                }
-                for (c, &w) in ls.columns.iter().zip(&at) {
-                    let o = cmp_column(a.get(w), b.get(w), c);
-                    if o != Ordering::Equal {
-                        return o;
-                    }
-                }
-                a.bucket.cmp(&b.bucket)
-            });
-        }
-        Ok(rows)
+        Ok(Some(
+            rows.map(|r| (self.row_time(r.bucket), r.dims, r.aggs))
+                .collect(),
+        ))
     }
 
     /// Every limitSpec column names an output column.

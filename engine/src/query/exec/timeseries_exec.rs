@@ -82,6 +82,11 @@ impl TimeseriesExec<'_> {
         Ok(Value::Array(out))
     }
 
+    /// Whether [`TimeseriesExec::execute_rows`] answers: no post-aggregators.
+    pub fn has_value_rows(&self) -> bool {
+        self.post_aggregations.is_empty()
+    }
+
     /// Run over the segment tasks, each bucket a row of its time and its aggregators'
     /// finalized values in order (the grand total's time is `None`), without the response's
     /// JSON objects; `None` when the query has post-aggregators.
@@ -90,7 +95,7 @@ impl TimeseriesExec<'_> {
         tasks: &[SegmentTask],
         ctx: &ExecContext,
     ) -> Result<Option<Vec<TimedValues>>> {
-        if !self.post_aggregations.is_empty() {
+        if !self.has_value_rows() {
             return Ok(None);
         }
         let finalize = |st: &[AggState]| -> Vec<Value> {
