@@ -10,13 +10,11 @@ use std::collections::BTreeMap;
 
 use basalt_engine::engine::{AggRows, Engine};
 use basalt_engine::query::spec::Query;
-use basalt_engine::schema::DataSchema;
-use basalt_engine::segment::{SegmentId, SegmentWriter};
-use basalt_engine::time::Interval;
 use serde_json::{Value, json};
 
-const HOUR: i64 = 3_600_000;
-const T0: i64 = 1_451_606_400_000; // 2016-01-01T00:00:00Z
+mod sql_support;
+
+use sql_support::{HOUR, T0};
 const HOURS: i64 = 4;
 const HOSTS: u64 = 300;
 const ROWS_PER_HOST: u64 = 20;
@@ -53,27 +51,9 @@ fn value(h: u64, hour: i64, i: u64) -> Option<i64> {
 fn setup() -> (tempfile::TempDir, Engine, Vec<Row>) {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path()).unwrap();
-    let schema = DataSchema::from_value(&json!({
-        "dataSource": "cpu",
-        "timestampSpec": {"column": "ts", "format": "millis"},
-        "dimensionsSpec": {
-            "dimensions": ["host", "rack", {"type": "long", "name": "v"}, {"type": "double", "name": "d"}]
-        },
-        "metricsSpec": [],
-        "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none", "rollup": false}
-    }))
-    .unwrap();
-    engine
-        .data_dir()
-        .catalog()
-        .create_datasource("cpu", &schema.to_json().to_string())
-        .unwrap();
-    let version = engine.data_dir().allocate_version("cpu").unwrap();
-    let mut staged = Vec::new();
+    let mut json_rows = Vec::new();
     let mut all = Vec::new();
     for hour in 0..HOURS {
-        let iv = Interval::new(T0 + hour * HOUR, T0 + (hour + 1) * HOUR).unwrap();
-        let mut w = SegmentWriter::new(&schema, iv).unwrap();
         for h in 0..HOSTS {
             let host = format!("h{h:04}");
             for i in 0..ROWS_PER_HOST {
@@ -84,7 +64,7 @@ fn setup() -> (tempfile::TempDir, Engine, Vec<Row>) {
                     row["v"] = json!(v);
                     row["d"] = json!(v as f64 / 4.0);
                 }
-                w.push_json(row.as_object().unwrap()).unwrap();
+                json_rows.push(row);
                 all.push(Row {
                     host: host.clone(),
                     ts,
@@ -92,17 +72,21 @@ fn setup() -> (tempfile::TempDir, Engine, Vec<Row>) {
                 });
             }
         }
-        let path = engine.data_dir().staging_path().unwrap();
-        let stats = w.finish(&path).unwrap();
-        let id = SegmentId {
-            datasource: "cpu".into(),
-            interval: iv,
-            version,
-            partition: 0,
-        };
-        staged.push((id, path, stats.rows_out));
     }
-    engine.data_dir().publish(staged, None).unwrap();
+    // One segment per hour.
+    sql_support::publish(
+        &engine,
+        json!({
+            "dataSource": "cpu",
+            "timestampSpec": {"column": "ts", "format": "millis"},
+            "dimensionsSpec": {
+                "dimensions": ["host", "rack", {"type": "long", "name": "v"}, {"type": "double", "name": "d"}]
+            },
+            "metricsSpec": [],
+            "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "none", "rollup": false}
+        }),
+        &json_rows,
+    );
     (dir, engine, all)
 }
 
@@ -122,13 +106,7 @@ struct Case {
 }
 
 fn iso(t: i64) -> String {
-    let s = (t - T0) / 1000;
-    format!(
-        "2016-01-01T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    )
+    basalt_engine::time::format_iso_millis(t)
 }
 
 /// The exact answer: (host, value) in order.
