@@ -206,3 +206,57 @@ fn rollup_and_sketches_survive_persist_merge_and_handoff() {
     );
     assert!(stored_after < all.len() as i64, "rollup merged nothing");
 }
+
+#[test]
+fn settled_pieces_are_left_for_handoff_and_small_ones_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0 + 30 * 60_000);
+    let cfg = RealtimeConfig {
+        max_pieces_per_sink: 2,
+        settled_piece_rows: 250,
+        // Background work only when the test asks for it.
+        tick: Duration::from_secs(3600),
+        ..config(&clock)
+    };
+    let engine = open(dir.path(), cfg);
+    create(&engine, "s", false);
+    let mut rng = rng(5);
+    let mut all = Vec::new();
+    let mut push = |n: usize, all: &mut Vec<serde_json::Value>| {
+        let batch = rows(&mut rng, n, T0, HOUR);
+        assert_eq!(
+            engine.push_json_rows("s", &batch).unwrap().accepted,
+            n as u64
+        );
+        all.extend(batch);
+        // The query freezes the pending rows into one piece.
+        assert_eq!(query(&engine, "s"), reference(all.iter()));
+    };
+    // Four settled pieces: more than `max_pieces_per_sink`, yet none is merged.
+    for _ in 0..4 {
+        push(300, &mut all);
+    }
+    engine.realtime_tick().unwrap();
+    let stats = engine.realtime_stats();
+    assert_eq!((stats.pieces, stats.merges), (4, 0), "{stats:?}");
+    // Three small pieces: past the limit, so they are merged into one. The settled ones are
+    // left, though they are no larger than the small ones together (a merge of every piece
+    // would take them).
+    for _ in 0..3 {
+        push(100, &mut all);
+    }
+    engine.realtime_tick().unwrap();
+    let stats = engine.realtime_stats();
+    assert_eq!((stats.pieces, stats.merges), (5, 1), "{stats:?}");
+    assert_eq!(
+        query(&engine, "s"),
+        reference(all.iter()),
+        "after the merge"
+    );
+    // Handoff takes every piece, settled or not.
+    clock.set(T0 + HOUR + 11 * 60_000);
+    engine.realtime_tick().unwrap();
+    let stats = engine.realtime_stats();
+    assert_eq!((stats.sinks, stats.handoffs), (0, 1), "{stats:?}");
+    assert_eq!(query(&engine, "s"), reference(all.iter()), "after handoff");
+}
