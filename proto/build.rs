@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("basalt_v1_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // A pushed Arrow IPC stream is decoded in place, not copied out of the request.
+        .bytes(".basalt.v1.PushRequest")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

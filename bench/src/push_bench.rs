@@ -321,7 +321,7 @@ impl GrpcPusher {
 impl Pusher for GrpcPusher {
     fn push(&mut self, batch: &Batch) -> Result<u64, String> {
         let rows = if self.arrow {
-            Rows::ArrowIpc(batch.ipc.clone())
+            Rows::ArrowIpc(batch.ipc.clone().into())
         } else {
             Rows::Json(JsonRows {
                 rows: batch.texts.clone(),

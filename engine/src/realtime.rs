@@ -631,7 +631,7 @@ impl Realtime {
         let mut bad_times = bad_times.into_iter().peekable();
         let mut slow = Vec::new();
         let mut next = 0..rows.len();
-        let input = batch.get_array_memory_size() as u64;
+        let input = batch_bytes(batch);
         self.shared
             .push(datasource, &schema, input, rows.len(), |out| {
                 let i = next.next()?;
@@ -751,6 +751,21 @@ impl Drop for Realtime {
     fn drop(&mut self) {
         self.stop_thread();
     }
+}
+
+/// The bytes of a record batch's values, for the memory budget. Not
+/// `RecordBatch::get_array_memory_size`: arrays decoded in place from a request share its
+/// buffer, and that counts the whole buffer once per array.
+fn batch_bytes(batch: &RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            data.get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum::<usize>() as u64
 }
 
 /// `a` minus `b`: zero, one or two intervals.
@@ -1736,7 +1751,47 @@ impl crate::engine::Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::merge_run;
+    use super::{batch_bytes, merge_run};
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn batch_bytes_count_shared_request_buffers_once() {
+        use std::sync::Arc;
+
+        use arrow_array::{Int64Array, RecordBatch, StringArray};
+        use arrow_schema::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(
+            (0..10)
+                .map(|i| Field::new(format!("c{i}"), DataType::Int64, false))
+                .chain([Field::new("s", DataType::Utf8, false)])
+                .collect::<Vec<_>>(),
+        ));
+        let mut columns: Vec<arrow_array::ArrayRef> = (0..10)
+            .map(|i| Arc::new(Int64Array::from_iter_values(i..i + 1000)) as _)
+            .collect();
+        columns.push(Arc::new(StringArray::from_iter_values(
+            (0..1000).map(|i| format!("host_{i}")),
+        )));
+        let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let mut ipc = Vec::new();
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut ipc, &schema).unwrap();
+        w.write(&batch).unwrap();
+        w.finish().unwrap();
+        drop(w);
+        // Decoded in place: every array slices the one buffer.
+        let mut buffer = arrow_buffer::Buffer::from(ipc.clone());
+        let mut decoder = arrow_ipc::reader::StreamDecoder::new();
+        let decoded = loop {
+            if let Some(b) = decoder.decode(&mut buffer).unwrap() {
+                break b;
+            }
+        };
+        let values =
+            10 * 1000 * 8 + 1001 * 4 + (0..1000).map(|i| format!("host_{i}").len()).sum::<usize>();
+        assert_eq!(batch_bytes(&decoded), values as u64);
+        assert_eq!(batch_bytes(&batch), values as u64);
+        assert!(decoded.get_array_memory_size() > 10 * ipc.len());
+    }
 
     #[test]
     fn merge_run_takes_pieces_of_comparable_size() {

@@ -147,7 +147,7 @@ where
                 Err(status) => bail!("{}: {}", code_name(status.code()), status.message()),
             }
         }
-        crate::grpc::convert::ipc_to_batches(&bytes)
+        crate::grpc::convert::ipc_to_batches(bytes)
             .map_err(|s| anyhow::anyhow!("bad answer from the server: {}", s.message()))
     })?;
     let mut out = std::io::stdout().lock();

@@ -161,7 +161,7 @@ fn pushes_over_http_and_grpc_are_queryable_at_once() {
             },
             PushRequest {
                 datasource: "ev".into(),
-                rows: Some(Rows::ArrowIpc(ipc)),
+                rows: Some(Rows::ArrowIpc(ipc.into())),
             },
         ];
         let ack = client

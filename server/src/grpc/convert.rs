@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use arrow_ipc::reader::StreamReader;
+use arrow_ipc::reader::StreamDecoder;
 use arrow_ipc::writer::StreamWriter;
 use basalt_engine::Error as EngineError;
 use basalt_engine::table::SqlOutput;
@@ -63,13 +63,32 @@ pub fn table_to_ipc(table: &SqlOutput) -> Result<Vec<Vec<u8>>, Status> {
 }
 
 /// Decode an Arrow IPC stream sent by a client into record batches.
-pub fn ipc_to_batches(bytes: &[u8]) -> Result<Vec<RecordBatch>, Status> {
-    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| {
+pub fn ipc_to_batches(bytes: impl Into<arrow_buffer::Buffer>) -> Result<Vec<RecordBatch>, Status> {
+    let mut buffer: arrow_buffer::Buffer = bytes.into();
+    let invalid = |e: arrow_schema::ArrowError| {
         Status::invalid_argument(format!("arrow_ipc is not a valid Arrow IPC stream: {e}"))
-    })?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Status::invalid_argument(format!("arrow_ipc: bad record batch: {e}")))
+    };
+    if buffer.is_empty() {
+        return Err(Status::invalid_argument(
+            "arrow_ipc is not a valid Arrow IPC stream: it is empty (no schema message)",
+        ));
+    }
+    // The decoder slices the record batches' arrays out of `buffer` (copying only what is
+    // misaligned), where a reader over a byte slice would copy every array.
+    let mut decoder = StreamDecoder::new();
+    let mut batches = Vec::new();
+    while !buffer.is_empty() {
+        if let Some(batch) = decoder.decode(&mut buffer).map_err(invalid)? {
+            batches.push(batch);
+        }
+    }
+    decoder.finish().map_err(invalid)?;
+    if decoder.schema().is_none() {
+        return Err(Status::invalid_argument(
+            "arrow_ipc is not a valid Arrow IPC stream: it has no schema message",
+        ));
+    }
+    Ok(batches)
 }
 
 /// The client's deadline from the `grpc-timeout` header, if any.
@@ -196,11 +215,81 @@ mod tests {
         let pieces = table_to_ipc(&SqlOutput::Table(table.clone()))?;
         assert_eq!(pieces.len(), 4, "schema + 2 batches + end marker");
         let all: Vec<u8> = pieces.concat();
-        let batches = ipc_to_batches(&all)?;
+        let batches = ipc_to_batches(all)?;
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, table.rows.len());
         assert_eq!(batches[0].schema().field(1).name(), "host");
         assert!(batches[0].column(1).is_null(0));
         Ok(())
+    }
+
+    fn two_batch_stream() -> (Vec<RecordBatch>, Vec<u8>) {
+        use arrow_array::{Int64Array, StringArray};
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("host", arrow_schema::DataType::Utf8, true),
+            arrow_schema::Field::new("n", arrow_schema::DataType::Int64, false),
+        ]));
+        let batch = |hosts: Vec<Option<&str>>, ns: Vec<i64>| {
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(hosts)),
+                    Arc::new(Int64Array::from(ns)),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let batches = vec![
+            batch(vec![Some("a"), None, Some("ünï")], vec![1, 2, 3]),
+            batch(vec![Some("b")], vec![i64::MIN]),
+        ];
+        let mut ipc = Vec::new();
+        let mut w = StreamWriter::try_new(&mut ipc, &schema).unwrap_or_else(|e| panic!("{e}"));
+        for b in &batches {
+            w.write(b).unwrap_or_else(|e| panic!("{e}"));
+        }
+        w.finish().unwrap_or_else(|e| panic!("{e}"));
+        drop(w);
+        (batches, ipc)
+    }
+
+    #[test]
+    fn ipc_decodes_in_place_from_request_bytes() -> Result<(), Status> {
+        let (batches, ipc) = two_batch_stream();
+        let bytes = tonic::codegen::Bytes::from(ipc.clone());
+        let range = bytes.as_ptr_range();
+        let decoded = ipc_to_batches(bytes.clone())?;
+        assert_eq!(decoded, batches);
+        // Not copied: the arrays point into the request's bytes.
+        let values = decoded[0].column(1).to_data().buffers()[0].as_ptr();
+        assert!(range.contains(&values), "the array was copied");
+        // Bytes that start at an odd address (a request's field rarely starts aligned): the
+        // arrays are realigned, with the same values.
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&ipc);
+        let odd = tonic::codegen::Bytes::from(shifted).slice(1..);
+        assert_eq!(ipc_to_batches(odd)?, batches);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_ipc_streams_get_a_clear_error() {
+        let (_, ipc) = two_batch_stream();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", Vec::new()),
+            ("garbage", b"this is not arrow at all, just text".to_vec()),
+            ("cut in a batch", ipc[..ipc.len() - 40].to_vec()),
+            ("cut in the schema", ipc[..12].to_vec()),
+        ];
+        for (what, bytes) in cases {
+            let e = ipc_to_batches(bytes).expect_err(what);
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{what}");
+            assert!(
+                e.message()
+                    .starts_with("arrow_ipc is not a valid Arrow IPC stream"),
+                "{what}: {}",
+                e.message()
+            );
+        }
     }
 }

@@ -112,7 +112,7 @@ impl IngestService for IngestApi {
                     totals.add(report, first);
                 }
                 Some(Rows::ArrowIpc(bytes)) => {
-                    let batches = ipc_to_batches(&bytes).map_err(|s| totals.fail(s))?;
+                    let batches = ipc_to_batches(bytes).map_err(|s| totals.fail(s))?;
                     for batch in batches {
                         let first = totals.rows_seen;
                         totals.rows_seen += batch.num_rows() as u64;
