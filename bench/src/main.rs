@@ -93,7 +93,7 @@ struct PushArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "engine,grpc-json,grpc-arrow,http"
+        default_value = "engine,grpc-json,grpc-ndjson,grpc-arrow,http"
     )]
     modes: Vec<basalt_bench::push_bench::PushMode>,
 }

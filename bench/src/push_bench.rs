@@ -7,6 +7,7 @@
 //! - `engine`: in-process `Engine::push_ndjson` (no network): the engine's own ceiling;
 //! - `grpc-json`: `IngestService.Push` over loopback, one request of JSON row texts per push;
 //! - `grpc-arrow`: the same with the rows as one Arrow IPC stream per push;
+//! - `grpc-ndjson`: the same with the rows as one NDJSON text per push (the `ndjson` field);
 //! - `http`: `POST /v1/ingest/{datasource}` with an NDJSON body (one connection per push).
 //!
 //! The server modes start the real `basalt serve` (release build, `--fsync always`). Reported
@@ -55,6 +56,8 @@ pub enum PushMode {
     GrpcJson,
     /// gRPC `IngestService.Push`, Arrow IPC.
     GrpcArrow,
+    /// gRPC `IngestService.Push`, one NDJSON text.
+    GrpcNdjson,
     /// HTTP `POST /v1/ingest/{datasource}`, NDJSON.
     Http,
 }
@@ -298,11 +301,11 @@ impl Pusher for HttpPusher {
 struct GrpcPusher {
     runtime: tokio::runtime::Runtime,
     client: IngestServiceClient<tonic::transport::Channel>,
-    arrow: bool,
+    mode: PushMode,
 }
 
 impl GrpcPusher {
-    fn connect(addr: std::net::SocketAddr, arrow: bool) -> anyhow::Result<GrpcPusher> {
+    fn connect(addr: std::net::SocketAddr, mode: PushMode) -> anyhow::Result<GrpcPusher> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -313,19 +316,19 @@ impl GrpcPusher {
         Ok(GrpcPusher {
             runtime,
             client,
-            arrow,
+            mode,
         })
     }
 }
 
 impl Pusher for GrpcPusher {
     fn push(&mut self, batch: &Batch) -> Result<u64, String> {
-        let rows = if self.arrow {
-            Rows::ArrowIpc(batch.ipc.clone().into())
-        } else {
-            Rows::Json(JsonRows {
+        let rows = match self.mode {
+            PushMode::GrpcArrow => Rows::ArrowIpc(batch.ipc.clone().into()),
+            PushMode::GrpcNdjson => Rows::Ndjson(batch.ndjson.clone().into()),
+            _ => Rows::Json(JsonRows {
                 rows: batch.texts.clone(),
-            })
+            }),
         };
         let req = PushRequest {
             datasource: DATASOURCE.into(),
@@ -503,7 +506,7 @@ fn run_mode(
             Box::new(move || {
                 Ok(match mode {
                     PushMode::Http => Box::new(HttpPusher(h)) as Box<dyn Pusher + Send>,
-                    _ => Box::new(GrpcPusher::connect(g, mode == PushMode::GrpcArrow)?),
+                    _ => Box::new(GrpcPusher::connect(g, mode)?),
                 })
             })
         }

@@ -163,6 +163,22 @@ fn pushes_over_http_and_grpc_are_queryable_at_once() {
                 datasource: "ev".into(),
                 rows: Some(Rows::ArrowIpc(ipc.into())),
             },
+            // NDJSON in one field: lines are rows (a blank one counts), a bad one is rejected.
+            PushRequest {
+                datasource: String::new(),
+                rows: Some(Rows::Ndjson(
+                    [
+                        json!({"ts": t, "id": "n0", "host": "h5", "v": 5}).to_string(),
+                        json!({"ts": t, "id": "n1", "host": "h5", "v": 5}).to_string(),
+                        String::new(),
+                        "{\"ts\": oops".into(),
+                        json!({"ts": t, "id": "n2", "host": "h5", "v": 5}).to_string(),
+                        json!({"ts": t, "id": "n3", "host": "h5", "v": 5}).to_string(),
+                    ]
+                    .join("\n")
+                    .into(),
+                )),
+            },
         ];
         let ack = client
             .push(tokio_stream::iter(messages))
@@ -183,16 +199,20 @@ fn pushes_over_http_and_grpc_are_queryable_at_once() {
         assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
         ack
     });
-    assert_eq!((ack.accepted, ack.rejected), (25, 1), "{ack:?}");
+    assert_eq!((ack.accepted, ack.rejected), (29, 2), "{ack:?}");
     assert_eq!(ack.errors[0].row, 20, "row index over the whole stream");
-    assert_eq!(count_rows(&server), (50 + 20 + 25, 50 + 40 + 60 + 20));
+    // 10 + 11 JSON rows and 5 Arrow rows before it: the bad NDJSON line is line 3 of its batch.
+    assert_eq!(ack.errors[1].row, 29, "{ack:?}");
+    assert!(ack.errors[1].reason.contains("line 4"), "{ack:?}");
+    assert_eq!(count_rows(&server), (50 + 20 + 29, 50 + 40 + 60 + 20 + 20));
 
     // Realtime ingestion's counters and gauges are in `/metrics`.
     let (status, text) = server.get("/metrics").unwrap();
     assert_eq!(status, 200);
     let value = |series: &str| metric_value(&text, series);
-    // One record per push with accepted rows: HTTP, gzip, two gRPC JSON batches, Arrow.
-    assert_eq!(value("basalt_realtime_wal_records_total"), 5.0);
+    // One record per push with accepted rows: HTTP, gzip, two gRPC JSON batches, Arrow,
+    // NDJSON.
+    assert_eq!(value("basalt_realtime_wal_records_total"), 6.0);
     assert_eq!(value("basalt_realtime_sinks"), 1.0);
     // The queries froze every pending row into pieces.
     assert_eq!(value("basalt_realtime_rows_in_memory"), 0.0);
@@ -207,7 +227,7 @@ fn pushes_over_http_and_grpc_are_queryable_at_once() {
         status.1
     };
     let server = TestServer::start_in(dir);
-    assert_eq!(count_rows(&server), (95, 170));
+    assert_eq!(count_rows(&server), (99, 190));
 }
 
 /// A tiny xorshift generator seeded from the clock (the seed is printed for reproduction).

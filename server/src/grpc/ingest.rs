@@ -28,6 +28,12 @@ impl IngestApi {
 }
 
 /// Running totals over one Push stream.
+/// Lines of an NDJSON body: a last line without its newline counts, an empty end does not.
+fn ndjson_lines(body: &[u8]) -> u64 {
+    let newlines = body.iter().filter(|&&b| b == b'\n').count() as u64;
+    newlines + u64::from(body.last().is_some_and(|&b| b != b'\n'))
+}
+
 #[derive(Debug, Default)]
 struct Totals {
     rows_seen: u64,
@@ -106,6 +112,17 @@ impl IngestService for IngestApi {
                     let rows = json.rows;
                     let report =
                         tokio::task::spawn_blocking(move || engine.push_json_texts(&ds, &rows))
+                            .await
+                            .map_err(|e| Status::internal(format!("push task failed: {e}")))?
+                            .map_err(|e| totals.fail(status_from(e)))?;
+                    totals.add(report, first);
+                }
+                Some(Rows::Ndjson(body)) => {
+                    // Rows are numbered by line over the stream (blank lines count).
+                    let first = totals.rows_seen;
+                    totals.rows_seen += ndjson_lines(&body);
+                    let report =
+                        tokio::task::spawn_blocking(move || engine.push_ndjson(&ds, &body))
                             .await
                             .map_err(|e| Status::internal(format!("push task failed: {e}")))?
                             .map_err(|e| totals.fail(status_from(e)))?;
