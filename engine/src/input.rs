@@ -1195,3 +1195,119 @@ mod tests {
         assert!(matches!(v[2], InputValue::Double(f) if f == 0.0 && f.is_sign_negative()));
     }
 }
+
+/// Arrow batches for the tests of the column-wise push path (realtime, WAL record, writer).
+#[cfg(test)]
+pub(crate) mod test_batches {
+    use std::sync::Arc;
+
+    use arrow_array::types::Int8Type;
+    use arrow_array::{
+        ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, LargeStringArray,
+        RecordBatch, StringArray, StringViewArray,
+    };
+    use arrow_schema::{Field, Schema};
+
+    use crate::schema::DataSchema;
+
+    /// 2026-01-01T00:00:00Z.
+    pub(crate) const T0: i64 = 1_767_225_600_000;
+    pub(crate) const HOUR: i64 = 3_600_000;
+
+    /// String, long and double dimensions; count, sum, max, first and last metrics.
+    pub(crate) fn schema(rollup: bool) -> DataSchema {
+        DataSchema::from_json(
+            &serde_json::json!({
+                "dataSource": "t",
+                "timestampSpec": {"column": "ts", "format": "millis"},
+                "dimensionsSpec": {"dimensions": [
+                    "host", "region", "city", "tag",
+                    {"type": "long", "name": "core"},
+                    {"type": "double", "name": "load"}
+                ]},
+                "metricsSpec": [
+                    {"type": "count", "name": "count"},
+                    {"type": "longSum", "name": "n", "fieldName": "n"},
+                    {"type": "doubleSum", "name": "x", "fieldName": "x"},
+                    {"type": "doubleMax", "name": "xmax", "fieldName": "x"},
+                    {"type": "longLast", "name": "nlast", "fieldName": "n"},
+                    {"type": "doubleFirst", "name": "xfirst", "fieldName": "x"},
+                    {"type": "doubleSum", "name": "ni", "fieldName": "n"}
+                ],
+                "granularitySpec": {"segmentGranularity": "hour", "queryGranularity": "minute",
+                                    "rollup": rollup}
+            })
+            .to_string(),
+        )
+        .unwrap_or_else(|e| panic!("test schema: {e}"))
+    }
+
+    /// `n` rows over hours `0..hours` from [`T0`] of every string encoding (plain, large,
+    /// view, dictionary with null keys), with nulls in every column but the time, unicode
+    /// and long (multi-byte length) strings, -0.0 and integers of another width.
+    pub(crate) fn batch(n: usize, hours: i64, seed: u64) -> RecordBatch {
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let mut next = move |m: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % m
+        };
+        let long_text = "ü".repeat(90);
+        let cities = [
+            "Zürich",
+            "東京",
+            "São Paulo",
+            "",
+            long_text.as_str(),
+            "Łódź 🚀",
+        ];
+        let mut ts = Vec::new();
+        let (mut host, mut region, mut city, mut tag) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut core, mut load, mut nn, mut x) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            ts.push(T0 + next(hours as u64 * HOUR as u64) as i64);
+            host.push((next(8) != 0).then(|| format!("host-{}", next(30))));
+            region.push(match next(5) {
+                0 => None,
+                k => Some(k as i8 - 1),
+            });
+            city.push(
+                (next(6) != 0).then(|| cities[next(cities.len() as u64) as usize].to_string()),
+            );
+            tag.push((next(3) != 0).then(|| format!("t{}", next(4))));
+            core.push((next(7) != 0).then(|| next(16) as i64 - 4));
+            load.push(match next(9) {
+                0 => None,
+                1 => Some(-0.0),
+                k => Some(k as f64 * 0.25 - 1.0),
+            });
+            nn.push((next(6) != 0).then(|| next(1000) as i32 - 100));
+            x.push((next(6) != 0).then(|| next(500) as f64 - 50.0));
+        }
+        let regions = StringArray::from(vec!["eu-west", "us-east", "ap-south", "ünï"]);
+        let region = DictionaryArray::<Int8Type>::try_new(region.into(), Arc::new(regions))
+            .unwrap_or_else(|e| panic!("dictionary: {e}"));
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("ts", Arc::new(Int64Array::from(ts))),
+            ("host", Arc::new(StringArray::from(host))),
+            ("region", Arc::new(region)),
+            ("city", Arc::new(LargeStringArray::from(city))),
+            ("tag", Arc::new(StringViewArray::from(tag))),
+            ("core", Arc::new(Int64Array::from(core))),
+            ("load", Arc::new(Float64Array::from(load))),
+            ("n", Arc::new(Int32Array::from(nn))),
+            ("x", Arc::new(Float64Array::from(x))),
+        ];
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(name, a)| Field::new(*name, a.data_type().clone(), *name != "ts"))
+            .collect();
+        RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap_or_else(|e| panic!("test batch: {e}"))
+    }
+}

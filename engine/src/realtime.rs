@@ -55,7 +55,7 @@ use crate::error::{Error, Result};
 use crate::input::{ArrowRows, ColumnView, InputValue, JsonRowReader};
 use crate::query::exec::SegmentTask;
 use crate::schema::DataSchema;
-use crate::segment::{SegmentId, SegmentRef, Version};
+use crate::segment::{SegmentId, SegmentRef, Version, writer};
 use crate::storage::DataDir;
 use crate::time::Interval;
 use crate::timeline::Timeline;
@@ -371,13 +371,26 @@ pub(crate) struct QueryPiece {
     n: usize,
 }
 
-/// The rows of one push after validation, their input values laid out flat.
+/// The rows of one push after validation, their input values laid out flat (or left in the
+/// Arrow batch's columns).
 struct Accepted<'a> {
     /// Input values per row (dimensions, then metrics).
     width: usize,
-    /// `width` values per row of `rows`, in order.
+    /// `width` values per row of `rows`, in order (empty when `columns` is set).
     values: Vec<InputValue<'a>>,
     rows: Vec<AcceptedRow>,
+    /// Set for an Arrow batch pushed column-wise: the rows' input values are the cells of
+    /// their batch rows ([`AcceptedRow::row`]) in these columns.
+    columns: Option<ArrowColumns<'a>>,
+}
+
+/// The columns of an Arrow batch pushed column-wise (see [`Realtime::push_arrow`]).
+#[derive(Clone, Copy)]
+struct ArrowColumns<'a> {
+    /// One per input field, every one taken by [`writer::takes_arrow_columns`].
+    views: &'a [ColumnView<'a>],
+    /// Event time per batch row (meaningful for the accepted rows).
+    times: &'a [i64],
 }
 
 /// One accepted row.
@@ -455,6 +468,22 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.shared.release_memory(self.bytes, 0);
     }
+}
+
+/// The reject of an Arrow row that [`ArrowRows::row`] cannot read.
+fn arrow_reject(e: Error) -> Reject {
+    let msg = match e {
+        Error::InvalidArgument(m) => m,
+        other => other.to_string(),
+    };
+    Reject::new(
+        if msg.contains("time") {
+            "unparseable timestamp"
+        } else {
+            "wrong type"
+        },
+        msg,
+    )
 }
 
 /// Count a rejected row in a push's report.
@@ -621,6 +650,12 @@ impl Realtime {
     }
 
     /// Push an Arrow record batch; columns are matched to the schema's fields by name.
+    ///
+    /// A batch whose every column already has its field's type (see
+    /// [`writer::takes_arrow_columns`]) goes column-wise: its rows' values are never read
+    /// one by one into [`InputValue`]s, but encoded into the WAL record and appended to the
+    /// sinks straight from the columns, with the same WAL bytes, rows and rejects as the row
+    /// path. Any other batch goes row by row.
     pub fn push_arrow(&self, datasource: &str, batch: &RecordBatch) -> Result<PushReport> {
         let schema = self.shared.schema(datasource)?;
         let rows = ArrowRows::new(&schema, batch)?;
@@ -629,10 +664,37 @@ impl Realtime {
         let width = schema.dimensions.len() + schema.metrics.len();
         let views: Vec<ColumnView<'_>> = (0..width).map(|f| rows.field_view(f)).collect();
         let (times, bad_times) = rows.times();
+        let input = batch_bytes(batch);
+        if rows.len() < u32::MAX as usize && writer::takes_arrow_columns(&schema, &views) {
+            // The rows whose time does not read are rejects (with `ArrowRows::row`'s reason);
+            // should one read after all, the batch goes row by row.
+            let mut scratch = Vec::new();
+            let bad: Option<Vec<(usize, Reject)>> = bad_times
+                .iter()
+                .map(|&i| {
+                    rows.row(i, &mut scratch)
+                        .err()
+                        .map(|e| (i, arrow_reject(e)))
+                })
+                .collect();
+            if let Some(bad) = bad {
+                let columns = ArrowColumns {
+                    views: &views,
+                    times: &times,
+                };
+                return self.shared.push_columns(
+                    datasource,
+                    &schema,
+                    input,
+                    rows.len(),
+                    columns,
+                    bad,
+                );
+            }
+        }
         let mut bad_times = bad_times.into_iter().peekable();
         let mut slow = Vec::new();
         let mut next = 0..rows.len();
-        let input = batch_bytes(batch);
         self.shared
             .push(datasource, &schema, input, rows.len(), |out| {
                 let i = next.next()?;
@@ -648,20 +710,7 @@ impl Realtime {
                         let start = out.len() - width;
                         index::validate_values(&schema, &out[start..]).map(|()| t)
                     }
-                    Err(e) => {
-                        let msg = match e {
-                            Error::InvalidArgument(m) => m,
-                            other => other.to_string(),
-                        };
-                        Err(Reject::new(
-                            if msg.contains("time") {
-                                "unparseable timestamp"
-                            } else {
-                                "wrong type"
-                            },
-                            msg,
-                        ))
-                    }
+                    Err(e) => Err(arrow_reject(e)),
                 };
                 Some((i as u64, res))
             })
@@ -858,9 +907,9 @@ impl Shared {
             width,
             values: Vec::with_capacity(rows_hint.saturating_mul(width)),
             rows: Vec::with_capacity(rows_hint),
+            columns: None,
         };
         let mut buffers = 0u64;
-        let seg_gran = schema.granularity.segment_granularity;
         loop {
             let held = accepted.buffer_bytes();
             if held > buffers {
@@ -879,28 +928,13 @@ impl Shared {
                 other => other,
             };
             match res {
-                Ok(t) => {
-                    let interval = seg_gran.bucket(t);
-                    if let Some(late) = cfg.late_data_max_lateness
-                        && interval.end.saturating_add(duration_ms(late)) < now
-                    {
+                Ok(t) => match self.accept_time(schema, now, i, t) {
+                    Ok(row) => accepted.rows.push(row),
+                    Err(r) => {
                         accepted.values.truncate(start);
-                        let r = Reject::new(
-                            "too late",
-                            format!(
-                                "timestamp {} is in segment interval {interval}, which closed more than {late:?} ago",
-                                crate::time::format_iso_millis(t)
-                            ),
-                        );
                         reject(&mut report, cfg, i, &r);
-                        continue;
                     }
-                    accepted.rows.push(AcceptedRow {
-                        row: i,
-                        time: t,
-                        interval,
-                    });
-                }
+                },
                 Err(r) => {
                     accepted.values.truncate(start);
                     parse_errors += 1;
@@ -908,6 +942,99 @@ impl Shared {
                 }
             }
         }
+        self.settle(datasource, schema, &accepted, parse_errors, report, now)
+    }
+
+    /// [`Shared::push`] of an Arrow batch's rows column-wise: `columns` are every input
+    /// field's column (see [`Realtime::push_arrow`]), `bad` the rows (ascending) whose time
+    /// does not read, with their rejects. The same checks, rejects and memory accounting as
+    /// [`Shared::push`] of the batch's rows, without reading values row by row.
+    fn push_columns(
+        &self,
+        datasource: &str,
+        schema: &Arc<DataSchema>,
+        input_bytes: u64,
+        n_rows: usize,
+        columns: ArrowColumns<'_>,
+        bad: Vec<(usize, Reject)>,
+    ) -> Result<PushReport> {
+        let cfg = &self.config;
+        let now = cfg.clock.now_ms();
+        let mut report = PushReport::default();
+        let mut parse_errors = 0u64;
+        let width = schema.dimensions.len() + schema.metrics.len();
+        let rows_hint = n_rows.min(self.memory.rows_limit as usize / 64);
+        self.check_process_memory(input_bytes)?;
+        let mut in_flight = Reservation::new(self);
+        in_flight.grow(input_bytes)?;
+        let mut accepted = Accepted {
+            width,
+            values: Vec::new(),
+            rows: Vec::with_capacity(rows_hint),
+            columns: Some(columns),
+        };
+        let mut buffers = 0u64;
+        let mut bad = bad.into_iter().peekable();
+        for i in 0..n_rows {
+            let held = accepted.buffer_bytes();
+            if held > buffers {
+                in_flight.grow(held - buffers)?;
+                buffers = held;
+            }
+            if let Some((_, r)) = bad.next_if(|(b, _)| *b == i) {
+                parse_errors += 1;
+                reject(&mut report, cfg, i as u64, &r);
+                continue;
+            }
+            let t = columns.times.get(i).copied().unwrap_or_default();
+            match self.accept_time(schema, now, i as u64, t) {
+                Ok(row) => accepted.rows.push(row),
+                Err(r) => reject(&mut report, cfg, i as u64, &r),
+            }
+        }
+        self.settle(datasource, schema, &accepted, parse_errors, report, now)
+    }
+
+    /// Row `i` of a push with time `t`, routed to its segment interval, or its reject if that
+    /// interval closed more than `late_data_max_lateness` before `now`.
+    fn accept_time(
+        &self,
+        schema: &DataSchema,
+        now: i64,
+        i: u64,
+        t: i64,
+    ) -> std::result::Result<AcceptedRow, Reject> {
+        let interval = schema.granularity.segment_granularity.bucket(t);
+        if let Some(late) = self.config.late_data_max_lateness
+            && interval.end.saturating_add(duration_ms(late)) < now
+        {
+            return Err(Reject::new(
+                "too late",
+                format!(
+                    "timestamp {} is in segment interval {interval}, which closed more than {late:?} ago",
+                    crate::time::format_iso_millis(t)
+                ),
+            ));
+        }
+        Ok(AcceptedRow {
+            row: i,
+            time: t,
+            interval,
+        })
+    }
+
+    /// The end of a push whose rows have been read: refuse it past `maxParseExceptions`, or
+    /// append its accepted rows, make the WAL durable as configured, count.
+    fn settle(
+        &self,
+        datasource: &str,
+        schema: &Arc<DataSchema>,
+        accepted: &Accepted<'_>,
+        parse_errors: u64,
+        mut report: PushReport,
+        now: i64,
+    ) -> Result<PushReport> {
+        let cfg = &self.config;
         if parse_errors > cfg.max_parse_exceptions {
             self.counters
                 .pushes_rejected
@@ -934,7 +1061,7 @@ impl Shared {
         let ticket = if accepted.rows.is_empty() {
             None
         } else {
-            self.append(datasource, schema, &accepted, now, &mut report)?
+            self.append(datasource, schema, accepted, now, &mut report)?
         };
         if let Some(t) = ticket
             && cfg.fsync == FsyncPolicy::Always
@@ -980,9 +1107,17 @@ impl Shared {
             .iter()
             .map(|d| d.kind == crate::schema::DimensionType::String)
             .collect();
-        let total: u64 = (0..accepted.rows.len())
-            .map(|n| index::row_bytes(per_row, &string_dims, accepted.row_values(n)))
-            .sum();
+        // For a column-wise push, the batch row of each accepted row.
+        let batch_rows: Vec<u32> = match accepted.columns {
+            Some(_) => accepted.rows.iter().map(|r| r.row as u32).collect(),
+            None => Vec::new(),
+        };
+        let total: u64 = match accepted.columns {
+            Some(c) => index::column_row_bytes(per_row, &string_dims, c.views, &batch_rows),
+            None => (0..accepted.rows.len())
+                .map(|n| index::row_bytes(per_row, &string_dims, accepted.row_values(n)))
+                .sum(),
+        };
         // Reserve a bound of what the rows add to the sinks before taking anything; what the
         // sinks' writers did not take is given back at the end.
         let mut reserved = Reservation::new(self);
@@ -1063,7 +1198,7 @@ impl Shared {
         let mut enc = wal::record::RecordEncoder::new(
             datasource,
             groups.len(),
-            accepted.values.len() * 10 + accepted.rows.len() * 4 + 64,
+            accepted.rows.len() * (width * 10 + 4) + 64,
         );
         for (_, key, rows) in &groups {
             enc.group(
@@ -1076,34 +1211,74 @@ impl Shared {
                 rows.len(),
                 width,
             );
-            for &n in rows {
-                let n = n as usize;
-                enc.row(accepted.rows[n].time, accepted.row_values(n));
+            match accepted.columns {
+                Some(c) => {
+                    for &n in rows {
+                        let row = &accepted.rows[n as usize];
+                        enc.arrow_row(row.time, c.views, row.row as usize);
+                    }
+                }
+                None => {
+                    for &n in rows {
+                        let n = n as usize;
+                        enc.row(accepted.rows[n].time, accepted.row_values(n));
+                    }
+                }
             }
         }
         let record = enc.finish_framed()?;
+        // For a column-wise push, the batch rows of each group.
+        let group_batch_rows: Vec<Vec<u32>> = match accepted.columns {
+            Some(_) => groups
+                .iter()
+                .map(|(_, _, rows)| rows.iter().map(|&n| batch_rows[n as usize]).collect())
+                .collect(),
+            None => Vec::new(),
+        };
         // Sinks in interval order (as `groups`), then the WAL, then the rows.
         let mut sinks: Vec<_> = groups.iter().map(|(s, _, _)| s.lock()).collect();
         let ticket = self.wal.append_framed(&record)?;
         self.counters.wal_records.fetch_add(1, Ordering::Relaxed);
         let mut added_rows = 0u64;
         let mut added_bytes = 0u64;
-        for (s, (_, _, rows)) in sinks.iter_mut().zip(&groups) {
-            for &n in rows {
-                let n = n as usize;
-                let row = &accepted.rows[n];
-                match s.pending.push(row.time, accepted.row_values(n)) {
+        for (g, (s, (_, _, rows))) in sinks.iter_mut().zip(&groups).enumerate() {
+            if let (Some(c), Some(group_rows)) = (accepted.columns, group_batch_rows.get(g)) {
+                match s.pending.append_arrow_rows(c.views, c.times, group_rows) {
                     Ok(()) => {
-                        s.rows_in += 1;
-                        added_rows += 1;
-                        report.accepted += 1;
+                        let n = rows.len() as u64;
+                        s.rows_in += n;
+                        added_rows += n;
+                        report.accepted += n;
                     }
                     Err(e) => {
-                        // Validation should have caught it; the row is in the WAL, and replay
-                        // will reject it the same way.
-                        tracing::error!(row = row.row, error = %e, "realtime row failed after validation");
-                        report.rejected += 1;
-                        add_reason(&mut report.rejected_by_reason, "wrong type", 1);
+                        // Checked before the WAL append (the columns' types, the routing); the
+                        // rows are in the WAL, and replay will take or reject them row by row.
+                        tracing::error!(rows = rows.len(), error = %e, "realtime rows failed after validation");
+                        report.rejected += rows.len() as u64;
+                        add_reason(
+                            &mut report.rejected_by_reason,
+                            "wrong type",
+                            rows.len() as u64,
+                        );
+                    }
+                }
+            } else {
+                for &n in rows {
+                    let n = n as usize;
+                    let row = &accepted.rows[n];
+                    match s.pending.push(row.time, accepted.row_values(n)) {
+                        Ok(()) => {
+                            s.rows_in += 1;
+                            added_rows += 1;
+                            report.accepted += 1;
+                        }
+                        Err(e) => {
+                            // Validation should have caught it; the row is in the WAL, and
+                            // replay will reject it the same way.
+                            tracing::error!(row = row.row, error = %e, "realtime row failed after validation");
+                            report.rejected += 1;
+                            add_reason(&mut report.rejected_by_reason, "wrong type", 1);
+                        }
                     }
                 }
             }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::input::{InputValue, JsonRowReader};
+use crate::input::{ColumnView, InputValue, JsonRowReader};
 use crate::loader::convert::{to_double, to_long};
 use crate::schema::{DataSchema, DimensionType, MetricKind};
 use crate::segment::{SegmentId, SegmentRef, SegmentWriter, Version};
@@ -294,13 +294,14 @@ pub fn validate_values(
     Ok(())
 }
 
+/// Longest rendering of a number or a boolean as a string value.
+const SCALAR_TEXT: usize = 24;
+
 /// An upper bound of what appending one row adds to a writer's
 /// [`SegmentWriter::estimated_bytes`]: the per-row estimate, plus, for each value of a string
 /// dimension (`string_dims` has one entry per dimension), a new dictionary entry. A push
 /// reserves this much before it appends, and gives back what the writers did not take.
 pub fn row_bytes(per_row: u64, string_dims: &[bool], values: &[InputValue<'_>]) -> u64 {
-    /// Longest rendering of a number or a boolean as a string value.
-    const SCALAR_TEXT: usize = 24;
     fn entry(v: &InputValue<'_>) -> u64 {
         match v {
             InputValue::Null => 0,
@@ -316,6 +317,40 @@ pub fn row_bytes(per_row: u64, string_dims: &[bool], values: &[InputValue<'_>]) 
             .filter(|(s, _)| **s)
             .map(|(_, v)| entry(v))
             .sum::<u64>()
+}
+
+/// [`row_bytes`] summed over rows `rows` of input columns seen whole (one per input field, as
+/// [`crate::input::ArrowRows::field_view`] gives them): the same bound, computed column by
+/// column instead of from each row's input values.
+pub(crate) fn column_row_bytes(
+    per_row: u64,
+    string_dims: &[bool],
+    views: &[ColumnView<'_>],
+    rows: &[u32],
+) -> u64 {
+    use crate::segment::writer::dictionary_entry_bytes;
+    let entry = |s: &str| dictionary_entry_bytes(s.len());
+    let valid = |nulls: &Option<&arrow_buffer::NullBuffer>, r: u32| {
+        nulls.is_none_or(|n| n.is_valid(r as usize))
+    };
+    let mut total = per_row * rows.len() as u64;
+    for (_, view) in string_dims.iter().zip(views).filter(|(s, _)| **s) {
+        total += match view {
+            ColumnView::Null => 0,
+            ColumnView::Str(v) => rows
+                .iter()
+                .map(|&r| v.get(r as usize).map_or(0, entry))
+                .sum::<u64>(),
+            ColumnView::Long { nulls, .. } | ColumnView::Double { nulls, .. } => {
+                rows.iter().filter(|&&r| valid(nulls, r)).count() as u64
+                    * dictionary_entry_bytes(SCALAR_TEXT)
+            }
+            // Read row by row (lists, booleans): at most a list's worth per row is not known
+            // here; such columns do not go column-wise (see `writer::takes_arrow_columns`).
+            ColumnView::Rows => rows.len() as u64 * dictionary_entry_bytes(SCALAR_TEXT),
+        };
+    }
+    total
 }
 
 /// Write an input value as compact JSON (the WAL row encoding). Non-finite doubles are written
@@ -374,5 +409,43 @@ pub fn to_owned_value(v: &InputValue<'_>) -> InputValue<'static> {
         InputValue::Double(f) => InputValue::Double(*f),
         InputValue::Str(s) => InputValue::Str(Cow::Owned(s.to_string())),
         InputValue::List(items) => InputValue::List(items.iter().map(to_owned_value).collect()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The memory bound of rows computed column by column is the sum of the rows' own
+    /// bounds.
+    #[test]
+    fn column_row_bytes_sums_row_bytes() {
+        use crate::input::test_batches::{batch, schema};
+        use crate::input::{ArrowRows, ColumnView};
+        let schema = schema(false);
+        let b = batch(500, 2, 9);
+        let rows = ArrowRows::new(&schema, &b).unwrap();
+        let width = schema.dimensions.len() + schema.metrics.len();
+        let views: Vec<ColumnView<'_>> = (0..width).map(|f| rows.field_view(f)).collect();
+        let string_dims: Vec<bool> = schema
+            .dimensions
+            .iter()
+            .map(|d| d.kind == DimensionType::String)
+            .collect();
+        let per_row = crate::segment::writer::writer_bytes_per_row(&schema);
+        let picked: Vec<u32> = (0..500).filter(|r| r % 3 != 0).collect();
+        let mut values = Vec::new();
+        let expected: u64 = picked
+            .iter()
+            .map(|&r| {
+                rows.row(r as usize, &mut values).unwrap();
+                row_bytes(per_row, &string_dims, &values)
+            })
+            .sum();
+        assert_eq!(
+            column_row_bytes(per_row, &string_dims, &views, &picked),
+            expected
+        );
     }
 }
