@@ -153,9 +153,8 @@ pub struct RealtimeConfig {
     pub max_pieces_per_sink: usize,
     /// Pieces of at least this many rows are *settled*: no merge takes them, they wait for
     /// handoff, which merges every piece once. Merges exist so that queries do not pay a
-    /// piece's fixed cost over few rows; merging on would rewrite every row once more per
-    /// level of merges. The default is `rows_per_segment`'s, so a sink holds about as many
-    /// pieces as its handoff will publish segments, plus a few small ones.
+    /// piece's fixed cost over few rows; past this size that cost is negligible, and merging
+    /// on would rewrite every row once more per level of merges.
     pub settled_piece_rows: u64,
     /// Size at which the WAL moves on to a new file.
     pub wal_file_bytes: u64,
@@ -184,7 +183,7 @@ impl Default for RealtimeConfig {
             max_reported_errors: 100,
             rows_per_segment: 5_000_000,
             max_pieces_per_sink: 8,
-            settled_piece_rows: 5_000_000,
+            settled_piece_rows: 1_000_000,
             wal_file_bytes: 64 << 20,
             tick: Duration::from_millis(100),
             clock: Clock::system(),
@@ -2017,12 +2016,12 @@ mod tests {
 
     #[test]
     fn settled_pieces_bound_the_rewrites_whatever_the_sink_size() {
-        // The defaults: 150 000-row freezes, settled at 5 000 000 rows. A row is merged about
-        // twice, however long the sink lives.
-        let short = rewrites_per_row(1_000, 150_000, 8, 5_000_000);
-        let long = rewrites_per_row(100_000, 150_000, 8, 5_000_000);
-        assert!((1.0..3.0).contains(&short), "{short}");
-        assert!(long < short + 0.25, "{short} {long}");
+        // 150 000-row freezes, settled at 1 000 000 rows: a row is merged about once, however
+        // long the sink lives.
+        let short = rewrites_per_row(100, 150_000, 8, 1_000_000);
+        let long = rewrites_per_row(10_000, 150_000, 8, 1_000_000);
+        assert!((0.5..1.5).contains(&short), "{short}");
+        assert!((0.5..1.5).contains(&long), "{long}");
         // Freezes as large as the settled size are never merged.
         assert_eq!(rewrites_per_row(1_000, 1_000_000, 8, 1_000_000), 0.0);
         // Tiny freezes (a query every few rows) take a few levels to settle, and no more

@@ -34,7 +34,7 @@
 //! late_data_max_lateness_secs = 86400  # older rows are rejected "too late"; unset = any age
 //! max_parse_exceptions = 1000      # more bad rows than this reject the whole push
 //! max_pieces_per_sink = 8          # small frozen pieces of an interval before they are merged
-//! settled_piece_rows = 5000000     # pieces this large are not merged again before handoff
+//! settled_piece_rows = 1000000     # pieces this large are not merged again before handoff
 //! ```
 
 use std::net::SocketAddr;
