@@ -148,14 +148,8 @@ pub struct RealtimeConfig {
     pub max_reported_errors: usize,
     /// Rows per final segment at handoff (more rows give more partitions).
     pub rows_per_segment: u64,
-    /// Small pieces (fewer than `settled_piece_rows` rows) a sink may have before the
-    /// smallest are merged into one.
+    /// Pieces a sink may have before they are merged into one.
     pub max_pieces_per_sink: usize,
-    /// Pieces of at least this many rows are *settled*: no merge takes them, they wait for
-    /// handoff, which merges every piece once. Merges exist so that queries do not pay a
-    /// piece's fixed cost over few rows; past this size that cost is negligible, and merging
-    /// on would rewrite every row once more per level of merges.
-    pub settled_piece_rows: u64,
     /// Size at which the WAL moves on to a new file.
     pub wal_file_bytes: u64,
     /// How often the background thread looks for work.
@@ -183,7 +177,6 @@ impl Default for RealtimeConfig {
             max_reported_errors: 100,
             rows_per_segment: 5_000_000,
             max_pieces_per_sink: 8,
-            settled_piece_rows: 1_000_000,
             wal_file_bytes: 64 << 20,
             tick: Duration::from_millis(100),
             clock: Clock::system(),
@@ -1759,7 +1752,7 @@ impl Shared {
             if due && let Err(e) = self.freeze(&s) {
                 first_err.get_or_insert(e);
             }
-            if s.lock().small_pieces(cfg.settled_piece_rows) > cfg.max_pieces_per_sink
+            if s.lock().pieces.len() > cfg.max_pieces_per_sink
                 && let Err(e) = self.merge_pieces(&s)
             {
                 first_err.get_or_insert(e);
@@ -1780,13 +1773,11 @@ impl Shared {
     /// memory budget are taken ([`persist::merge_bytes`]); when not even the two smallest fit,
     /// the pieces wait for handoff.
     ///
-    /// Which pieces ([`merge_run`]): among the pieces not yet settled (fewer than
-    /// `settled_piece_rows` rows), the two smallest, then the next smallest for as long as each
-    /// is no larger than those taken together. Pieces so grow geometrically until they settle,
-    /// and a row is rewritten at most about log(settled rows / rows per freeze) times before
-    /// handoff, where merging a fixed share of the pieces would rewrite the largest piece every
-    /// few freezes (a cost that grows with the square of the sink's rows), and merging settled
-    /// pieces too would rewrite every row once more per level, for no gain at query time.
+    /// Which pieces ([`merge_run`]): the two smallest, then the next smallest for as long as
+    /// each is no larger than those taken together. Pieces so grow geometrically and a row is
+    /// rewritten about log(rows of the sink) times, where merging a fixed share of the pieces
+    /// would rewrite the largest piece every few freezes (a cost that grows with the square of
+    /// the sink's rows).
     ///
     /// Merges and handoffs run only inside [`Shared::tick`], one round at a time (`work`), so the
     /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
@@ -1795,12 +1786,7 @@ impl Shared {
         let limit = self.memory.build_limit;
         let (schema, interval, take, bytes) = {
             let sk = sink.lock();
-            let settled = self.config.settled_piece_rows;
-            let mut order: Vec<&index::Piece> = sk
-                .pieces
-                .iter()
-                .filter(|p| p.segment.num_rows() < settled)
-                .collect();
+            let mut order: Vec<&index::Piece> = sk.pieces.iter().collect();
             order.sort_by_key(|p| p.segment.num_rows());
             let sizes: Vec<u64> = order.iter().map(|p| p.segment.num_rows()).collect();
             let want = merge_run(&sizes);
@@ -1979,56 +1965,31 @@ mod tests {
         assert_eq!(merge_run(&[]), 0);
     }
 
-    /// Rows rewritten by merges, per row frozen, for a sink fed `freezes` pieces of `rows`
-    /// rows each, merged as `Shared::tick` does: whenever it has more than `max_pieces` pieces
-    /// of fewer than `settled` rows, a [`merge_run`] of those.
-    fn rewrites_per_row(freezes: u64, rows: u64, max_pieces: usize, settled: u64) -> f64 {
-        let mut small: Vec<u64> = Vec::new();
+    /// Rows rewritten by merges, per row frozen, for a sink fed `freezes` equal pieces and
+    /// merged whenever it has more than `max_pieces`.
+    fn rewrites_per_row(freezes: u64, max_pieces: usize) -> f64 {
+        let mut pieces: Vec<u64> = Vec::new();
         let mut rewritten = 0u64;
         for _ in 0..freezes {
-            if rows >= settled {
-                continue;
-            }
-            small.push(rows);
-            if small.len() > max_pieces {
-                small.sort_unstable();
-                let n = merge_run(&small);
-                let merged: u64 = small.drain(..n).sum();
+            pieces.push(1);
+            if pieces.len() > max_pieces {
+                pieces.sort_unstable();
+                let n = merge_run(&pieces);
+                let merged: u64 = pieces.drain(..n).sum();
                 rewritten += merged;
-                if merged < settled {
-                    small.push(merged);
-                }
+                pieces.push(merged);
             }
-            assert!(small.len() <= max_pieces);
+            assert!(pieces.len() <= max_pieces);
         }
-        rewritten as f64 / (freezes * rows) as f64
+        rewritten as f64 / freezes as f64
     }
 
     #[test]
     fn merges_rewrite_a_row_a_logarithmic_number_of_times() {
-        // With nothing settled, ten times the freezes may cost a few more rewrites per row,
-        // not ten times as many.
-        let short = rewrites_per_row(1_000, 1, 8, u64::MAX);
-        let long = rewrites_per_row(10_000, 1, 8, u64::MAX);
+        // Ten times the freezes may cost a few more rewrites per row, not ten times as many.
+        let short = rewrites_per_row(1_000, 8);
+        let long = rewrites_per_row(10_000, 8);
         assert!(short < 6.0, "{short}");
         assert!(long < 12.0, "{long}");
-    }
-
-    #[test]
-    fn settled_pieces_bound_the_rewrites_whatever_the_sink_size() {
-        // 150 000-row freezes, settled at 1 000 000 rows: a row is merged about once, however
-        // long the sink lives.
-        let short = rewrites_per_row(100, 150_000, 8, 1_000_000);
-        let long = rewrites_per_row(10_000, 150_000, 8, 1_000_000);
-        assert!((0.5..1.5).contains(&short), "{short}");
-        assert!((0.5..1.5).contains(&long), "{long}");
-        // Freezes as large as the settled size are never merged.
-        assert_eq!(rewrites_per_row(1_000, 1_000_000, 8, 1_000_000), 0.0);
-        // Tiny freezes (a query every few rows) take a few levels to settle, and no more
-        // for a sink ten times as long.
-        let tiny = rewrites_per_row(10_000, 1_000, 8, 1_000_000);
-        let tiny_long = rewrites_per_row(100_000, 1_000, 8, 1_000_000);
-        assert!(tiny < 7.0, "{tiny}");
-        assert!(tiny_long < tiny + 0.5, "{tiny} {tiny_long}");
     }
 }

@@ -33,8 +33,6 @@
 //! window_period_secs = 600         # late-row window after an interval ends, before handoff
 //! late_data_max_lateness_secs = 86400  # older rows are rejected "too late"; unset = any age
 //! max_parse_exceptions = 1000      # more bad rows than this reject the whole push
-//! max_pieces_per_sink = 8          # small frozen pieces of an interval before they are merged
-//! settled_piece_rows = 1000000     # pieces this large are not merged again before handoff
 //! ```
 
 use std::net::SocketAddr;
@@ -118,8 +116,6 @@ struct FileRealtime {
     window_period_secs: Option<u64>,
     late_data_max_lateness_secs: Option<u64>,
     max_parse_exceptions: Option<u64>,
-    max_pieces_per_sink: Option<usize>,
-    settled_piece_rows: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -294,12 +290,6 @@ impl ServerConfig {
         if let Some(v) = r.max_parse_exceptions {
             rt.max_parse_exceptions = v;
         }
-        if let Some(v) = r.max_pieces_per_sink {
-            rt.max_pieces_per_sink = v;
-        }
-        if let Some(v) = r.settled_piece_rows {
-            rt.settled_piece_rows = v;
-        }
         Ok(r.max_bytes_in_memory.is_some())
     }
 
@@ -351,9 +341,6 @@ impl ServerConfig {
         }
         if let Some(v) = env("BASALT_MAX_ROWS_IN_MEMORY") {
             self.realtime.max_rows_in_memory = parse("BASALT_MAX_ROWS_IN_MEMORY", &v)?;
-        }
-        if let Some(v) = env("BASALT_SETTLED_PIECE_ROWS") {
-            self.realtime.settled_piece_rows = parse("BASALT_SETTLED_PIECE_ROWS", &v)?;
         }
         Ok(())
     }

@@ -92,14 +92,6 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Pieces of fewer than `settled_rows` rows: the ones merges may take.
-    pub fn small_pieces(&self, settled_rows: u64) -> usize {
-        self.pieces
-            .iter()
-            .filter(|p| p.segment.num_rows() < settled_rows)
-            .count()
-    }
-
     /// A new, empty sink.
     pub fn new(key: SinkKey, schema: Arc<DataSchema>, wal_file: u64, now_ms: i64) -> Result<Sink> {
         let pending = SegmentWriter::new(&schema, key.interval)?;
