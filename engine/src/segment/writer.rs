@@ -242,19 +242,37 @@ impl StringDim {
 
     /// Append rows `range` of a string (or all-null) column; `None` if `view` is neither.
     fn extend(&mut self, view: &ColumnView<'_>, range: Range<usize>) -> Option<()> {
+        match view {
+            ColumnView::Long { .. } | ColumnView::Double { .. } | ColumnView::Rows => None,
+            _ => {
+                self.append_cells(view, range);
+                Some(())
+            }
+        }
+    }
+
+    /// Append cells `rows` of a string (or all-null) column, as [`StringDim::extend`] does a
+    /// range; any other column appends nulls (the caller has checked the column).
+    fn gather(&mut self, view: &ColumnView<'_>, rows: &[u32]) {
+        self.append_cells(view, rows.iter().map(|&r| r as usize));
+    }
+
+    /// Append the cells `rows` of `view`: its strings interned, nulls (and any cell of a
+    /// column that is not a string column) as null.
+    fn append_cells(&mut self, view: &ColumnView<'_>, rows: impl ExactSizeIterator<Item = usize>) {
         if self.offsets.is_none() {
-            self.ids.reserve(range.len());
+            self.ids.reserve(rows.len());
         }
         match view {
-            ColumnView::Null => range.for_each(|_| self.push_id(0)),
             // Intern each dictionary value once, on first use (unless the dictionary is much
             // larger than the rows taken from it).
             ColumnView::Str(StrView::Dict { keys, values })
-                if values.len() <= 2 * range.len() + 1024 =>
+                if values.len() <= 2 * rows.len() + 1024 =>
             {
                 const UNSEEN: u32 = u32::MAX;
                 let mut ids = vec![UNSEEN; values.len()];
-                for &k in &keys[range] {
+                for r in rows {
+                    let k = keys.get(r).copied().unwrap_or(NULL_KEY);
                     let id = match ids.get_mut(k as usize) {
                         None => 0, // NULL_KEY
                         Some(id) => {
@@ -271,51 +289,12 @@ impl StringDim {
                 // A cache of the previous value would save the hash on sorted input but cost a
                 // string compare per row otherwise; hashing short strings is as cheap (measured
                 // on the TSBS data).
-                for i in range {
-                    let id = v.get(i).map_or(0, |s| self.intern(s));
+                for r in rows {
+                    let id = v.get(r).map_or(0, |s| self.intern(s));
                     self.push_id(id);
                 }
             }
-            ColumnView::Long { .. } | ColumnView::Double { .. } | ColumnView::Rows => return None,
-        }
-        Some(())
-    }
-
-    /// Append cells `rows` of a string (or all-null) column, as [`StringDim::extend`] does a
-    /// range; any other column appends nulls (the caller has checked the column).
-    fn gather(&mut self, view: &ColumnView<'_>, rows: &[u32]) {
-        if self.offsets.is_none() {
-            self.ids.reserve(rows.len());
-        }
-        match view {
-            // Intern each dictionary value once, on first use (unless the dictionary is much
-            // larger than the rows taken from it).
-            ColumnView::Str(StrView::Dict { keys, values })
-                if values.len() <= 2 * rows.len() + 1024 =>
-            {
-                const UNSEEN: u32 = u32::MAX;
-                let mut ids = vec![UNSEEN; values.len()];
-                for &r in rows {
-                    let k = keys.get(r as usize).copied().unwrap_or(NULL_KEY);
-                    let id = match ids.get_mut(k as usize) {
-                        None => 0, // NULL_KEY
-                        Some(id) => {
-                            if *id == UNSEEN {
-                                *id = values.get(k as usize).map_or(0, |s| self.intern(s));
-                            }
-                            *id
-                        }
-                    };
-                    self.push_id(id);
-                }
-            }
-            ColumnView::Str(v) => {
-                for &r in rows {
-                    let id = v.get(r as usize).map_or(0, |s| self.intern(s));
-                    self.push_id(id);
-                }
-            }
-            _ => rows.iter().for_each(|_| self.push_id(0)),
+            _ => rows.for_each(|_| self.push_id(0)),
         }
     }
 
