@@ -63,6 +63,25 @@ impl Totals {
         }
     }
 
+    /// Run one batch's engine push (of `rows` rows, as the stream numbers them) on the
+    /// blocking pool and count its report; an engine error ends the call.
+    async fn push(
+        &mut self,
+        rows: u64,
+        push: impl FnOnce() -> basalt_engine::Result<basalt_engine::realtime::PushReport>
+        + Send
+        + 'static,
+    ) -> Result<(), Status> {
+        let first = self.rows_seen;
+        self.rows_seen += rows;
+        let report = tokio::task::spawn_blocking(push)
+            .await
+            .map_err(|e| Status::internal(format!("push task failed: {e}")))?
+            .map_err(|e| self.fail(status_from(e)))?;
+        self.add(report, first);
+        Ok(())
+    }
+
     /// An error status that still tells the client what was durably accepted before it.
     fn fail(&self, status: Status) -> Status {
         Status::new(
@@ -107,40 +126,27 @@ impl IngestService for IngestApi {
                     // One engine call for the batch: it parses (rows that are not JSON are
                     // rejected with a reason, counted against maxParseExceptions), logs and
                     // indexes the rows.
-                    let first = totals.rows_seen;
-                    totals.rows_seen += json.rows.len() as u64;
                     let rows = json.rows;
-                    let report =
-                        tokio::task::spawn_blocking(move || engine.push_json_texts(&ds, &rows))
-                            .await
-                            .map_err(|e| Status::internal(format!("push task failed: {e}")))?
-                            .map_err(|e| totals.fail(status_from(e)))?;
-                    totals.add(report, first);
+                    let n = rows.len() as u64;
+                    totals
+                        .push(n, move || engine.push_json_texts(&ds, &rows))
+                        .await?;
                 }
                 Some(Rows::Ndjson(body)) => {
                     // Rows are numbered by line over the stream (blank lines count).
-                    let first = totals.rows_seen;
-                    totals.rows_seen += ndjson_lines(&body);
-                    let report =
-                        tokio::task::spawn_blocking(move || engine.push_ndjson(&ds, &body))
-                            .await
-                            .map_err(|e| Status::internal(format!("push task failed: {e}")))?
-                            .map_err(|e| totals.fail(status_from(e)))?;
-                    totals.add(report, first);
+                    let n = ndjson_lines(&body);
+                    totals
+                        .push(n, move || engine.push_ndjson(&ds, &body))
+                        .await?;
                 }
                 Some(Rows::ArrowIpc(bytes)) => {
                     let batches = ipc_to_batches(bytes).map_err(|s| totals.fail(s))?;
                     for batch in batches {
-                        let first = totals.rows_seen;
-                        totals.rows_seen += batch.num_rows() as u64;
-                        let engine = engine.clone();
-                        let ds = ds.clone();
-                        let report =
-                            tokio::task::spawn_blocking(move || engine.push_arrow(&ds, &batch))
-                                .await
-                                .map_err(|e| Status::internal(format!("push task failed: {e}")))?
-                                .map_err(|e| totals.fail(status_from(e)))?;
-                        totals.add(report, first);
+                        let (engine, ds) = (engine.clone(), ds.clone());
+                        let n = batch.num_rows() as u64;
+                        totals
+                            .push(n, move || engine.push_arrow(&ds, &batch))
+                            .await?;
                     }
                 }
             }
