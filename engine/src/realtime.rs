@@ -263,6 +263,11 @@ pub struct RealtimeStats {
     pub persists: u64,
     /// Piece merges done.
     pub merges: u64,
+    /// Rows written into pieces by freezes (rows as pushed, before rollup).
+    pub rows_frozen: u64,
+    /// Rows written by merges (rolled-up rows of the merged pieces): over `rows_frozen`, how
+    /// many times a frozen row is written again before handoff.
+    pub rows_merged: u64,
     /// Handoffs published.
     pub handoffs: u64,
     /// Segments published by handoffs.
@@ -300,6 +305,8 @@ struct State {
 struct Counters {
     persists: AtomicU64,
     merges: AtomicU64,
+    rows_frozen: AtomicU64,
+    rows_merged: AtomicU64,
     handoffs: AtomicU64,
     segments_published: AtomicU64,
     rows_accepted: AtomicU64,
@@ -1592,6 +1599,7 @@ impl Shared {
         self.release_memory(bytes, rows);
         res?;
         self.counters.persists.fetch_add(1, Ordering::Relaxed);
+        self.counters.rows_frozen.fetch_add(rows, Ordering::Relaxed);
         Ok(())
     }
 
@@ -1626,6 +1634,7 @@ impl Shared {
         let segment = res?;
         sink.lock().pieces.push(index::Piece { segment, path });
         self.counters.persists.fetch_add(1, Ordering::Relaxed);
+        self.counters.rows_frozen.fetch_add(rows, Ordering::Relaxed);
         Ok(())
     }
 
@@ -1684,6 +1693,8 @@ impl Shared {
             pieces,
             persists: c.persists.load(Ordering::Relaxed),
             merges: c.merges.load(Ordering::Relaxed),
+            rows_frozen: c.rows_frozen.load(Ordering::Relaxed),
+            rows_merged: c.rows_merged.load(Ordering::Relaxed),
             handoffs: c.handoffs.load(Ordering::Relaxed),
             segments_published: c.segments_published.load(Ordering::Relaxed),
             rows_accepted: c.rows_accepted.load(Ordering::Relaxed),
@@ -1773,11 +1784,15 @@ impl Shared {
     /// memory budget are taken ([`persist::merge_bytes`]); when not even the two smallest fit,
     /// the pieces wait for handoff.
     ///
-    /// Which pieces ([`merge_run`]): the two smallest, then the next smallest for as long as
+    /// Which pieces ([`merge_take`]): the two smallest, then the next smallest for as long as
     /// each is no larger than those taken together. Pieces so grow geometrically and a row is
     /// rewritten about log(rows of the sink) times, where merging a fixed share of the pieces
     /// would rewrite the largest piece every few freezes (a cost that grows with the square of
-    /// the sink's rows).
+    /// the sink's rows). Such a run is merged once it has [`MERGE_FAN_IN`] pieces, or when the
+    /// memory bound is what ends it (the merged piece is then as large as a merge may make
+    /// it); a shorter run waits for more pieces. Merging two pieces of unequal size as soon as
+    /// the count passes the limit would rewrite the larger again and again as small pieces come
+    /// in, one at a time, until it reaches the bound.
     ///
     /// Merges and handoffs run only inside [`Shared::tick`], one round at a time (`work`), so the
     /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
@@ -1789,20 +1804,19 @@ impl Shared {
             let mut order: Vec<&index::Piece> = sk.pieces.iter().collect();
             order.sort_by_key(|p| p.segment.num_rows());
             let sizes: Vec<u64> = order.iter().map(|p| p.segment.num_rows()).collect();
-            let want = merge_run(&sizes);
-            let mut take: Vec<index::Piece> = Vec::new();
-            let mut bytes = 0;
-            for p in order.into_iter().take(want) {
-                take.push(p.clone());
-                let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
-                let b = persist::merge_bytes(&segs);
-                if b > limit {
-                    take.pop();
-                    break;
-                }
-                bytes = b;
-            }
-            (sk.schema.clone(), sk.key.interval, take, bytes)
+            let fan_in = MERGE_FAN_IN.min(self.config.max_pieces_per_sink);
+            let n = merge_take(&sizes, fan_in, |n| {
+                let segs: Vec<SegmentRef> = order[..n].iter().map(|p| p.segment.clone()).collect();
+                persist::merge_bytes(&segs) <= limit
+            });
+            let take: Vec<index::Piece> = order[..n].iter().map(|p| (*p).clone()).collect();
+            let segs: Vec<SegmentRef> = take.iter().map(|p| p.segment.clone()).collect();
+            (
+                sk.schema.clone(),
+                sk.key.interval,
+                take,
+                persist::merge_bytes(&segs),
+            )
         };
         if take.len() < 2 {
             return Ok(());
@@ -1832,8 +1846,32 @@ impl Shared {
             let _ = std::fs::remove_file(&p.path);
         }
         self.counters.merges.fetch_add(1, Ordering::Relaxed);
+        let merged: u64 = take.iter().map(|p| p.segment.num_rows()).sum();
+        self.counters
+            .rows_merged
+            .fetch_add(merged, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Pieces a merge takes at least, unless the memory bound ends its run (see
+/// [`Shared::merge_pieces`]); at most the sink's `max_pieces_per_sink`.
+const MERGE_FAN_IN: usize = 4;
+
+/// How many of the smallest pieces to merge (0: none yet), given their sizes in ascending
+/// order and whether a merge of the first `n` fits the memory bound: the run of
+/// [`merge_run`] as far as it fits, if it has `fan_in` pieces or the bound ended it (with at
+/// least two).
+fn merge_take(ascending: &[u64], fan_in: usize, fits: impl Fn(usize) -> bool) -> usize {
+    let want = merge_run(ascending);
+    let mut take = 0;
+    for n in 1..=want {
+        if !fits(n) {
+            return if take >= 2 { take } else { 0 };
+        }
+        take = n;
+    }
+    if take >= fan_in.max(2) { take } else { 0 }
 }
 
 /// How many of the smallest pieces to merge, given their sizes in ascending order: the two
@@ -1912,7 +1950,7 @@ impl crate::engine::Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::{batch_bytes, merge_run};
+    use super::{MERGE_FAN_IN, batch_bytes, merge_run, merge_take};
 
     #[test]
     #[allow(clippy::unwrap_used)]
@@ -1965,23 +2003,92 @@ mod tests {
         assert_eq!(merge_run(&[]), 0);
     }
 
-    /// Rows rewritten by merges, per row frozen, for a sink fed `freezes` equal pieces and
-    /// merged whenever it has more than `max_pieces`.
-    fn rewrites_per_row(freezes: u64, max_pieces: usize) -> f64 {
+    /// Rows rewritten by merges per row frozen, and the pieces left, for a sink fed `freezes`
+    /// pieces (sizes cycled from `sizes`) and merged as [`Shared::merge_pieces`] does whenever
+    /// it has more than `max_pieces`, with merges bounded to `cap` rows.
+    fn simulate(freezes: u64, sizes: &[u64], max_pieces: usize, cap: u64) -> (f64, usize) {
+        simulate_with(
+            freezes,
+            sizes,
+            max_pieces,
+            cap,
+            MERGE_FAN_IN.min(max_pieces),
+        )
+    }
+
+    fn simulate_with(
+        freezes: u64,
+        sizes: &[u64],
+        max_pieces: usize,
+        cap: u64,
+        fan_in: usize,
+    ) -> (f64, usize) {
         let mut pieces: Vec<u64> = Vec::new();
-        let mut rewritten = 0u64;
-        for _ in 0..freezes {
-            pieces.push(1);
+        let (mut rewritten, mut frozen) = (0u64, 0u64);
+        for i in 0..freezes {
+            let size = sizes[i as usize % sizes.len()];
+            pieces.push(size);
+            frozen += size;
             if pieces.len() > max_pieces {
                 pieces.sort_unstable();
-                let n = merge_run(&pieces);
-                let merged: u64 = pieces.drain(..n).sum();
-                rewritten += merged;
-                pieces.push(merged);
+                let n = merge_take(&pieces, fan_in, |n| pieces[..n].iter().sum::<u64>() <= cap);
+                if n > 0 {
+                    let merged: u64 = pieces.drain(..n).sum();
+                    rewritten += merged;
+                    pieces.push(merged);
+                }
             }
-            assert!(pieces.len() <= max_pieces);
         }
-        rewritten as f64 / freezes as f64
+        (rewritten as f64 / frozen as f64, pieces.len())
+    }
+
+    fn rewrites_per_row(freezes: u64, max_pieces: usize) -> f64 {
+        let (rewrites, pieces) = simulate(freezes, &[1], max_pieces, u64::MAX);
+        assert!(pieces <= max_pieces + MERGE_FAN_IN, "{pieces}");
+        rewrites
+    }
+
+    #[test]
+    fn merge_take_waits_for_a_full_run_unless_the_bound_ends_it() {
+        let all = |_: usize| true;
+        assert_eq!(merge_take(&[5, 5, 5, 5, 9], 4, all), 5);
+        // A run of three waits for a fourth piece.
+        assert_eq!(merge_take(&[1, 1, 2, 9, 9], 4, all), 0);
+        assert_eq!(merge_take(&[1, 1, 1, 2, 9], 4, all), 4);
+        // A small piece is not merged into a much larger one.
+        assert_eq!(merge_take(&[1, 6, 9, 9], 4, all), 0);
+        // The bound ends the run: what fits is merged, if two or more.
+        assert_eq!(merge_take(&[3, 3, 3, 3], 4, |n| n <= 3), 3);
+        assert_eq!(merge_take(&[3, 3, 3, 3], 4, |n| n <= 2), 2);
+        assert_eq!(merge_take(&[3, 3, 3, 3], 4, |n| n <= 1), 0);
+        // With a fan-in of two, any two smallest are merged (as when max_pieces_per_sink = 2).
+        assert_eq!(merge_take(&[1, 6, 9], 2, all), 2);
+        assert_eq!(merge_take(&[7], 4, all), 0);
+        assert_eq!(merge_take(&[], 4, all), 0);
+    }
+
+    #[test]
+    fn bounded_merges_wait_for_runs_of_comparable_pieces() {
+        // Freezes of varied sizes (a query freezes whatever is pending) into merges bounded to
+        // 3.9 times the largest freeze, as in a fast sink; then small, query-sized freezes.
+        // Against merging the two smallest whenever the count passes the limit (a fan-in of
+        // two), which reaches the bound in steps of one small piece, rewriting the growing
+        // piece each time: fewer rewrites, about as many pieces left.
+        for (sizes, cap) in [
+            (&[180, 180, 120, 60, 180, 150][..], 700),
+            (&[20, 50, 10][..], 1000),
+        ] {
+            let (rewrites, pieces) = simulate(600, sizes, 8, cap);
+            let (pairwise, pairwise_pieces) = simulate_with(600, sizes, 8, cap, 2);
+            eprintln!(
+                "{sizes:?} cap {cap}: {rewrites:.2} rewrites, {pieces} pieces; pairwise {pairwise:.2}, {pairwise_pieces}"
+            );
+            assert!(rewrites < 0.7 * pairwise, "{rewrites} vs {pairwise}");
+            assert!(
+                pieces <= pairwise_pieces + pairwise_pieces / 5 + 2,
+                "{pieces} vs {pairwise_pieces}"
+            );
+        }
     }
 
     #[test]

@@ -88,6 +88,18 @@ const REALTIME_SERIES: &[RealtimeSeries] = &[
         |s| s.merges,
     ),
     (
+        "basalt_realtime_rows_frozen_total",
+        "Rows written into realtime pieces by freezes",
+        true,
+        |s| s.rows_frozen,
+    ),
+    (
+        "basalt_realtime_rows_merged_total",
+        "Rows written again by merges of realtime pieces",
+        true,
+        |s| s.rows_merged,
+    ),
+    (
         "basalt_realtime_handoffs_total",
         "Realtime handoffs published",
         true,

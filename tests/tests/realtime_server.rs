@@ -219,6 +219,12 @@ fn pushes_over_http_and_grpc_are_queryable_at_once() {
     assert!(value("basalt_realtime_persists_total") >= 1.0);
     assert!(value("basalt_realtime_pieces") >= 1.0);
     assert!(text.contains("# TYPE basalt_realtime_merges_total counter"));
+    // Every accepted row was frozen once; the few pieces were not merged.
+    assert_eq!(
+        value("basalt_realtime_rows_frozen_total"),
+        (50 + 20 + 29) as f64
+    );
+    assert_eq!(value("basalt_realtime_rows_merged_total"), 0.0);
 
     // Graceful stop flushes; a restart has every row exactly once.
     let dir = {
