@@ -148,6 +148,13 @@ pub struct RealtimeConfig {
     pub max_reported_errors: usize,
     /// Rows per final segment at handoff (more rows give more partitions).
     pub rows_per_segment: u64,
+    /// Rows (rolled up, as frozen; pending rows as pushed) at which a sink is handed off
+    /// while its interval is still open, like a full segment in Druid's streaming ingestion:
+    /// later rows of the interval go to a new sink, published as further partitions. Bounds
+    /// what one sink holds in the WAL and in scratch pieces (otherwise an interval's rows, an
+    /// hour of them at full push rate, all wait for the interval to close) and the work of
+    /// each handoff.
+    pub max_rows_per_sink: u64,
     /// Pieces a sink may have before they are merged into one.
     pub max_pieces_per_sink: usize,
     /// Size at which the WAL moves on to a new file.
@@ -176,6 +183,7 @@ impl Default for RealtimeConfig {
             max_parse_exceptions: u64::MAX,
             max_reported_errors: 100,
             rows_per_segment: 5_000_000,
+            max_rows_per_sink: 5_000_000,
             max_pieces_per_sink: 8,
             wal_file_bytes: 64 << 20,
             tick: Duration::from_millis(100),
@@ -197,6 +205,9 @@ impl RealtimeConfig {
         }
         if self.max_bytes_in_memory > self.memory_budget_bytes {
             return bad("max_bytes_in_memory must not exceed memory_budget_bytes");
+        }
+        if self.max_rows_per_sink == 0 {
+            return bad("max_rows_per_sink must be at least 1");
         }
         if self.rows_per_segment == 0 {
             return bad("rows_per_segment must be at least 1");

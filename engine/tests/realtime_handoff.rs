@@ -209,3 +209,83 @@ fn rollup_and_sketches_survive_persist_merge_and_handoff() {
     );
     assert!(stored_after < all.len() as i64, "rollup merged nothing");
 }
+
+/// A sink that reaches `max_rows_per_sink` is handed off with its interval still open: its rows
+/// are published as partitions of the interval, later rows go to a new sink, the WAL files only
+/// the full sink needed are deleted, and every query (and a reopen) sees each row once.
+#[test]
+fn a_full_sink_is_handed_off_before_its_interval_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(T0 + 30 * 60_000);
+    let cfg = RealtimeConfig {
+        max_rows_per_sink: 500,
+        max_rows_in_memory: 200,
+        wal_file_bytes: 8 << 10,
+        ..config(&clock)
+    };
+    let engine = Arc::new(open(dir.path(), cfg.clone()));
+    create(&engine, "m", false);
+    let mut rng = rng(21);
+    // WAL files present, and the sequence number of the newest.
+    let wal_files = || {
+        let seqs: Vec<u64> = std::fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".wal")?.parse().ok()
+            })
+            .collect();
+        (seqs.len(), seqs.into_iter().max().unwrap_or(0))
+    };
+    let mut all = Vec::new();
+    let mut most_wal_files = 0;
+    // Hour 0 stays open throughout (the clock does not move). A sink is full after three
+    // pushes; the last push's rows stay in a live sink.
+    for i in 0..13 {
+        let batch = rows(&mut rng, 200, T0, HOUR);
+        assert_eq!(engine.push_json_rows("m", &batch).unwrap().accepted, 200);
+        all.extend(batch);
+        engine.realtime_tick().unwrap();
+        assert_eq!(query(&engine, "m"), reference(&all), "after push {i}");
+        most_wal_files = most_wal_files.max(wal_files().0);
+    }
+    let stats = engine.realtime_stats();
+    assert!(stats.handoffs >= 3, "{stats:?}");
+    assert_eq!(stats.sinks, 1, "{stats:?}");
+    let segs = engine
+        .data_dir()
+        .catalog()
+        .used_segments(Some("m"))
+        .unwrap();
+    assert_eq!(segs.len() as u64, stats.segments_published, "{segs:?}");
+    assert!(segs.iter().all(|s| s.id.interval == segs[0].id.interval
+        && s.id.interval.start == T0
+        && s.id.version == segs[0].id.version));
+    let mut partitions: Vec<u32> = segs.iter().map(|s| s.id.partition).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    assert_eq!(partitions.len(), segs.len(), "{segs:?}");
+    // Each handoff took at least max_rows_per_sink rows (no rollup: rows as pushed).
+    let published: u64 = segs.iter().map(|s| s.num_rows).sum();
+    assert!(
+        published >= 500 * stats.handoffs,
+        "{published} rows, {stats:?}"
+    );
+    // The WAL moved through several files (one per two pushes) but only ever held about what
+    // the live sink needs: each handoff deleted the files of the sink it published.
+    let (files, newest) = wal_files();
+    assert!(newest >= 6, "{newest}");
+    assert!(
+        most_wal_files <= 3 && files <= 2,
+        "{most_wal_files}, {files}"
+    );
+    assert_eq!(query(&engine, "m"), reference(&all), "after the pushes");
+
+    // A reopen replays only the live sink's rows, and still sees each row once.
+    drop(engine);
+    let engine = open(dir.path(), cfg);
+    let replayed = engine.realtime_stats().rows_replayed;
+    assert_eq!(replayed, 2600 - published, "{published} published");
+    assert_eq!(replayed, 200);
+    assert_eq!(query(&engine, "m"), reference(&all), "after reopen");
+}

@@ -33,6 +33,7 @@
 //! window_period_secs = 600         # late-row window after an interval ends, before handoff
 //! late_data_max_lateness_secs = 86400  # older rows are rejected "too late"; unset = any age
 //! max_parse_exceptions = 1000      # more bad rows than this reject the whole push
+//! max_rows_per_sink = 5000000      # rows of one interval's sink that hand it off early
 //! ```
 
 use std::net::SocketAddr;
@@ -116,6 +117,7 @@ struct FileRealtime {
     window_period_secs: Option<u64>,
     late_data_max_lateness_secs: Option<u64>,
     max_parse_exceptions: Option<u64>,
+    max_rows_per_sink: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +186,10 @@ pub struct ServeArgs {
     /// (also `BASALT_MAX_ROWS_IN_MEMORY`).
     #[arg(long)]
     pub max_rows_in_memory: Option<u64>,
+    /// Rows of one interval's sink that hand it off before the interval closes
+    /// [default: 5000000] (also `BASALT_MAX_ROWS_PER_SINK`).
+    #[arg(long)]
+    pub max_rows_per_sink: Option<u64>,
 }
 
 /// Parse an fsync policy: `always`, `interval` (100 ms) or `interval:MS`.
@@ -290,6 +296,9 @@ impl ServerConfig {
         if let Some(v) = r.max_parse_exceptions {
             rt.max_parse_exceptions = v;
         }
+        if let Some(v) = r.max_rows_per_sink {
+            rt.max_rows_per_sink = v;
+        }
         Ok(r.max_bytes_in_memory.is_some())
     }
 
@@ -342,6 +351,9 @@ impl ServerConfig {
         if let Some(v) = env("BASALT_MAX_ROWS_IN_MEMORY") {
             self.realtime.max_rows_in_memory = parse("BASALT_MAX_ROWS_IN_MEMORY", &v)?;
         }
+        if let Some(v) = env("BASALT_MAX_ROWS_PER_SINK") {
+            self.realtime.max_rows_per_sink = parse("BASALT_MAX_ROWS_PER_SINK", &v)?;
+        }
         Ok(())
     }
 
@@ -360,6 +372,9 @@ impl ServerConfig {
         }
         if let Some(v) = a.max_rows_in_memory {
             self.realtime.max_rows_in_memory = v;
+        }
+        if let Some(v) = a.max_rows_per_sink {
+            self.realtime.max_rows_per_sink = v;
         }
         if let Some(v) = &a.data_dir {
             self.data_dir = v.clone();

@@ -271,7 +271,7 @@ fn sigkill_during_push_persist_and_handoff_loses_and_doubles_nothing() {
     let mut rng = Rng(seed);
     // Minute segments, a 1 s window and 150 ms persists: rows stamped over the last few minutes
     // land in closed intervals, so persists, handoffs and late-row partitions all happen while
-    // the client pushes.
+    // the client pushes; and sinks of 1000 rows are handed off before their minute closes.
     let flags = [
         "--window-period-secs",
         "1",
@@ -279,6 +279,8 @@ fn sigkill_during_push_persist_and_handoff_loses_and_doubles_nothing() {
         "150",
         "--max-rows-in-memory",
         "400",
+        "--max-rows-per-sink",
+        "1000",
     ];
     let mut dir = tempfile::tempdir().unwrap();
     let mut acked: HashSet<String> = HashSet::new();

@@ -1,6 +1,11 @@
 //! Handoff: merge a closed sink's pieces into final segments, publish them atomically, drop the
 //! sink, delete the WAL files no live sink needs.
 //!
+//! A sink is handed off when its interval closes (its end plus the window period), or earlier,
+//! once it holds `max_rows_per_sink` rows: pushes then route the interval's rows to a new sink
+//! (the next partition range of the same version), and the full one is handed off like a
+//! closed one.
+//!
 //! Crash points, and why each is safe (see the `crate::realtime` docs for the marker rule):
 //! - before the catalog commit: nothing is published; replay rebuilds the sink from the WAL
 //!   (staged files are removed when the data directory opens);
@@ -29,7 +34,7 @@ pub(crate) fn handoff_due(sh: &Shared) -> Result<()> {
             let mut sk = s.lock();
             let closed = k.interval.end.saturating_add(window) <= now
                 && sk.created_ms.saturating_add(window) <= now;
-            if closed || sk.handing_off {
+            if closed || sk.handing_off || sk.rows() >= sh.config.max_rows_per_sink {
                 sk.handing_off = true;
                 due.push((k.clone(), s.clone()));
             }

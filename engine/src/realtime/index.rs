@@ -92,6 +92,15 @@ pub struct Sink {
 }
 
 impl Sink {
+    /// Rows held: the frozen pieces' (rolled up) and the pending ones (as pushed).
+    pub fn rows(&self) -> u64 {
+        self.pieces
+            .iter()
+            .map(|p| p.segment.num_rows())
+            .sum::<u64>()
+            + self.pending.num_rows() as u64
+    }
+
     /// A new, empty sink.
     pub fn new(key: SinkKey, schema: Arc<DataSchema>, wal_file: u64, now_ms: i64) -> Result<Sink> {
         let pending = SegmentWriter::new(&schema, key.interval)?;
