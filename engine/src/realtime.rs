@@ -17,12 +17,13 @@
 //! 4. **Persist** ([`persist`]): a background thread freezes pending rows when a sink passes
 //!    `max_rows_in_memory`, the node passes `max_bytes_in_memory`, or `intermediate_persist_period`
 //!    passes; pieces are memory-mapped files under `<data>/realtime/`, so memory is released.
-//!    Many pieces of a sink are merged into one. Pushes beyond `memory_budget_bytes` of pending
-//!    rows fail with the retryable [`Error::ResourcesExhausted`].
+//!    Many pieces of a sink are merged into one, on a second thread that also runs handoffs (so
+//!    a build never holds up freezes). Pushes beyond `memory_budget_bytes` of pending rows fail
+//!    with the retryable [`Error::ResourcesExhausted`].
 //! 5. **Handoff** ([`handoff`]): once `interval end + window_period` (and `sink creation +
-//!    window_period`, for late sinks) has passed on the clock, the sink's pieces are merged into
-//!    final segments and published atomically; then the sink is dropped and WAL files no live
-//!    sink needs are deleted.
+//!    window_period`, for late sinks) has passed on the clock, or the sink holds
+//!    `max_rows_per_sink` rows, the sink's pieces are merged into final segments and published
+//!    atomically; then the sink is dropped and WAL files no live sink needs are deleted.
 //!
 //! **Exactly once, for queries and across crashes.** Every sink has a fixed identity
 //! ([`index::SinkKey`]: datasource, interval, version, first partition), chosen when it is
@@ -337,7 +338,7 @@ struct Counters {
 /// A cached schema: (datasource epoch checked at, spec text, parsed schema).
 type SchemaEntry = ((u64, i64), String, Arc<DataSchema>);
 
-/// Shared between the engine handle and the background thread.
+/// Shared between the engine handle and the background threads.
 #[derive(Debug)]
 pub(crate) struct Shared {
     config: RealtimeConfig,
@@ -360,17 +361,18 @@ pub(crate) struct Shared {
     wake: Condvar,
     /// Set by a simulated crash (`fail_after_publish`): no more background work.
     halted: AtomicBool,
-    /// Held for a whole round of background work ([`Shared::tick`]), which runs on the
-    /// background thread and on callers of `Engine::realtime_tick`: merges and handoffs work
-    /// outside the sink locks, so only one round may run at a time.
+    /// Held for a whole round of builds ([`Shared::build_due`]), which runs on the build
+    /// thread and on callers of `Engine::realtime_tick`: merges and handoffs work outside the
+    /// sink locks, so only one round may run at a time. Freezes do not take it.
     work: Mutex<()>,
 }
 
-/// The realtime node of one engine: owns the background thread.
+/// The realtime node of one engine: owns the background threads.
 #[derive(Debug)]
 pub struct Realtime {
     shared: Arc<Shared>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The freezing thread and the build thread.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// A realtime piece a query reads, with the sink it belongs to.
@@ -510,7 +512,7 @@ fn reject(report: &mut PushReport, cfg: &RealtimeConfig, row: u64, r: &Reject) {
 
 impl Realtime {
     /// Open realtime ingestion over `data`: empty the scratch directory, replay the WAL into
-    /// sinks (skipping sinks already handed off), start the background thread.
+    /// sinks (skipping sinks already handed off), start the background threads.
     pub(crate) fn open(data: Arc<DataDir>, config: RealtimeConfig) -> Result<Realtime> {
         config.validate()?;
         let root = data.root().to_path_buf();
@@ -564,15 +566,25 @@ impl Realtime {
             .wal_truncated_bytes
             .store(recovery.truncated_bytes, Ordering::Relaxed);
         shared.replay(recovery)?;
-        let bg = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("basalt-realtime".into())
-            .spawn(move || bg.run())
-            .map_err(|e| Error::internal(format!("cannot start the realtime thread: {e}")))?;
-        Ok(Realtime {
-            shared,
-            thread: Mutex::new(Some(thread)),
-        })
+        // Threads already started are stopped by `Realtime::drop` if a later one fails.
+        let realtime = Realtime {
+            shared: shared.clone(),
+            threads: Mutex::new(Vec::new()),
+        };
+        type Loop = fn(Arc<Shared>);
+        let threads: [(&str, Loop); 2] = [
+            ("basalt-realtime", Shared::run),
+            ("basalt-rt-build", Shared::run_builds),
+        ];
+        for (name, f) in threads {
+            let sh = shared.clone();
+            let t = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || f(sh))
+                .map_err(|e| Error::internal(format!("cannot start the thread {name}: {e}")))?;
+            realtime.threads.lock().push(t);
+        }
+        Ok(realtime)
     }
 
     /// Push JSON rows (objects) to `datasource`.
@@ -801,7 +813,7 @@ impl Realtime {
     fn stop_thread(&self) {
         *self.shared.stop.lock() = true;
         self.shared.wake.notify_all();
-        if let Some(t) = self.thread.lock().take() {
+        for t in std::mem::take(&mut *self.threads.lock()) {
             let _ = t.join();
         }
     }
@@ -1721,42 +1733,62 @@ impl Shared {
     }
 
     /// The background loop: a tick every `config.tick`, or sooner when woken.
+    /// Wait for the next tick (or a wake-up); false once stopped.
+    fn wait_tick(&self) -> bool {
+        let mut stop = self.stop.lock();
+        if *stop {
+            return false;
+        }
+        self.wake.wait_for(&mut stop, self.config.tick);
+        !*stop
+    }
+
+    fn count_error(&self, e: &Error, what: &str) {
+        tracing::error!(error = %e, "realtime {what} failed");
+        self.counters
+            .background_errors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The freezing thread: interval fsyncs and freezes, every tick or sooner when woken. It
+    /// never waits for a build, so pending rows keep being frozen (and memory released) while
+    /// a merge or a handoff runs on the build thread.
     fn run(self: Arc<Self>) {
         let mut last_sync = Instant::now();
-        loop {
-            {
-                let mut stop = self.stop.lock();
-                if *stop {
-                    return;
-                }
-                self.wake.wait_for(&mut stop, self.config.tick);
-                if *stop {
-                    return;
-                }
-            }
+        while self.wait_tick() {
             if let FsyncPolicy::Interval(d) = self.config.fsync
                 && last_sync.elapsed() >= d
             {
                 last_sync = Instant::now();
                 if let Err(e) = self.wal.sync_all() {
-                    tracing::error!(error = %e, "realtime WAL fsync failed");
-                    self.counters
-                        .background_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.count_error(&e, "WAL fsync");
                 }
             }
-            if let Err(e) = self.tick() {
-                tracing::error!(error = %e, "realtime background work failed");
-                self.counters
-                    .background_errors
-                    .fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = self.freeze_due() {
+                self.count_error(&e, "freeze");
             }
         }
     }
 
-    /// One round of background work: freezes, merges, handoffs.
+    /// The build thread: merges and handoffs, every tick.
+    fn run_builds(self: Arc<Self>) {
+        while self.wait_tick() {
+            if let Err(e) = self.build_due() {
+                self.count_error(&e, "background build");
+            }
+        }
+    }
+
+    /// One round of background work: freezes, then merges and handoffs.
     fn tick(&self) -> Result<()> {
-        let _work = self.work.lock();
+        let frozen = self.freeze_due();
+        let built = self.build_due();
+        frozen.and(built)
+    }
+
+    /// Freeze the sinks that are due: past `max_rows_in_memory` or the persist period, or all
+    /// of them when pending rows pass `freeze_bytes` or the process its memory ceiling.
+    fn freeze_due(&self) -> Result<()> {
         if self.halted.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -1774,7 +1806,20 @@ impl Shared {
             if due && let Err(e) = self.freeze(&s) {
                 first_err.get_or_insert(e);
             }
-            if s.lock().pieces.len() > cfg.max_pieces_per_sink
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Merges of sinks with too many pieces, then handoffs that are due: one round at a time
+    /// (`work`).
+    fn build_due(&self) -> Result<()> {
+        let _work = self.work.lock();
+        if self.halted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut first_err = None;
+        for s in self.sinks() {
+            if s.lock().pieces.len() > self.config.max_pieces_per_sink
                 && let Err(e) = self.merge_pieces(&s)
             {
                 first_err.get_or_insert(e);
@@ -1783,10 +1828,7 @@ impl Shared {
         if let Err(e) = handoff::handoff_due(self) {
             first_err.get_or_insert(e);
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Merge a sink's smallest pieces into one, without holding the sink: the pieces are read
@@ -1805,7 +1847,7 @@ impl Shared {
     /// the count passes the limit would rewrite the larger again and again as small pieces come
     /// in, one at a time, until it reaches the bound.
     ///
-    /// Merges and handoffs run only inside [`Shared::tick`], one round at a time (`work`), so the
+    /// Merges and handoffs run only inside [`Shared::build_due`], one round at a time (`work`), so the
     /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
     /// pieces).
     fn merge_pieces(&self, sink: &Mutex<Sink>) -> Result<()> {
