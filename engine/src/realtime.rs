@@ -1736,7 +1736,6 @@ impl Shared {
         }
     }
 
-    /// The background loop: a tick every `config.tick`, or sooner when woken.
     /// Wait for the next tick (or a wake-up); false once stopped.
     fn wait_tick(&self) -> bool {
         let mut stop = self.stop.lock();
@@ -1851,9 +1850,9 @@ impl Shared {
     /// the count passes the limit would rewrite the larger again and again as small pieces come
     /// in, one at a time, until it reaches the bound.
     ///
-    /// Merges and handoffs run only inside [`Shared::build_due`], one round at a time (`work`), so the
-    /// pieces taken here are still in the sink when the merge is swapped in (freezes only add
-    /// pieces).
+    /// Merges and handoffs run only inside [`Shared::build_due`], one round at a time
+    /// (`work`), so the pieces taken here are still in the sink when the merge is swapped in
+    /// (freezes, on their own thread, only add pieces).
     fn merge_pieces(&self, sink: &Mutex<Sink>) -> Result<()> {
         let limit = self.memory.build_limit;
         let (schema, interval, take, bytes) = {
